@@ -1,0 +1,40 @@
+# cereplay: build, test, benchmark and demo. See README.md.
+GO       ?= go
+BIN      ?= bin/cereplay
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+FUZZTIME ?= 10s
+
+.PHONY: all build test vet unit fuzz bench demo clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cereplay
+
+# test = vet + every test with the race detector + a short run of each fuzz target.
+test: vet unit fuzz
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+# Each fuzz target runs briefly; the seed corpus also runs in `unit`.
+fuzz:
+	@for t in $$(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' . | sed 's/^func //'); do \
+		pkg=$$(grep -rlE "^func $$t\(" --include='*_test.go' . | xargs -n1 dirname | head -1); \
+		echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+
+demo: build
+	./scripts/demo.sh
+
+clean:
+	rm -rf bin runs

@@ -1,0 +1,51 @@
+// Command cereplay records and replays Maestro's CloudEvents-over-gRPC
+// traffic. This package only parses flags and wires the library packages
+// together; every capability lives in an importable package.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+// run builds the app, runs it and maps the outcome to an exit code:
+// 0 success, 1 failure, 2 usage error. Errors go to stderr as one line.
+func run(args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	if err := app.Run(args); err != nil {
+		fmt.Fprintf(stderr, "cereplay: %v\n", oneLine(err))
+		return exitCode(err)
+	}
+	return 0
+}
+
+// newApp builds the cli.App with every command. Commands are listed here in
+// the order they appear in --help; each lives in its own file.
+func newApp(stdout, stderr io.Writer) *cli.App {
+	app := &cli.App{
+		Name:  "cereplay",
+		Usage: "record and replay Maestro's CloudEvents gRPC traffic",
+		Description: "cereplay generates, inspects, verifies and replays traces of the CloudEvents that\n" +
+			"flow between Maestro, its sources and its agents.\n\n" +
+			"Every flag can also be set from the environment: CEREPLAY_<COMMAND>_<FLAG>,\n" +
+			"for example CEREPLAY_CAT_LIMIT=10 for `cereplay cat --limit 10`.",
+		Writer:                 stdout,
+		ErrWriter:              stderr,
+		HideHelpCommand:        true,
+		UseShortOptionHandling: true,
+		OnUsageError:           onUsageError,
+		ExitErrHandler:         func(*cli.Context, error) {}, // run() prints and exits
+		Commands: []*cli.Command{
+			versionCommand(),
+		},
+	}
+	applyEnvVars(app)
+	return app
+}
