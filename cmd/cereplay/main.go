@@ -43,6 +43,12 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		OnUsageError:           onUsageError,
 		ExitErrHandler:         func(*cli.Context, error) {}, // run() prints and exits
 		Commands: []*cli.Command{
+			generateCommand(),
+			simCommand(),
+			replayCommand(),
+			inspectCommand(),
+			catCommand(),
+			verifyCommand(),
 			versionCommand(),
 		},
 	}
