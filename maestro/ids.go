@@ -1,0 +1,57 @@
+package maestro
+
+import (
+	"fmt"
+
+	"github.com/bwmarrin/snowflake"
+	"github.com/google/uuid"
+)
+
+// ManifestWorkGroupResource is the group-resource string the SDK source
+// client mixes into every resource id (common.ManifestWorkGR.String()).
+const ManifestWorkGroupResource = "manifestworks.work.open-cluster-management.io"
+
+// SequenceNode is the snowflake node of the SDK agent codec. Maestro
+// rejects a status whose sequence id has a different node than the one it
+// stored, so every agent must use this node (PROTOCOL.md §6).
+const SequenceNode = 1
+
+// ResourceID derives the id of a ManifestWork exactly as the SDK source
+// client does (clients/utils UID, called from ManifestWorkSourceClient.Create
+// with the consumer as namespace). Maestro uses it verbatim as the resource
+// bundle's primary key and as the work name on the agent.
+func ResourceID(sourceID, consumer, workName string) string {
+	name := sourceID + "-" + ManifestWorkGroupResource + "-" + consumer + "-" + workName
+	return uuid.NewSHA1(uuid.NameSpaceOID, []byte(name)).String()
+}
+
+// AgentID is the CloudEvents source a Maestro agent uses for a cluster, by
+// the agent chart's convention.
+func AgentID(cluster string) string {
+	return cluster + AgentIDSuffix
+}
+
+// SequenceIDs mints the status sequence ids of the agent codec: node-1
+// snowflakes. Maestro stores a status only if its sequence id is strictly
+// newer than the stored one, so a replayer needs a fresh, increasing id for
+// every status it sends. Safe for concurrent use; ids are strictly
+// increasing across goroutines.
+type SequenceIDs struct {
+	node *snowflake.Node
+}
+
+// NewSequenceIDs returns a generator of node-1 snowflake ids.
+func NewSequenceIDs() *SequenceIDs {
+	node, err := snowflake.NewNode(SequenceNode)
+	if err != nil {
+		// Node 1 is always inside snowflake's default 10-bit node range.
+		panic(fmt.Sprintf("maestro: snowflake node %d: %v", SequenceNode, err))
+	}
+	return &SequenceIDs{node: node}
+}
+
+// Next returns the next sequence id as the decimal string the agent codec
+// puts in ce-sequenceid.
+func (s *SequenceIDs) Next() string {
+	return s.node.Generate().String()
+}
