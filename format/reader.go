@@ -1,0 +1,279 @@
+package format
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Reader streams the records of a trace in order. Segments are read,
+// checked and decompressed ahead of the caller, in parallel, a bounded
+// number at a time: memory is a few segments whatever the trace size.
+// A Reader is not safe for concurrent use.
+type Reader struct {
+	m     *Manifest // nil for OpenSegment
+	files []segFile
+
+	dec     *zstd.Decoder
+	results chan chan segResult // one per segment, in order
+	done    chan struct{}
+	wg      sync.WaitGroup
+
+	cur   []Record
+	pos   int
+	seg   int // segments consumed
+	last  time.Duration
+	err   error // sticky; io.EOF at the end
+	close sync.Once
+}
+
+type segFile struct {
+	path string
+	info *SegmentInfo // nil when there is no manifest
+}
+
+type segResult struct {
+	recs []Record
+	err  error
+}
+
+// Open opens the trace in dir: it reads and checks the manifest and that
+// every segment file exists, then starts decoding ahead.
+func Open(dir string) (*Reader, error) {
+	m, err := ReadManifest(dir)
+	if err != nil {
+		return nil, err
+	}
+	files := make([]segFile, len(m.Segments))
+	for i := range m.Segments {
+		path := filepath.Join(dir, m.Segments[i].Name)
+		if _, err := os.Stat(path); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fileErr(path, 0, fmt.Errorf("%w: segment %d of %d named in the manifest is not there", ErrMissingSegment, i+1, len(m.Segments)))
+			}
+			return nil, fmt.Errorf("format: open trace: %w", err)
+		}
+		files[i] = segFile{path: path, info: &m.Segments[i]}
+	}
+	return newReader(m, files)
+}
+
+// OpenSegment reads a single segment file without a manifest (for
+// salvaging a damaged or unfinished trace). Its Manifest is nil, and
+// nothing checks the file against a SHA-256.
+func OpenSegment(path string) (*Reader, error) {
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fileErr(path, 0, fmt.Errorf("%w: %v", ErrMissingSegment, err))
+		}
+		return nil, fmt.Errorf("format: open segment: %w", err)
+	}
+	return newReader(nil, []segFile{{path: path}})
+}
+
+func newReader(m *Manifest, files []segFile) (*Reader, error) {
+	ahead := max(2, runtime.GOMAXPROCS(0))
+	dec, err := newDecoder(ahead + 1)
+	if err != nil {
+		return nil, err
+	}
+	r := &Reader{
+		m:       m,
+		files:   files,
+		dec:     dec,
+		results: make(chan chan segResult, ahead),
+		done:    make(chan struct{}),
+	}
+	r.wg.Add(1)
+	go r.feed()
+	return r, nil
+}
+
+func newDecoder(concurrency int) (*zstd.Decoder, error) {
+	dec, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(concurrency),
+		zstd.WithDecoderMaxMemory(MaxSegmentSize),
+		zstd.WithDecoderLowmem(false))
+	if err != nil {
+		return nil, fmt.Errorf("format: zstd decoder: %w", err)
+	}
+	return dec, nil
+}
+
+// feed starts decoding segments in order, at most cap(results) ahead of
+// the one the caller is reading.
+func (r *Reader) feed() {
+	defer r.wg.Done()
+	defer close(r.results)
+	for _, f := range r.files {
+		ch := make(chan segResult, 1)
+		select {
+		case r.results <- ch:
+		case <-r.done:
+			return
+		}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			recs, err := readSegment(r.dec, f.path, f.info)
+			ch <- segResult{recs, err}
+		}()
+	}
+}
+
+// Manifest returns the trace's manifest (nil for OpenSegment).
+func (r *Reader) Manifest() *Manifest { return r.m }
+
+// Next returns the next record, or io.EOF after the last one. The record
+// and its Data stay valid and unchanged after later calls. Damage gives a
+// *CorruptionError; after any error Next keeps returning it.
+func (r *Reader) Next() (*Record, error) {
+	for r.pos >= len(r.cur) {
+		if r.err != nil {
+			return nil, r.err
+		}
+		ch, ok := <-r.results
+		if !ok {
+			r.err = io.EOF
+			if r.seg < len(r.files) { // closed early
+				r.err = errors.New("format: reader closed")
+			}
+			return nil, r.err
+		}
+		res := <-ch
+		f := r.files[r.seg]
+		r.seg++
+		if res.err != nil {
+			r.err = res.err
+			return nil, r.err
+		}
+		if len(res.recs) > 0 && res.recs[0].Offset < r.last {
+			r.err = streamErr(f.path, int64(segmentHeaderSize), 0, fmt.Errorf("%w: first offset %d ns is before the previous segment's last %d ns", ErrOrder, res.recs[0].Offset, r.last))
+			return nil, r.err
+		}
+		r.cur, r.pos = res.recs, 0
+	}
+	rec := &r.cur[r.pos]
+	r.pos++
+	r.last = rec.Offset
+	return rec, nil
+}
+
+// Close stops decoding ahead and releases the decoder. Records already
+// returned stay valid.
+func (r *Reader) Close() error {
+	r.close.Do(func() {
+		close(r.done)
+		// Unblock the feeder and drop results nobody will read.
+		for range r.results {
+		}
+		r.wg.Wait()
+		r.dec.Close()
+		r.cur = nil
+		if r.err == nil {
+			r.err = errors.New("format: reader closed")
+		}
+	})
+	return nil
+}
+
+// readSegment reads, checks and decodes one segment file. info, when not
+// nil, is what the manifest says about it.
+func readSegment(dec *zstd.Decoder, path string, info *SegmentInfo) ([]Record, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fileErr(path, 0, fmt.Errorf("%w: %v", ErrMissingSegment, err))
+		}
+		return nil, fmt.Errorf("format: read segment: %w", err)
+	}
+	shaOK := true
+	var dst []byte
+	if info != nil {
+		if n := int64(len(b)); n < info.CompressedBytes {
+			return nil, fileErr(path, n, fmt.Errorf("%w: file is %d bytes, the manifest says %d", ErrTruncated, n, info.CompressedBytes))
+		} else if n > info.CompressedBytes {
+			return nil, fileErr(path, info.CompressedBytes, fmt.Errorf("%w: file is %d bytes, the manifest says %d", ErrChecksum, n, info.CompressedBytes))
+		}
+		sum := sha256.Sum256(b)
+		shaOK = hex.EncodeToString(sum[:]) == info.SHA256
+		dst = make([]byte, 0, info.RawBytes)
+	}
+	raw, err := dec.DecodeAll(b, dst)
+	if err != nil {
+		return nil, zstdError(path, b, err)
+	}
+	recs, err := decodeSegment(path, raw)
+	if err != nil {
+		return nil, err
+	}
+	if !shaOK {
+		// zstd and every record CRC passed: the damage is in bytes that
+		// do not change the content (padding, checksum field).
+		return nil, fileErr(path, 0, fmt.Errorf("%w: file SHA-256 differs from the manifest's %s", ErrChecksum, info.SHA256))
+	}
+	if info != nil {
+		if err := checkSegmentInfo(recs, int64(len(raw)), info); err != nil {
+			return nil, fileErr(path, 0, err)
+		}
+	}
+	return recs, nil
+}
+
+func checkSegmentInfo(recs []Record, raw int64, info *SegmentInfo) error {
+	n := int64(len(recs))
+	switch {
+	case n != info.Records:
+		return fmt.Errorf("%w: segment holds %d records, the manifest says %d", ErrManifest, n, info.Records)
+	case raw != info.RawBytes:
+		return fmt.Errorf("%w: segment decompresses to %d bytes, the manifest says %d", ErrManifest, raw, info.RawBytes)
+	case recs[0].Offset != info.FirstOffset || recs[n-1].Offset != info.LastOffset:
+		return fmt.Errorf("%w: segment spans %d..%d ns, the manifest says %d..%d", ErrManifest,
+			recs[0].Offset, recs[n-1].Offset, info.FirstOffset, info.LastOffset)
+	}
+	return nil
+}
+
+// zstdError turns a zstd failure into a CorruptionError. DecodeAll does
+// not say where it failed, so the file is decoded again as a stream, one
+// block at a time, counting the compressed bytes consumed: the damage is
+// in the block that ends at that offset.
+func zstdError(path string, b []byte, err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fileErr(path, int64(len(b)), fmt.Errorf("%w: file ends inside a zstd frame: %v", ErrTruncated, err))
+	}
+	cr := &countingReader{r: bytes.NewReader(b)}
+	off := int64(len(b))
+	if dec, derr := zstd.NewReader(cr, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxSegmentSize)); derr == nil {
+		_, serr := io.Copy(io.Discard, dec)
+		dec.Close()
+		if serr != nil {
+			off = cr.n
+			if errors.Is(serr, io.ErrUnexpectedEOF) {
+				return fileErr(path, off, fmt.Errorf("%w: file ends inside a zstd frame: %v", ErrTruncated, serr))
+			}
+		}
+	}
+	return fileErr(path, off, fmt.Errorf("%w: zstd stream is damaged before this offset: %v", ErrChecksum, err))
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

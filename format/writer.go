@@ -1,0 +1,365 @@
+package format
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// WriterOptions tune a Writer. The zero value is usable.
+type WriterOptions struct {
+	// SegmentSize is the raw (decompressed) size at which a new segment
+	// starts; 0 means DefaultSegmentSize. A segment holds at least one
+	// record, so a single larger record makes a larger segment.
+	SegmentSize int64
+	// Workers compress segments in parallel; 0 means GOMAXPROCS. The
+	// output does not depend on it. Memory is about
+	// (2*Workers+1)*SegmentSize.
+	Workers int
+	// Level is a zstd level (1 fastest .. 22 smallest, mapped by
+	// klauspost/compress to its four encoders); 0 means DefaultLevel.
+	Level int
+	// Provenance goes into the manifest as given.
+	Provenance Provenance
+}
+
+// DefaultLevel is the zstd level used when WriterOptions.Level is 0: the
+// fastest encoder. Trace payloads repeat so much that slower levels gain
+// little (see FORMAT.md "Compression").
+const DefaultLevel = 1
+
+// Writer writes a trace folder. Records must come in non-decreasing
+// offset order. Segments are compressed by background workers; the
+// manifest is written by Close, last. A Writer is not safe for
+// concurrent use.
+type Writer struct {
+	dir         string
+	segmentSize int
+	level       int
+	prov        Provenance
+
+	buf  []byte      // raw stream of the segment being filled
+	cur  SegmentInfo // its statistics
+	nseg int         // segments sealed so far
+
+	jobs   chan segJob
+	free   chan []byte // raw buffers for reuse, bounded
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	infos  []SegmentInfo // by segment number - 1; filled by workers
+	jobErr error         // first worker error
+
+	err      error // sticky
+	closed   bool
+	stopped  bool // jobs closed, workers done
+	manifest *Manifest
+
+	tally       tally // what the manifest derives from the records
+	first, last time.Duration
+}
+
+type segJob struct {
+	n    int // 1-based segment number
+	raw  []byte
+	info SegmentInfo
+}
+
+// Create starts a trace in dir, creating the folder if needed. It refuses
+// a folder that already holds a trace or segment files.
+func Create(dir string, o WriterOptions) (*Writer, error) {
+	if o.SegmentSize == 0 {
+		o.SegmentSize = DefaultSegmentSize
+	}
+	if o.SegmentSize < 1<<10 || o.SegmentSize > MaxSegmentSize {
+		return nil, fmt.Errorf("format: segment size %d out of range [1024, %d]", o.SegmentSize, MaxSegmentSize)
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.Level == 0 {
+		o.Level = DefaultLevel
+	}
+	if o.Level < 1 || o.Level > 22 {
+		return nil, fmt.Errorf("format: zstd level %d out of range [1, 22]", o.Level)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("format: create trace folder: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ManifestName)); err == nil {
+		return nil, fmt.Errorf("format: %s already holds a trace (%s exists)", dir, ManifestName)
+	}
+	if segs, _ := filepath.Glob(filepath.Join(dir, "*"+SegmentExt)); len(segs) > 0 {
+		return nil, fmt.Errorf("format: %s already holds segment files (%s): remove them or pick another folder", dir, filepath.Base(segs[0]))
+	}
+	w := &Writer{
+		dir:         dir,
+		segmentSize: int(o.SegmentSize),
+		level:       o.Level,
+		prov:        o.Provenance,
+		jobs:        make(chan segJob, o.Workers),
+		free:        make(chan []byte, 2*o.Workers+1),
+		tally:       newTally(),
+	}
+	for range o.Workers {
+		enc, err := zstd.NewWriter(nil,
+			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(o.Level)),
+			zstd.WithEncoderConcurrency(1),
+			zstd.WithEncoderCRC(true))
+		if err != nil {
+			close(w.jobs)
+			w.wg.Wait()
+			return nil, fmt.Errorf("format: zstd encoder: %w", err)
+		}
+		w.wg.Add(1)
+		go w.compressLoop(enc, w.jobs)
+	}
+	w.buf = w.newBuf()
+	return w, nil
+}
+
+func (w *Writer) newBuf() []byte {
+	select {
+	case b := <-w.free:
+		return appendSegmentHeader(b[:0])
+	default:
+		return appendSegmentHeader(make([]byte, 0, w.segmentSize+64<<10))
+	}
+}
+
+// Write appends r. A record whose offset is before the previous record's
+// gives ErrOrder; an invalid record an error saying why. Write copies what
+// it needs: the caller may reuse r and r.Data. After an error, every
+// later Write returns the same error.
+func (w *Writer) Write(r *Record) error {
+	if w.closed {
+		return ErrWriteAfterClose
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("format: record %d: %w", w.tally.records, err)
+	}
+	if r.Offset < w.last {
+		// Not sticky: the caller can skip or fix the record.
+		return fmt.Errorf("%w: record %d has offset %d ns, before the previous record's %d ns", ErrOrder, w.tally.records, r.Offset, w.last)
+	}
+	size := recordBodySize(r)
+	frame := uvarintSize(uint64(size)) + size + 4
+	if w.cur.Records > 0 && len(w.buf)+frame > w.segmentSize {
+		if err := w.seal(); err != nil {
+			w.err = err
+			return err
+		}
+	}
+	w.buf = AppendRecord(w.buf, r)
+	if w.cur.Records == 0 {
+		w.cur.FirstOffset = r.Offset
+	}
+	w.cur.Records++
+	w.cur.LastOffset = r.Offset
+	if w.tally.records == 0 {
+		w.first = r.Offset
+	}
+	w.last = r.Offset
+	w.tally.add(r)
+	return nil
+}
+
+// seal hands the current segment to the compression workers.
+func (w *Writer) seal() error {
+	if err := w.workerErr(); err != nil {
+		return err
+	}
+	w.nseg++
+	w.cur.Name = SegmentName(w.nseg)
+	w.cur.RawBytes = int64(len(w.buf))
+	w.jobs <- segJob{n: w.nseg, raw: w.buf, info: w.cur}
+	w.cur = SegmentInfo{}
+	w.buf = w.newBuf()
+	return nil
+}
+
+func (w *Writer) workerErr() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.jobErr
+}
+
+func (w *Writer) compressLoop(enc *zstd.Encoder, jobs <-chan segJob) {
+	defer w.wg.Done()
+	defer enc.Close()
+	var comp []byte
+	for job := range jobs {
+		if w.workerErr() != nil {
+			continue // drain without work after a failure
+		}
+		comp = enc.EncodeAll(job.raw, comp[:0])
+		select {
+		case w.free <- job.raw:
+		default:
+		}
+		sum := sha256.Sum256(comp)
+		job.info.CompressedBytes = int64(len(comp))
+		job.info.SHA256 = hex.EncodeToString(sum[:])
+		err := writeNewFile(filepath.Join(w.dir, job.info.Name), comp)
+		w.mu.Lock()
+		if err != nil && w.jobErr == nil {
+			w.jobErr = fmt.Errorf("format: write segment: %w", err)
+		}
+		for len(w.infos) < job.n {
+			w.infos = append(w.infos, SegmentInfo{})
+		}
+		w.infos[job.n-1] = job.info
+		w.mu.Unlock()
+	}
+}
+
+// writeNewFile writes b to a file that must not exist yet.
+func writeNewFile(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// stop flushes nothing more and waits for the workers.
+func (w *Writer) stop() {
+	if !w.stopped {
+		close(w.jobs)
+		w.stopped = true
+		w.wg.Wait()
+	}
+}
+
+// Abort stops the Writer without writing the manifest, leaving an
+// unfinished trace that readers refuse. Use it when the records cannot be
+// completed (a cancelled generation). It is a no-op after Close.
+func (w *Writer) Abort() {
+	if w.closed {
+		return
+	}
+	w.closed = true
+	w.stop()
+	if w.err == nil {
+		w.err = errors.New("format: writer aborted")
+	}
+}
+
+// Close compresses what remains, waits for the workers and writes
+// manifest.json (to a temporary file, then renamed). A second Close
+// returns nil.
+func (w *Writer) Close() error {
+	if w.closed {
+		if w.manifest != nil {
+			return nil
+		}
+		return w.err
+	}
+	if w.err == nil && w.cur.Records > 0 {
+		w.err = w.seal()
+	}
+	w.closed = true
+	w.stop()
+	if w.err != nil {
+		return w.err
+	}
+	if err := w.workerErr(); err != nil {
+		w.err = err
+		return err
+	}
+	m := w.buildManifest()
+	b, err := encodeManifest(m)
+	if err != nil {
+		w.err = err
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(w.dir, ManifestName), b); err != nil {
+		w.err = fmt.Errorf("format: write manifest: %w", err)
+		return w.err
+	}
+	w.manifest = m
+	return nil
+}
+
+func (w *Writer) buildManifest() *Manifest {
+	m := &Manifest{
+		FormatVersion: FormatVersion,
+		Provenance:    w.prov,
+		Consumers:     sortedKeys(w.tally.consumers),
+		Sources:       sortedKeys(w.tally.sources),
+		Records:       w.tally.records,
+		Outcomes:      w.tally.outcomes,
+		CountsByFlow:  w.tally.flowCounts(),
+		CountsByType:  w.tally.types,
+		FirstOffset:   w.first,
+		LastOffset:    w.last,
+		SegmentSize:   int64(w.segmentSize),
+		Level:         w.level,
+		Segments:      w.infos,
+	}
+	if m.Segments == nil {
+		m.Segments = []SegmentInfo{}
+	}
+	for _, s := range m.Segments {
+		m.RawBytes += s.RawBytes
+		m.CompressedBytes += s.CompressedBytes
+	}
+	return m
+}
+
+func sortedKeys(set map[string]struct{}) []string {
+	keys := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Manifest returns the manifest written by Close, or nil before a
+// successful Close.
+func (w *Writer) Manifest() *Manifest { return w.manifest }
+
+// writeFileAtomic writes path via a synced temporary file and a rename,
+// so path either does not exist or is complete.
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync() // best effort: makes the rename durable on most file systems
+		d.Close()
+	}
+	return nil
+}
