@@ -7,8 +7,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/binding"
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
-	"open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protocol"
 	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
+	"open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protocol"
 )
 
 // ErrHeartbeat means a heartbeat was given where an event was expected.
