@@ -2,9 +2,12 @@ package format
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 )
@@ -44,18 +47,18 @@ var goldenNames = []string{
 	"04r-server-to-source-status-update_request-realistic.pb.bin",
 }
 
-// The event id and work uid in the golden messages; makeRecord replaces
-// them with per-record values of the same length, so every record differs
-// like real traffic does and the protobuf stays valid.
+// Every UUID and timestamp in a golden message is rewritten per record
+// with a value of the same length, so records differ like real traffic
+// (event ids, work uids, condition times) and the protobuf stays valid.
 var (
-	goldenEventID = []byte("5f0c3a8e-2b0e-4a52-9d0e-7b7d3f0c9a11")
-	goldenWorkUID = []byte("dda8b541-0bb7-5b43-b48c-ffff60a10ea1")
+	uuidPattern = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+	timePattern = regexp.MustCompile(`20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z`)
 )
 
 type corpus struct {
-	msgs [][]byte
-	// positions of the ids to rewrite in each message
-	ids [][]int
+	msgs  [][]byte
+	uuids [][][]int // per message: positions of each distinct UUID
+	times [][]int   // per message: positions of timestamps
 }
 
 func loadCorpus(tb testing.TB) *corpus {
@@ -67,19 +70,25 @@ func loadCorpus(tb testing.TB) *corpus {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		var at []int
-		for _, needle := range [][]byte{goldenEventID, goldenWorkUID} {
-			for off := 0; ; {
-				i := bytes.Index(b[off:], needle)
-				if i < 0 {
-					break
-				}
-				at = append(at, off+i)
-				off += i + len(needle)
+		byValue := map[string]int{}
+		var uuids [][]int
+		for _, loc := range uuidPattern.FindAllIndex(b, -1) {
+			v := string(b[loc[0]:loc[1]])
+			k, ok := byValue[v]
+			if !ok {
+				k = len(uuids)
+				byValue[v] = k
+				uuids = append(uuids, nil)
 			}
+			uuids[k] = append(uuids[k], loc[0])
+		}
+		var times []int
+		for _, loc := range timePattern.FindAllIndex(b, -1) {
+			times = append(times, loc[0])
 		}
 		c.msgs = append(c.msgs, b)
-		c.ids = append(c.ids, at)
+		c.uuids = append(c.uuids, uuids)
+		c.times = append(c.times, times)
 	}
 	return c
 }
@@ -98,9 +107,19 @@ var eventFlows = []Flow{FlowSourceToServer, FlowAgentToServer, FlowServerToAgent
 func (c *corpus) makeRecord(i int, r *Record, buf []byte) []byte {
 	k := i % len(c.msgs)
 	buf = append(buf[:0], c.msgs[k]...)
-	id := fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i*7919)
-	for _, at := range c.ids[k] {
-		copy(buf[at:], id)
+	var id string
+	for j, at := range c.uuids[k] {
+		u := fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", i, j, i%4096, (i*31+j)%4096, uint64(i)*0x9e3779b97f4a7c15>>16)
+		if j == 0 {
+			id = u
+		}
+		for _, p := range at {
+			copy(buf[p:], u)
+		}
+	}
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * 50 * time.Millisecond)
+	for j, at := range c.times[k] {
+		copy(buf[at:], t0.Add(time.Duration(j%7)*time.Second).Format("2006-01-02T15:04:05Z"))
 	}
 	cluster := fmt.Sprintf("cluster-%d", i/100%300)
 	*r = Record{
@@ -146,4 +165,9 @@ func equalRecords(a, b *Record) bool {
 	return a.Type == b.Type && a.Offset == b.Offset && a.Flow == b.Flow && a.Actor == b.Actor &&
 		a.ResourceID == b.ResourceID && a.EventType == b.EventType && a.HasTrigger == b.HasTrigger &&
 		a.Trigger == b.Trigger && a.Delay == b.Delay && bytes.Equal(a.Data, b.Data) && a.Outcome == b.Outcome
+}
+
+func sha256sum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }

@@ -172,7 +172,7 @@ func (m *Manifest) check() error {
 			return fmt.Errorf("%w: segment %s has impossible sizes (records %d, raw %d, compressed %d)", ErrManifest, s.Name, s.Records, s.RawBytes, s.CompressedBytes)
 		}
 		if s.FirstOffset < last || s.LastOffset < s.FirstOffset {
-			return fmt.Errorf("%w: segment %s offsets %d..%d out of order", ErrManifest, s.Name, s.FirstOffset, s.LastOffset)
+			return fmt.Errorf("%w: %w: segment %s spans %d..%d ns after %d ns", ErrManifest, ErrOrder, s.Name, s.FirstOffset, s.LastOffset, last)
 		}
 		if len(s.SHA256) != 64 {
 			return fmt.Errorf("%w: segment %s sha256 %q is not 64 hex digits", ErrManifest, s.Name, s.SHA256)

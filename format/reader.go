@@ -244,13 +244,31 @@ func checkSegmentInfo(recs []Record, raw int64, info *SegmentInfo) error {
 	return nil
 }
 
-// zstdError turns a zstd failure into a CorruptionError. DecodeAll does
-// not say where it failed, so the file is decoded again as a stream, one
-// block at a time, counting the compressed bytes consumed: the damage is
-// in the block that ends at that offset.
+// zstdError turns a zstd failure into a CorruptionError that says where.
+// DecodeAll does not say where it failed, so on this (rare) path:
+//   - when only the zstd content checksum failed, the content is decoded
+//     again without it and the record CRC32Cs name the damaged record;
+//   - otherwise the file is decoded again as a stream, one block at a
+//     time, counting the compressed bytes consumed: the damage is in the
+//     zstd block that ends at the reported file offset.
 func zstdError(path string, b []byte, err error) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return fileErr(path, int64(len(b)), fmt.Errorf("%w: file ends inside a zstd frame: %v", ErrTruncated, err))
+	}
+	if errors.Is(err, zstd.ErrCRCMismatch) {
+		if dec, derr := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxSegmentSize), zstd.IgnoreChecksum(true)); derr == nil {
+			raw, rerr := dec.DecodeAll(b, nil)
+			dec.Close()
+			if rerr == nil {
+				if _, serr := decodeSegment(path, raw); serr != nil {
+					var ce *CorruptionError
+					if errors.As(serr, &ce) && !errors.Is(ce.Err, ErrChecksum) {
+						ce.Err = fmt.Errorf("%w: zstd content checksum failed; first bad record: %w", ErrChecksum, ce.Err)
+					}
+					return serr
+				}
+			}
+		}
 	}
 	cr := &countingReader{r: bytes.NewReader(b)}
 	off := int64(len(b))
@@ -264,7 +282,7 @@ func zstdError(path string, b []byte, err error) error {
 			}
 		}
 	}
-	return fileErr(path, off, fmt.Errorf("%w: zstd stream is damaged before this offset: %v", ErrChecksum, err))
+	return fileErr(path, off, fmt.Errorf("%w: zstd stream damaged at or before this offset: %v", ErrChecksum, err))
 }
 
 type countingReader struct {
