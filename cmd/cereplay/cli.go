@@ -30,18 +30,18 @@ func exitCode(err error) int {
 	if errors.As(err, &ue) {
 		return 2
 	}
-	var ec cli.ExitCoder
-	if errors.As(err, &ec) {
-		return ec.ExitCode()
-	}
-	// urfave/cli reports unknown commands and flag parse errors as plain
-	// errors before any action runs.
+	// urfave/cli reports unknown commands (as an exit error with code 3)
+	// and flag parse errors as plain errors before any action runs.
 	msg := err.Error()
 	if strings.HasPrefix(msg, "flag provided but not defined") ||
 		strings.HasPrefix(msg, "No help topic for") ||
 		strings.HasPrefix(msg, "Required flag") ||
 		strings.HasPrefix(msg, "invalid value") {
 		return 2
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) && ec.ExitCode() != 0 {
+		return ec.ExitCode()
 	}
 	return 1
 }
