@@ -1,0 +1,211 @@
+package replay
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Config is everything a replay needs. The zero value of every optional
+// field means its default (see DefaultConfig).
+type Config struct {
+	// Trace is the trace folder to play.
+	Trace string
+	// Out is the results folder; "" means runs/<UTC timestamp>.
+	Out string
+
+	// SourceAddrs and BrokerAddrs are the gRPC addresses of the source port
+	// (:8090) and the broker port (:8091) of one or several Maestro
+	// instances. Agents are spread over the broker addresses; a cluster's
+	// specs go to the source address paired with its broker address.
+	SourceAddrs []string
+	BrokerAddrs []string
+	// RESTURL is Maestro's REST base URL, for CreateConsumers.
+	RESTURL string
+	// TLS secures every connection (and carries the bearer token).
+	TLS TLS
+
+	// CreateConsumers creates the trace's consumers through REST first.
+	CreateConsumers bool
+	// AgentsPerConn shares one connection between this many agents (each
+	// still has its own stream); 0 or 1 means one connection per agent.
+	AgentsPerConn int
+	// ConnectRate paces the agent connects at the start, per second;
+	// 0 connects as fast as ConnectWorkers allow.
+	ConnectRate float64
+	// ConnectWorkers bounds the connects in progress; default 64.
+	ConnectWorkers int
+
+	// Timing. Speed scales recorded offsets and reply delays (default 1).
+	// Rate > 0 spaces spec events evenly at that many per second instead.
+	// Max sends as fast as MaxInflight allows, with replies sent as soon
+	// as their spec arrives. Pacer, when set, overrides all three.
+	Speed       float64
+	Rate        float64
+	Max         bool
+	Pacer       Pacer
+	MaxInflight int // Publish calls in flight at most; default 1024
+	// Limit stops after this many spec events (source>server records);
+	// Duration stops scheduling sends due later than this after T0.
+	Limit    int64
+	Duration time.Duration
+	// StartAt is T0, so several replayers can share one schedule; zero
+	// means when the agents are connected.
+	StartAt time.Time
+	// LateDrop, when > 0, drops (and counts) sends later than this.
+	LateDrop time.Duration
+	// Shard plays only the clusters of one shard.
+	Shard Shard
+
+	// RunID remaps resource ids so the trace can be replayed again into
+	// the same Maestro.
+	RunID string
+
+	// Settle is how long to wait at the end for deliveries; default 30s.
+	Settle time.Duration
+	// PublishTimeout bounds one Publish call; default 30s.
+	PublishTimeout time.Duration
+	// ReconnectMin and ReconnectMax bound the backoff between reconnect
+	// attempts (defaults 1s and 30s).
+	ReconnectMin, ReconnectMax time.Duration
+
+	// Tolerances for success: how many failed sends, missing deliveries and
+	// late-dropped sends still count as a successful run.
+	AllowFailed, AllowMissing, AllowDropped int64
+
+	// MetricsListen serves Prometheus metrics during the run ("" = off).
+	MetricsListen string
+	// Clock is the time source; nil means PreciseClock{}.
+	Clock Clock
+	// Progress, when set, is called about ten times a second with the trace
+	// records done and the total.
+	Progress func(done, total int64)
+	// Log receives one-line notes (reconnects, phases); nil discards them.
+	Log io.Writer
+	// Version is written into run.json.
+	Version string
+}
+
+// Defaults.
+const (
+	DefaultSettle         = 30 * time.Second
+	DefaultMaxInflight    = 1024
+	DefaultConnectWorkers = 64
+	DefaultPublishTimeout = 30 * time.Second
+	DefaultReconnectMin   = time.Second
+	DefaultReconnectMax   = 30 * time.Second
+)
+
+// ErrConfig marks a Config that cannot run.
+var ErrConfig = errors.New("replay: bad configuration")
+
+func configErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+}
+
+// withDefaults returns c with defaults filled in, or an error naming the
+// first field that is wrong.
+func (c Config) withDefaults() (Config, error) {
+	if c.Trace == "" {
+		return c, configErr("no trace folder")
+	}
+	c.SourceAddrs = splitAddrs(c.SourceAddrs)
+	c.BrokerAddrs = splitAddrs(c.BrokerAddrs)
+	if len(c.SourceAddrs) == 0 {
+		return c, configErr("no source address (--source-addr)")
+	}
+	if len(c.BrokerAddrs) == 0 {
+		return c, configErr("no broker address (--broker-addr)")
+	}
+	modes := 0
+	if c.Rate > 0 {
+		modes++
+	}
+	if c.Max {
+		modes++
+	}
+	if c.Speed != 0 && c.Speed != 1 {
+		modes++
+	}
+	switch {
+	case modes > 1:
+		return c, configErr("--speed, --rate and --max exclude each other")
+	case c.Speed < 0:
+		return c, configErr("speed %v: must be > 0", c.Speed)
+	case c.Rate < 0:
+		return c, configErr("rate %v: must be > 0", c.Rate)
+	case c.Limit < 0:
+		return c, configErr("limit %d: must be >= 0", c.Limit)
+	case c.Duration < 0, c.LateDrop < 0, c.Settle < 0:
+		return c, configErr("durations must be >= 0")
+	case c.ConnectRate < 0:
+		return c, configErr("connect rate %v: must be >= 0", c.ConnectRate)
+	case c.AgentsPerConn < 0 || c.MaxInflight < 0 || c.ConnectWorkers < 0:
+		return c, configErr("counts must be >= 0")
+	}
+	if c.Speed == 0 {
+		c.Speed = 1
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = DefaultMaxInflight
+	}
+	if c.ConnectWorkers == 0 {
+		c.ConnectWorkers = DefaultConnectWorkers
+	}
+	if c.AgentsPerConn == 0 {
+		c.AgentsPerConn = 1
+	}
+	if c.Settle == 0 {
+		c.Settle = DefaultSettle
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = DefaultPublishTimeout
+	}
+	if c.ReconnectMin <= 0 {
+		c.ReconnectMin = DefaultReconnectMin
+	}
+	if c.ReconnectMax < c.ReconnectMin {
+		c.ReconnectMax = max(DefaultReconnectMax, c.ReconnectMin)
+	}
+	if c.Clock == nil {
+		c.Clock = PreciseClock{}
+	}
+	if c.Pacer == nil {
+		switch {
+		case c.Max:
+			c.Pacer = MaxPacer{}
+		case c.Rate > 0:
+			c.Pacer = RatePacer{Rate: c.Rate}
+		default:
+			c.Pacer = SpeedPacer{Speed: c.Speed}
+		}
+	}
+	return c, nil
+}
+
+// splitAddrs flattens comma-separated address lists.
+func splitAddrs(in []string) []string {
+	var out []string
+	for _, s := range in {
+		for _, a := range strings.Split(s, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// mode names the timing mode for run.json and the summary.
+func (c Config) mode() string {
+	switch {
+	case c.Max:
+		return "max"
+	case c.Rate > 0:
+		return fmt.Sprintf("rate %g/s", c.Rate)
+	default:
+		return fmt.Sprintf("speed %gx", c.Speed)
+	}
+}

@@ -1,0 +1,22 @@
+// Package replay plays a cereplay trace against a Maestro (or the embedded
+// sim): it acts as every source and every agent of the trace, sends each
+// event on a schedule computed from one start instant, rewrites at send time
+// only what Maestro requires to be fresh, and accounts for every record with
+// exactly one outcome.
+//
+// The pieces, each in its own file:
+//
+//   - clock.go: the Clock that sleeps precisely (sleep, then spin) and a
+//     FakeClock for tests.
+//   - pacer.go: the Pacer that turns trace offsets into due times
+//     (speed, fixed rate, or as fast as possible).
+//   - conn.go: gRPC dialing (TLS, bearer token) and the raw codec that sends
+//     trace bytes without re-encoding them.
+//   - agent.go, source.go: the simulated agents and sources.
+//   - tracker.go: matching of sends to deliveries and status replies.
+//   - rewrite.go: the send-time rewrites (resource version, sequence id,
+//     run-id remapping).
+//   - stats.go, metrics.go, results.go: histograms, Prometheus metrics and
+//     the run folder (run.json, outcomes, summary.json).
+//   - run.go: Config and Run, which wires everything together.
+package replay

@@ -1,0 +1,333 @@
+package replay
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/cereplay/cereplay/format"
+)
+
+// Files of a run folder.
+const (
+	RunFile      = "run.json"     // settings, trace digest, start, end, version, rewrites
+	SummaryFile  = "summary.json" // counts, rates, percentiles
+	OutcomesDir  = "outcomes"     // one outcome record per trace record, in the trace format
+	IDMapFile    = "idmap.tsv"    // original<TAB>remapped resource id, with a run id
+	duplicateMsg = "already exists"
+)
+
+// RunInfo is run.json: what was played, how, when, and what was rewritten.
+type RunInfo struct {
+	Tool        string            `json:"tool"`
+	Version     string            `json:"version,omitempty"`
+	Trace       string            `json:"trace"`
+	TraceDigest string            `json:"trace_digest"`
+	RunID       string            `json:"run_id,omitempty"`
+	Mode        string            `json:"mode"`
+	Settings    map[string]string `json:"settings"`
+	Start       time.Time         `json:"start"` // when the run began (outcome offsets count from here)
+	T0          time.Time         `json:"t0"`    // the schedule's start instant
+	End         time.Time         `json:"end"`
+	Rewrites    []Rewrite         `json:"rewrites"`
+}
+
+// Summary is summary.json, and what Run returns.
+type Summary struct {
+	TraceDigest string  `json:"trace_digest"`
+	RunID       string  `json:"run_id,omitempty"`
+	Mode        string  `json:"mode"`
+	WallSeconds float64 `json:"wall_seconds"` // T0 to the end of the settle wait
+	SendSeconds float64 `json:"send_seconds"` // T0 to the last send
+
+	// Records is every trace record in scope; each has one outcome.
+	Records  int64                       `json:"records"`
+	Outcomes map[string]int64            `json:"outcomes"`         // by status
+	ByFlow   map[string]map[string]int64 `json:"outcomes_by_flow"` // flow -> status -> count
+	Errors   map[string]int64            `json:"errors_by_code"`   // failed sends by gRPC code
+	// Duplicates are creates the target refused because the resource id
+	// already exists (a replay into the same Maestro without a new --run-id).
+	Duplicates   int64    `json:"duplicates"`
+	DuplicateIDs []string `json:"duplicate_ids,omitempty"` // the first 20
+
+	SpecsSent        int64   `json:"specs_sent"`
+	StatusesSent     int64   `json:"statuses_sent"`
+	SpecsPerSecond   float64 `json:"specs_per_second"`
+	EventsPerSecond  float64 `json:"events_per_second"`
+	ConsumersCreated int64   `json:"consumers_created"`
+	ConsumersPresent int64   `json:"consumers_present"`
+
+	PublishLatency map[string]LatencySummary `json:"publish_latency"` // per address (port)
+	SpecDelivery   LatencySummary            `json:"spec_delivery_latency"`
+	StatusForward  LatencySummary            `json:"status_forward_latency"`
+	SendLateness   LatencySummary            `json:"send_lateness"`  // spec events
+	ReplyLateness  LatencySummary            `json:"reply_lateness"` // statuses, against delivery + delay
+
+	AgentsPerAddr  map[string]int `json:"agents_per_address"`
+	SourcesPerAddr map[string]int `json:"sources_per_address"`
+	Reconnects     int64          `json:"reconnects"`
+	OutageSeconds  float64        `json:"outage_seconds"` // summed over streams
+	ResyncsSent    int64          `json:"resyncs_sent"`
+	Heartbeats     int64          `json:"heartbeats"`
+	Undecodable    int64          `json:"undecodable"`
+	// Unexpected deliveries match nothing this run sent: resync answers,
+	// other runs' traffic.
+	UnexpectedSpecs    int64 `json:"unexpected_specs"`
+	UnexpectedStatuses int64 `json:"unexpected_statuses"`
+	DuplicateForwards  int64 `json:"duplicate_forwards"`
+
+	OK       bool     `json:"ok"`
+	Problems []string `json:"problems,omitempty"`
+}
+
+// outbox collects outcomes from every goroutine without blocking them and
+// writes them, in the order they were decided, with a format.Writer.
+type outbox struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	buf    []format.Record
+	closed bool
+	err    error
+	start  time.Time
+	clock  Clock
+	m      *metrics
+
+	records  int64
+	byStatus map[format.OutcomeStatus]int64
+	byFlow   map[string]map[string]int64
+	errors   map[string]int64
+	dups     int64
+	dupIDs   []string
+	shard    int64 // skipped because another shard plays them
+	done     chan struct{}
+}
+
+func newOutbox(start time.Time, c Clock, m *metrics) *outbox {
+	o := &outbox{start: start, clock: c, m: m, byStatus: map[format.OutcomeStatus]int64{},
+		byFlow: map[string]map[string]int64{}, errors: map[string]int64{}, done: make(chan struct{})}
+	o.cond = sync.NewCond(&o.mu)
+	return o
+}
+
+// emit records one outcome. It never blocks on I/O.
+func (o *outbox) emit(m recMeta, out format.Outcome) {
+	out.Index = m.index
+	if out.Lateness < 0 {
+		out.Lateness = 0
+	}
+	r := format.Record{Type: format.TypeOutcome, Offset: o.clock.Now().Sub(o.start), Flow: m.flow, Actor: m.actor,
+		ResourceID: m.rid, EventType: m.eventType, Outcome: out}
+	o.mu.Lock()
+	o.buf = append(o.buf, r)
+	o.records++
+	o.byStatus[out.Status]++
+	fl := o.byFlow[m.flow.String()]
+	if fl == nil {
+		fl = map[string]int64{}
+		o.byFlow[m.flow.String()] = fl
+	}
+	fl[out.Status.String()]++
+	if out.Status == format.OutcomeFailed {
+		o.errors[codes.Code(out.Code).String()]++
+		if strings.Contains(out.Note, duplicateMsg) {
+			o.dups++
+			if len(o.dupIDs) < 20 {
+				o.dupIDs = append(o.dupIDs, m.rid)
+			}
+		}
+	}
+	if out.Status == format.OutcomeSkipped && out.Note == noteOtherShard {
+		o.shard++
+	}
+	o.cond.Signal()
+	o.mu.Unlock()
+	o.m.events.WithLabelValues(m.flow.String(), shortType(m.eventType), out.Status.String()).Inc()
+}
+
+const noteOtherShard = "another shard plays this cluster"
+
+// shortType keeps the part of a CloudEvent type after the data type, so
+// metric labels stay short: "spec.create_request".
+func shortType(t string) string {
+	if i := strings.Index(t, ".spec."); i >= 0 {
+		return t[i+1:]
+	}
+	if i := strings.Index(t, ".status."); i >= 0 {
+		return t[i+1:]
+	}
+	if t == "" {
+		return "subscribe"
+	}
+	return t
+}
+
+// writeLoop writes outcomes until close is called and the buffer is empty.
+func (o *outbox) writeLoop(w *format.Writer) {
+	defer close(o.done)
+	var last time.Duration
+	for {
+		o.mu.Lock()
+		for len(o.buf) == 0 && !o.closed {
+			o.cond.Wait()
+		}
+		batch := o.buf
+		o.buf = nil
+		closed := o.closed
+		o.mu.Unlock()
+		for i := range batch {
+			r := &batch[i]
+			if r.Offset < last {
+				r.Offset = last // decided concurrently: keep offsets in order
+			}
+			last = r.Offset
+			if err := w.Write(r); err != nil && o.err == nil {
+				o.err = fmt.Errorf("replay: write outcome: %w", err)
+			}
+		}
+		if closed && len(batch) == 0 {
+			return
+		}
+	}
+}
+
+// close stops writeLoop after the remaining outcomes and returns the first
+// write error.
+func (o *outbox) close() error {
+	o.mu.Lock()
+	o.closed = true
+	o.cond.Signal()
+	o.mu.Unlock()
+	<-o.done
+	return o.err
+}
+
+// writeJSON writes v as indented JSON to path atomically.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("replay: %s: %w", filepath.Base(path), err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	return nil
+}
+
+// ReadSummary reads the summary.json of a run folder.
+func ReadSummary(dir string) (*Summary, error) {
+	b, err := os.ReadFile(filepath.Join(dir, SummaryFile))
+	if err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
+	var s Summary
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("replay: %s: %w", filepath.Join(dir, SummaryFile), err)
+	}
+	return &s, nil
+}
+
+// WriteText prints the human summary of a run.
+func (s *Summary) WriteText(w io.Writer) error {
+	p := &errWriter{w: w}
+	verdict := "OK"
+	if !s.OK {
+		verdict = "FAILED"
+	}
+	p.printf("replay %s: %s, %d records in %.1fs (%.0f specs/s, %.0f events/s)\n",
+		verdict, s.Mode, s.Records, s.WallSeconds, s.SpecsPerSecond, s.EventsPerSecond)
+	p.printf("  outcomes:")
+	for _, k := range sortedKeys(s.Outcomes) {
+		p.printf(" %s %d", k, s.Outcomes[k])
+	}
+	p.printf("\n")
+	for _, f := range sortedKeys(s.ByFlow) {
+		p.printf("    %-16s", f)
+		for _, k := range sortedKeys(s.ByFlow[f]) {
+			p.printf(" %s %d", k, s.ByFlow[f][k])
+		}
+		p.printf("\n")
+	}
+	if len(s.Errors) > 0 {
+		p.printf("  errors:")
+		for _, k := range sortedKeys(s.Errors) {
+			p.printf(" %s %d", k, s.Errors[k])
+		}
+		p.printf("\n")
+	}
+	if s.Duplicates > 0 {
+		p.printf("  duplicates: %d creates refused because the resource already exists (replay with a new --run-id); first: %s\n",
+			s.Duplicates, strings.Join(s.DuplicateIDs, ", "))
+	}
+	lat := func(name string, l LatencySummary) {
+		if l.Count == 0 {
+			return
+		}
+		p.printf("  %-24s n=%-7d p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n", name, l.Count,
+			us(l.P50), us(l.P90), us(l.P99), us(l.P999), us(l.Max))
+	}
+	lat("send lateness", s.SendLateness)
+	lat("reply lateness", s.ReplyLateness)
+	for _, a := range sortedKeys(s.PublishLatency) {
+		lat("publish "+a, s.PublishLatency[a])
+	}
+	lat("spec delivery", s.SpecDelivery)
+	lat("status forward", s.StatusForward)
+	p.printf("  agents per address:")
+	for _, a := range sortedKeys(s.AgentsPerAddr) {
+		p.printf(" %s=%d", a, s.AgentsPerAddr[a])
+	}
+	p.printf("\n")
+	if s.Reconnects > 0 || s.ResyncsSent > 0 {
+		p.printf("  reconnects %d (outage %.1fs summed over streams), resyncs sent %d\n", s.Reconnects, s.OutageSeconds, s.ResyncsSent)
+	}
+	if s.UnexpectedSpecs+s.UnexpectedStatuses+s.DuplicateForwards > 0 {
+		p.printf("  unmatched deliveries: %d specs, %d statuses; %d statuses forwarded twice\n",
+			s.UnexpectedSpecs, s.UnexpectedStatuses, s.DuplicateForwards)
+	}
+	for _, pr := range s.Problems {
+		p.printf("  problem: %s\n", pr)
+	}
+	return p.err
+}
+
+func us(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fs", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.2fms", v/1e3)
+	}
+	return fmt.Sprintf("%.0fµs", v)
+}
+
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err == nil {
+		_, e.err = fmt.Fprintf(e.w, format, args...)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

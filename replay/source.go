@@ -1,0 +1,89 @@
+package replay
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+
+	"github.com/cereplay/cereplay/maestro"
+)
+
+// source plays one source client on one source address: it publishes spec
+// events and drains its Subscribe stream of forwarded statuses.
+type source struct {
+	r      *runner
+	id     string
+	addr   string
+	cc     *grpc.ClientConn
+	subReq []byte
+
+	started atomic.Bool
+}
+
+// connect subscribes once and keeps the stream open in the background,
+// like agent.connect.
+func (s *source) connect(ctx context.Context) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return nil
+	}
+	st, err := subscribe(ctx, s.cc, s.subReq)
+	if err != nil {
+		s.r.countError(err)
+	}
+	s.r.wg.Add(1)
+	go func() {
+		defer s.r.wg.Done()
+		s.loop(ctx, st)
+	}()
+	return err
+}
+
+func (s *source) loop(ctx context.Context, st grpc.ClientStream) {
+	for {
+		if st != nil {
+			err := s.drain(st)
+			if ctx.Err() != nil {
+				return
+			}
+			s.r.countError(err)
+			s.r.notef("source %s at %s: stream lost (%v), reconnecting", s.id, s.addr, status.Convert(err).Message())
+		}
+		down := time.Now()
+		st = s.r.resubscribe(ctx, s.cc, s.subReq)
+		if st == nil {
+			return
+		}
+		s.r.outage(time.Since(down))
+	}
+}
+
+func (s *source) drain(st grpc.ClientStream) error {
+	for {
+		var m rawMsg
+		if err := st.RecvMsg(&m); err != nil {
+			return err
+		}
+		at := s.r.clock.Now()
+		k, err := maestro.ExtractKeys(m.b)
+		switch {
+		case err != nil:
+			s.r.m.received.WithLabelValues("source", "undecodable").Inc()
+			s.r.undecodable.Add(1)
+		case k.Type == maestro.TypeHeartbeat:
+			s.r.m.received.WithLabelValues("source", "heartbeat").Inc()
+			s.r.heartbeats.Add(1)
+		case strings.Contains(k.Type, ".status."):
+			s.r.m.received.WithLabelValues("source", "status").Inc()
+			if d, ok := s.r.tr.forwarded(k, at); ok {
+				s.r.statusForward.Record(d)
+				s.r.m.latency.WithLabelValues("forward").Observe(d.Seconds())
+			}
+		default:
+			s.r.m.received.WithLabelValues("source", "other").Inc()
+		}
+	}
+}

@@ -1,0 +1,468 @@
+package replay
+
+import (
+	"sync"
+	"time"
+
+	"github.com/cereplay/cereplay/format"
+	"github.com/cereplay/cereplay/maestro"
+)
+
+// recMeta is what the replay keeps of a trace record once its bytes are
+// gone: enough to write its outcome.
+type recMeta struct {
+	index     uint64
+	offset    time.Duration
+	flow      format.Flow
+	actor     string
+	rid       string // resource id as in the trace
+	eventType string
+}
+
+func metaOf(i uint64, r *format.Record) recMeta {
+	return recMeta{index: i, offset: r.Offset, flow: r.Flow, actor: r.Actor, rid: r.ResourceID, eventType: r.EventType}
+}
+
+// specState follows one spec event from its send to its delivery on the
+// agent's stream.
+type specState struct {
+	meta     recMeta
+	cluster  string
+	wireRID  string // the resource id on the wire (remapped under a run id)
+	sentAt   time.Time
+	lateness time.Duration
+	latency  time.Duration
+
+	sendDone  bool // the Publish call returned OK
+	failed    bool // not sent, or the Publish call failed
+	delivered bool
+	reported  bool // the spec's own outcome is written
+	at        time.Time
+	version   int64
+	hasVer    bool
+
+	statuses []*statusState // replies waiting for the delivery
+	expects  []recMeta      // server>agent records waiting for the delivery
+}
+
+// statusState follows one status reply from the delivery of its spec to
+// its arrival on the source's stream.
+type statusState struct {
+	meta   recMeta
+	spec   *specState
+	agent  string
+	delay  time.Duration
+	data   []byte // the recorded event, until it is sent
+	due    time.Time
+	seq    string
+	sentAt time.Time
+
+	lateness, latency time.Duration
+	sendDone          bool
+	failed            bool
+	forwarded         bool
+	fwdAt             time.Time
+	reported          bool
+	expects           []recMeta // server>source records waiting
+}
+
+// tracker matches sends with deliveries. Deliveries can arrive before the
+// Publish call that caused them returns, and before the replay has read the
+// trace record that expects them, so every step tolerates any order.
+type tracker struct {
+	mu sync.Mutex
+
+	specByIdx   map[uint64]*specState   // spec records and the server>agent records of their delivery
+	undelivered map[string][]*specState // wire resource id -> specs sent, not yet delivered (FIFO)
+	statusByIdx map[uint64]*statusState
+	bySeq       map[string]*statusState // sequence id -> status sent, not yet forwarded
+
+	pendingSpecs    int // sent or in flight, not delivered
+	pendingStatuses int // read, not finished (waiting, scheduled, in flight or not forwarded)
+
+	unexpectedSpecs    int64 // deliveries with no spec waiting for them
+	unexpectedStatuses int64 // forwards with an unknown sequence id
+	duplicateForwards  int64 // the same status forwarded again
+
+	emit func(m recMeta, o format.Outcome) // writes an outcome; never blocks
+	fire func(s *statusState)              // schedules a status whose spec arrived
+	// replyDelay scales a recorded reply delay (speed), or zeroes it (max).
+	replyDelay func(time.Duration) time.Duration
+}
+
+func newTracker(emit func(recMeta, format.Outcome), fire func(*statusState), replyDelay func(time.Duration) time.Duration) *tracker {
+	return &tracker{
+		specByIdx:   map[uint64]*specState{},
+		undelivered: map[string][]*specState{},
+		statusByIdx: map[uint64]*statusState{},
+		bySeq:       map[string]*statusState{},
+		emit:        emit,
+		fire:        fire,
+		replyDelay:  replyDelay,
+	}
+}
+
+// addSpec registers a spec about to be published. Call before Publish: the
+// delivery may race the call's return.
+func (t *tracker) addSpec(s *specState) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.specByIdx[s.meta.index] = s
+	t.undelivered[s.wireRID] = append(t.undelivered[s.wireRID], s)
+	t.pendingSpecs++
+}
+
+// specNotSent records a spec that was never published (dropped as late).
+func (t *tracker) specNotSent(s *specState, o format.Outcome) {
+	t.mu.Lock()
+	s.failed, s.reported = true, true
+	t.specByIdx[s.meta.index] = s
+	t.mu.Unlock()
+	t.emit(s.meta, o)
+}
+
+// specSent records the end of a spec's Publish call.
+func (t *tracker) specSent(s *specState, latency time.Duration, code uint32, note string) {
+	var out []outcomeOf
+	t.mu.Lock()
+	s.latency = latency
+	if code != 0 {
+		s.failed = true
+		t.removeUndelivered(s)
+		s.reported = true
+		out = append(out, outcomeOf{s.meta, format.Outcome{Status: format.OutcomeFailed, Code: code, Lateness: s.lateness, Latency: latency, Note: note}})
+		out = append(out, t.failWaiters(s, "its spec failed to publish")...)
+	} else {
+		s.sendDone = true
+		if s.delivered && !s.reported {
+			s.reported = true
+			out = append(out, outcomeOf{s.meta, t.specOutcome(s)})
+		}
+	}
+	t.mu.Unlock()
+	t.emitAll(out)
+}
+
+// failWaiters ends everything that waited for a spec that will never
+// arrive. Call with t.mu held.
+func (t *tracker) failWaiters(s *specState, why string) []outcomeOf {
+	var out []outcomeOf
+	for _, e := range s.expects {
+		out = append(out, outcomeOf{e, format.Outcome{Status: format.OutcomeMissing, Note: why}})
+	}
+	s.expects = nil
+	for _, st := range s.statuses {
+		st.failed, st.reported = true, true
+		t.pendingStatuses--
+		out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: " + why}})
+		out = append(out, t.statusWaitersMissing(st, "not sent: "+why)...)
+	}
+	s.statuses = nil
+	return out
+}
+
+func (t *tracker) statusWaitersMissing(st *statusState, why string) []outcomeOf {
+	var out []outcomeOf
+	for _, e := range st.expects {
+		out = append(out, outcomeOf{e, format.Outcome{Status: format.OutcomeMissing, Note: why}})
+	}
+	st.expects = nil
+	return out
+}
+
+func (t *tracker) removeUndelivered(s *specState) {
+	q := t.undelivered[s.wireRID]
+	for i, x := range q {
+		if x == s {
+			q = append(q[:i], q[i+1:]...)
+			t.pendingSpecs--
+			break
+		}
+	}
+	if len(q) == 0 {
+		delete(t.undelivered, s.wireRID)
+	} else {
+		t.undelivered[s.wireRID] = q
+	}
+}
+
+func (t *tracker) specOutcome(s *specState) format.Outcome {
+	return format.Outcome{Status: format.OutcomeDelivered, Lateness: s.lateness, Latency: s.latency, Delivery: s.at.Sub(s.sentAt)}
+}
+
+type outcomeOf struct {
+	m recMeta
+	o format.Outcome
+}
+
+func (t *tracker) emitAll(out []outcomeOf) {
+	for _, x := range out {
+		t.emit(x.m, x.o)
+	}
+}
+
+// delivered handles a spec event on an agent's stream. It returns the
+// delivery latency and whether a sent spec was waiting for it.
+func (t *tracker) delivered(k maestro.Keys, at time.Time) (time.Duration, bool) {
+	var out []outcomeOf
+	var fire []*statusState
+	t.mu.Lock()
+	q := t.undelivered[k.ResourceID]
+	if len(q) == 0 {
+		t.unexpectedSpecs++
+		t.mu.Unlock()
+		return 0, false
+	}
+	s := q[0]
+	if len(q) == 1 {
+		delete(t.undelivered, k.ResourceID)
+	} else {
+		t.undelivered[k.ResourceID] = q[1:]
+	}
+	t.pendingSpecs--
+	s.delivered, s.at = true, at
+	s.version, s.hasVer = k.ResourceVersion, k.HasResourceVersion
+	d := at.Sub(s.sentAt)
+	if s.sendDone && !s.reported {
+		s.reported = true
+		out = append(out, outcomeOf{s.meta, t.specOutcome(s)})
+	}
+	for _, e := range s.expects {
+		out = append(out, outcomeOf{e, format.Outcome{Status: format.OutcomeDelivered, Delivery: d}})
+	}
+	s.expects = nil
+	for _, st := range s.statuses {
+		st.due = at.Add(t.replyDelay(st.delay))
+		fire = append(fire, st)
+	}
+	s.statuses = nil
+	t.mu.Unlock()
+	t.emitAll(out)
+	for _, st := range fire {
+		t.fire(st)
+	}
+	return d, true
+}
+
+// expectDelivery handles a server>agent record: the trace says the spec
+// record it answers was delivered.
+func (t *tracker) expectDelivery(m recMeta, trigger uint64, has bool) {
+	t.mu.Lock()
+	s := t.specByIdx[trigger]
+	switch {
+	case !has || s == nil:
+		t.mu.Unlock()
+		t.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: "answers a record that was not replayed"})
+		return
+	case s.failed:
+		t.mu.Unlock()
+		t.emit(m, format.Outcome{Status: format.OutcomeMissing, Note: "its spec was not sent"})
+		return
+	}
+	t.specByIdx[m.index] = s // a status may name this record as its trigger
+	if s.delivered {
+		d := s.at.Sub(s.sentAt)
+		t.mu.Unlock()
+		t.emit(m, format.Outcome{Status: format.OutcomeDelivered, Delivery: d})
+		return
+	}
+	s.expects = append(s.expects, m)
+	t.mu.Unlock()
+}
+
+// addStatus registers a status reply read from the trace. It fires at once
+// if its spec has arrived, later when it does, or never (with an outcome)
+// if its spec was not sent.
+func (t *tracker) addStatus(st *statusState, trigger uint64, has bool) {
+	t.mu.Lock()
+	s := t.specByIdx[trigger]
+	if !has || s == nil || s.failed {
+		why := "answers a record that was not replayed"
+		if s != nil {
+			why = "its spec was not sent"
+		}
+		st.failed, st.reported = true, true
+		t.statusByIdx[st.meta.index] = st
+		t.mu.Unlock()
+		t.emit(st.meta, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: " + why})
+		return
+	}
+	st.spec = s
+	t.statusByIdx[st.meta.index] = st
+	t.pendingStatuses++
+	if !s.delivered {
+		s.statuses = append(s.statuses, st)
+		t.mu.Unlock()
+		return
+	}
+	st.due = s.at.Add(t.replyDelay(st.delay))
+	t.mu.Unlock()
+	t.fire(st)
+}
+
+// statusVersion returns the version the agent received with the spec a
+// status answers.
+func (t *tracker) statusVersion(st *statusState) (int64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return st.spec.version, st.spec.hasVer
+}
+
+// statusSending registers the sequence id of a status about to be
+// published, so its forward can be matched.
+func (t *tracker) statusSending(st *statusState) {
+	t.mu.Lock()
+	t.bySeq[st.seq] = st
+	t.mu.Unlock()
+}
+
+// statusNotSent ends a status dropped before sending.
+func (t *tracker) statusNotSent(st *statusState, o format.Outcome) {
+	t.mu.Lock()
+	st.failed, st.reported = true, true
+	t.pendingStatuses--
+	out := t.statusWaitersMissing(st, "its status was not sent")
+	t.mu.Unlock()
+	t.emit(st.meta, o)
+	t.emitAll(out)
+}
+
+// statusSent records the end of a status's Publish call.
+func (t *tracker) statusSent(st *statusState, latency time.Duration, code uint32, note string) {
+	var out []outcomeOf
+	t.mu.Lock()
+	st.latency = latency
+	if code != 0 {
+		st.failed, st.reported = true, true
+		delete(t.bySeq, st.seq)
+		t.pendingStatuses--
+		out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeFailed, Code: code, Lateness: st.lateness, Latency: latency, Note: note}})
+		out = append(out, t.statusWaitersMissing(st, "its status failed to publish")...)
+	} else {
+		st.sendDone = true
+		if st.forwarded && !st.reported {
+			st.reported = true
+			t.pendingStatuses--
+			out = append(out, outcomeOf{st.meta, t.statusOutcome(st)})
+		}
+	}
+	t.mu.Unlock()
+	t.emitAll(out)
+}
+
+func (t *tracker) statusOutcome(st *statusState) format.Outcome {
+	return format.Outcome{Status: format.OutcomeDelivered, Lateness: st.lateness, Latency: st.latency, Delivery: st.forwardDelay()}
+}
+
+// forwarded handles a status event on a source's stream, matched by the
+// sequence id the replay minted for it.
+func (t *tracker) forwarded(k maestro.Keys, at time.Time) (time.Duration, bool) {
+	var out []outcomeOf
+	t.mu.Lock()
+	st := t.bySeq[k.SequenceID]
+	if st == nil {
+		t.unexpectedStatuses++
+		t.mu.Unlock()
+		return 0, false
+	}
+	if st.forwarded {
+		t.duplicateForwards++
+		t.mu.Unlock()
+		return 0, false
+	}
+	st.forwarded, st.fwdAt = true, at
+	d := st.forwardDelay()
+	if st.sendDone && !st.reported {
+		st.reported = true
+		t.pendingStatuses--
+		out = append(out, outcomeOf{st.meta, t.statusOutcome(st)})
+	}
+	for _, e := range st.expects {
+		out = append(out, outcomeOf{e, format.Outcome{Status: format.OutcomeDelivered, Delivery: d}})
+	}
+	st.expects = nil
+	t.mu.Unlock()
+	t.emitAll(out)
+	return d, true
+}
+
+// expectForward handles a server>source record: the trace says the status
+// record it answers was forwarded to its source.
+func (t *tracker) expectForward(m recMeta, trigger uint64, has bool) {
+	t.mu.Lock()
+	st := t.statusByIdx[trigger]
+	switch {
+	case !has || st == nil:
+		t.mu.Unlock()
+		t.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: "answers a record that was not replayed"})
+		return
+	case st.failed:
+		t.mu.Unlock()
+		t.emit(m, format.Outcome{Status: format.OutcomeMissing, Note: "its status was not sent"})
+		return
+	case st.forwarded:
+		d := st.forwardDelay()
+		t.mu.Unlock()
+		t.emit(m, format.Outcome{Status: format.OutcomeDelivered, Delivery: d})
+		return
+	}
+	st.expects = append(st.expects, m)
+	t.mu.Unlock()
+}
+
+// known reports whether a trace record index is being followed (a spec or
+// status that was replayed).
+func (t *tracker) known(i uint64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.specByIdx[i] != nil || t.statusByIdx[i] != nil
+}
+
+// pending returns how many sends still wait for their delivery.
+func (t *tracker) pending() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pendingSpecs + t.pendingStatuses
+}
+
+// finish reports everything still open as missing (or, for a status whose
+// spec never arrived, as not sent). Call once, after the settle time.
+func (t *tracker) finish() {
+	var out []outcomeOf
+	t.mu.Lock()
+	for _, q := range t.undelivered {
+		for _, s := range q {
+			if !s.reported {
+				s.reported = true
+				out = append(out, outcomeOf{s.meta, format.Outcome{Status: format.OutcomeMissing, Lateness: s.lateness, Latency: s.latency,
+					Note: "sent, never delivered to agent " + s.cluster}})
+			}
+			s.failed = true
+			out = append(out, t.failWaiters(s, "its spec was never delivered")...)
+		}
+	}
+	t.undelivered = map[string][]*specState{}
+	t.pendingSpecs = 0
+	for _, st := range t.statusByIdx {
+		if st.reported {
+			continue
+		}
+		st.reported = true
+		switch {
+		case st.sendDone:
+			out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeMissing, Lateness: st.lateness, Latency: st.latency,
+				Note: "sent, never forwarded to its source"}})
+			out = append(out, t.statusWaitersMissing(st, "its status was never forwarded")...)
+		default:
+			out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: still waiting at the end of the run"}})
+			out = append(out, t.statusWaitersMissing(st, "its status was not sent")...)
+		}
+	}
+	t.pendingStatuses = 0
+	t.mu.Unlock()
+	t.emitAll(out)
+}
+
+// forwardDelay is the forward latency of a forwarded status. Call with the
+// tracker's lock held.
+func (st *statusState) forwardDelay() time.Duration { return st.fwdAt.Sub(st.sentAt) }
