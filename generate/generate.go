@@ -1,0 +1,307 @@
+// Package generate precomputes the traffic of a Maestro scale test as a
+// cereplay trace, so that every later run replays exactly the same bytes.
+//
+// The default workload is Maestro's published scale test (maestro-addon
+// test/performance): 3,000 consumers, 50 ManifestWorks each, every work
+// the 7 objects of Kubernetes' guestbook example with status feedback,
+// created at 20 per second, each answered by its agent's status report.
+// Every message is built as the SDK's own codecs build it, byte for byte:
+// the payloads are marshalled once from the open-cluster-management API
+// types and only the few per-work fields are patched in (see encoder).
+//
+// The same Params give byte-identical segments and the same digest, on
+// any machine and whatever the parallelism: every random choice of a work
+// comes from a source keyed by (seed, work).
+package generate
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cereplay/cereplay/format"
+	"github.com/cereplay/cereplay/maestro"
+)
+
+// Tool and ModelVersion name the generator in a trace's provenance.
+// ModelVersion changes whenever the same parameters would give different
+// records, so a digest never silently changes meaning; it is deliberately
+// not the binary's version, which would change every sample's digest.
+const (
+	Tool         = "cereplay generate"
+	ModelVersion = "1"
+)
+
+// progressEvery is how many records pass between progress calls and
+// cancellation checks.
+const progressEvery = 4096
+
+// Generate writes the trace p describes into dir (which must not hold a
+// trace yet) and returns its manifest. progress, if not nil, is called
+// now and then with the records written so far and the total. A cancelled
+// ctx stops it and leaves an unfinished trace (no manifest).
+func Generate(ctx context.Context, dir string, p Params, progress func(done, total int64)) (*format.Manifest, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	g, err := newGenerator(p)
+	if err != nil {
+		return nil, err
+	}
+	w, err := format.Create(dir, format.WriterOptions{
+		SegmentSize: p.SegmentSize,
+		Workers:     p.Workers,
+		Level:       p.Level,
+		Provenance:  p.Provenance(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("generate: %w", err)
+	}
+	if progress == nil {
+		progress = func(int64, int64) {}
+	}
+	if err := g.run(ctx, w.Write, progress); err != nil {
+		w.Abort()
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("generate: finish trace %s: %w", dir, err)
+	}
+	progress(g.total, g.total)
+	return w.Manifest(), nil
+}
+
+// Provenance is what the manifest says about how the trace was made.
+func (p *Params) Provenance() format.Provenance {
+	return format.Provenance{
+		Tool:    Tool,
+		Version: ModelVersion,
+		Command: p.Command(),
+		Params:  p.Map(),
+		Seed:    p.Seed,
+	}
+}
+
+// generator turns Params into the trace's records, in offset order.
+type generator struct {
+	p        Params
+	enc      *encoder
+	order    []uint32 // work ids in creation order
+	clusters []string // cluster names, by index
+	agents   [][]byte // agent ids (CloudEvent source of status), by index
+	period   time.Duration
+	total    int64
+
+	index   uint64 // position of the next record in the trace
+	pending pendingHeap
+	pushes  uint64
+	seqs    sequenceIDs
+
+	rec  format.Record
+	buf  []byte
+	name []byte
+	ids  [36]byte
+	seq  []byte
+}
+
+// pendingStatus is a status report scheduled for later in the trace.
+type pendingStatus struct {
+	offset     time.Duration // when it is sent
+	push       uint64        // ties at one offset go in scheduling order
+	work       uint32
+	phase      Phase
+	trigger    uint64        // index of the spec record it answers
+	specOffset time.Duration // when that spec was sent
+	applied    time.Duration // when the work was applied (the first report)
+	id         [16]byte
+	resourceID string
+}
+
+type pendingHeap []pendingStatus
+
+func (h pendingHeap) Len() int { return len(h) }
+func (h pendingHeap) Less(i, j int) bool {
+	if h[i].offset != h[j].offset {
+		return h[i].offset < h[j].offset
+	}
+	return h[i].push < h[j].push
+}
+func (h pendingHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *pendingHeap) Push(x any)   { *h = append(*h, x.(pendingStatus)) }
+func (h *pendingHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+func newGenerator(p Params) (*generator, error) {
+	w, err := Guestbook()
+	if err != nil {
+		return nil, err
+	}
+	enc, err := newEncoder(w, p.SourceID, p.Status, traceResourceVersion)
+	if err != nil {
+		return nil, err
+	}
+	order, err := creationOrder(p.Order, p.Clusters, p.WorksPerCluster, p.Creators)
+	if err != nil {
+		return nil, err
+	}
+	g := &generator{
+		p: p, enc: enc, order: order,
+		period: p.createPeriod(),
+		total:  p.Records(),
+	}
+	for i := 0; i < p.Clusters; i++ {
+		name := p.clusterName(i)
+		g.clusters = append(g.clusters, name)
+		g.agents = append(g.agents, []byte(maestro.AgentID(name)))
+	}
+	return g, nil
+}
+
+// traceResourceVersion is the resourceversion every status carries in the
+// trace: the version Maestro gives a new resource. A replayer rewrites it
+// to the version its agent actually received.
+const traceResourceVersion = 1
+
+// run emits every record through write, in offset order.
+func (g *generator) run(ctx context.Context, write func(*format.Record) error, progress func(done, total int64)) error {
+	emit := func() error {
+		if err := write(&g.rec); err != nil {
+			return fmt.Errorf("generate: write record %d: %w", g.index, err)
+		}
+		g.index++
+		if g.index%progressEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("generate: %w", err)
+			}
+			progress(int64(g.index), g.total)
+		}
+		return nil
+	}
+
+	// The source subscribes first, then the agents, in batches.
+	var err error
+	if g.buf, err = (proto.MarshalOptions{}).MarshalAppend(g.buf[:0], maestro.SourceSubscription(g.p.SourceID)); err != nil {
+		return fmt.Errorf("generate: marshal source subscription: %w", err)
+	}
+	g.rec = format.Record{Type: format.TypeEvent, Flow: format.FlowSourceSubscribe, Actor: g.p.SourceID, Data: g.buf}
+	if err := emit(); err != nil {
+		return err
+	}
+	var last time.Duration
+	for c, cluster := range g.clusters {
+		last = time.Duration(c/g.p.SubscribeBatch)*g.p.SubscribePause + time.Duration(c)*g.p.SubscribeGap
+		if g.buf, err = (proto.MarshalOptions{}).MarshalAppend(g.buf[:0], maestro.AgentSubscription(cluster)); err != nil {
+			return fmt.Errorf("generate: marshal subscription of %s: %w", cluster, err)
+		}
+		g.rec = format.Record{Type: format.TypeEvent, Offset: last, Flow: format.FlowAgentSubscribe, Actor: cluster, Data: g.buf}
+		if err := emit(); err != nil {
+			return err
+		}
+	}
+
+	// Then the works are created at the rate; their statuses are merged
+	// in as their time comes.
+	createStart := last + g.p.CreateAfter
+	for k, work := range g.order {
+		specOffset := createStart + time.Duration(k)*g.period
+		for len(g.pending) > 0 && g.pending[0].offset <= specOffset {
+			if err := g.status(heap.Pop(&g.pending).(pendingStatus)); err != nil {
+				return err
+			}
+			if err := emit(); err != nil {
+				return err
+			}
+		}
+		g.spec(work, specOffset)
+		if err := emit(); err != nil {
+			return err
+		}
+	}
+	for len(g.pending) > 0 {
+		if err := g.status(heap.Pop(&g.pending).(pendingStatus)); err != nil {
+			return err
+		}
+		if err := emit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (g *generator) at(offset time.Duration) time.Time { return g.p.StartTime.Add(offset) }
+
+// spec fills g.rec with the spec.create_request of a work and schedules
+// its status reports.
+func (g *generator) spec(work uint32, offset time.Duration) {
+	c, i := int(work)/g.p.WorksPerCluster, int(work)%g.p.WorksPerCluster
+	cluster := g.clusters[c]
+	g.name = strconv.AppendInt(append(append(g.name[:0], cluster...), WorkNameInfix...), int64(i), 10)
+	rid := maestro.ResourceID(g.p.SourceID, cluster, string(g.name))
+
+	// The draws happen in a fixed order, so a work's choices never depend
+	// on parameters that do not concern it.
+	r := workRand(g.p.Seed, uint64(work))
+	specID := newUUID(r)
+	applyDelay := g.p.ApplyDelay.Sample(r)
+	first := pendingStatus{
+		offset: offset + applyDelay, work: work, phase: PhaseAvailable,
+		trigger: g.index, specOffset: offset, applied: offset + applyDelay,
+		id: newUUID(r), resourceID: rid,
+	}
+	if g.p.StatusUpdates == 2 {
+		second := first
+		first.phase = PhaseApplied
+		second.offset += g.p.AvailableDelay.Sample(r)
+		second.id = newUUID(r)
+		g.schedule(first)
+		g.schedule(second)
+	} else {
+		g.schedule(first)
+	}
+
+	g.buf = g.enc.appendSpec(g.buf[:0], &specInput{
+		cluster: []byte(cluster), workName: g.name, resourceID: []byte(rid),
+		id: appendUUID(g.ids[:0], specID), at: g.at(offset),
+	})
+	g.rec = format.Record{
+		Type: format.TypeEvent, Offset: offset, Flow: format.FlowSourceToServer,
+		Actor: g.p.SourceID, ResourceID: rid, EventType: maestro.TypeSpecCreate, Data: g.buf,
+	}
+}
+
+func (g *generator) schedule(s pendingStatus) {
+	s.push = g.pushes
+	g.pushes++
+	heap.Push(&g.pending, s)
+}
+
+// status fills g.rec with a scheduled status report.
+func (g *generator) status(s pendingStatus) error {
+	c := int(s.work) / g.p.WorksPerCluster
+	at := g.at(s.offset)
+	times := StatusTimes{Applied: g.at(s.applied), Available: at, Ready: at}
+	g.seq = g.seqs.next(g.seq[:0], at)
+	var err error
+	g.buf, err = g.enc.appendStatus(g.buf[:0], &statusInput{
+		cluster: []byte(g.clusters[c]), agentID: g.agents[c], resourceID: []byte(s.resourceID),
+		id: appendUUID(g.ids[:0], s.id), sequenceID: g.seq,
+		at: at, created: g.at(s.specOffset), phase: s.phase, times: times,
+	})
+	if err != nil {
+		return err
+	}
+	g.rec = format.Record{
+		Type: format.TypeEvent, Offset: s.offset, Flow: format.FlowAgentToServer,
+		Actor: g.clusters[c], ResourceID: s.resourceID, EventType: maestro.TypeStatusUpdate,
+		HasTrigger: true, Trigger: s.trigger, Delay: s.offset - s.specOffset, Data: g.buf,
+	}
+	return nil
+}

@@ -1,0 +1,236 @@
+package generate
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bwmarrin/snowflake"
+)
+
+// Params are the knobs of a generated trace. Every field is a flag of
+// `cereplay generate` and is recorded in the trace's manifest, so a trace
+// says how to make it again.
+type Params struct {
+	Clusters        int     // consumers maestro-cluster-1 ... maestro-cluster-N
+	ClusterPrefix   string  // cluster i is named ClusterPrefix + i (from 1)
+	WorksPerCluster int     // works <cluster>-gb-0 ... per cluster
+	SourceID        string  // the source client's id (CloudEvent source of spec events)
+	Rate            float64 // works created per second
+
+	Order    Order // the order works are created in
+	Creators int   // parallel creators of OrderScaleTest
+
+	Status         StatusShape // what the agents report
+	StatusUpdates  int         // 1: one status per work; 2: Applied, then Available
+	ApplyDelay     Delay       // spec arrival to the (first) status
+	AvailableDelay Delay       // Applied to Available, when StatusUpdates is 2
+
+	SubscribeBatch int           // agents subscribe in batches of this many...
+	SubscribeGap   time.Duration // ...one every SubscribeGap...
+	SubscribePause time.Duration // ...with this pause after each batch
+	CreateAfter    time.Duration // from the last subscribe to the first create
+
+	Seed      int64     // seeds every random choice (event ids, delays)
+	StartTime time.Time // the wall-clock instant of offset 0 (event times)
+
+	SegmentSize int64 // raw bytes per segment; 0: the format's default
+	Level       int   // zstd level; 0: the format's default
+	Workers     int   // compression workers; 0: GOMAXPROCS. Output does not depend on it.
+}
+
+// DefaultParams returns the workload of the maestro-addon scale test:
+// 3,000 clusters × 50 guestbook works created at 20 per second by source
+// "maestro", one realistic status per work, agents subscribing first in
+// batches of 100 with a 10s pause after each batch.
+func DefaultParams() Params {
+	return Params{
+		Clusters:        3000,
+		ClusterPrefix:   "maestro-cluster-",
+		WorksPerCluster: 50,
+		SourceID:        "maestro",
+		Rate:            20,
+		Order:           OrderScaleTest,
+		Creators:        6,
+		Status:          StatusRealistic,
+		StatusUpdates:   1,
+		ApplyDelay:      DefaultApplyDelay,
+		AvailableDelay:  DefaultAvailableDelay,
+		SubscribeBatch:  100,
+		SubscribeGap:    10 * time.Millisecond,
+		SubscribePause:  10 * time.Second,
+		CreateAfter:     10 * time.Second,
+		Seed:            1,
+		StartTime:       time.Date(2024, 12, 20, 8, 30, 0, 0, time.UTC),
+	}
+}
+
+// WorkNameInfix joins a cluster name and a work index into a work name,
+// as the scale test names its guestbook works: <cluster>-gb-<i>.
+const WorkNameInfix = "-gb-"
+
+// maxWorks bounds clusters × works per cluster (work ids are uint32, and
+// the creation order is kept in memory: 4 bytes a work).
+const maxWorks = 100_000_000
+
+// dnsLabel is an RFC 1123 label: what a consumer name must be.
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// ErrParams wraps every invalid parameter.
+var ErrParams = errors.New("generate: invalid parameters")
+
+func paramErr(flag, format string, args ...any) error {
+	return fmt.Errorf("%w: --%s: %s", ErrParams, flag, fmt.Sprintf(format, args...))
+}
+
+// Validate reports the first parameter that cannot make a trace, naming
+// its flag.
+func (p *Params) Validate() error {
+	switch {
+	case p.Clusters < 1:
+		return paramErr("clusters", "must be at least 1, got %d", p.Clusters)
+	case p.WorksPerCluster < 1:
+		return paramErr("works-per-cluster", "must be at least 1, got %d", p.WorksPerCluster)
+	case int64(p.Clusters)*int64(p.WorksPerCluster) > maxWorks:
+		return paramErr("clusters", "%d clusters × %d works is more than %d works", p.Clusters, p.WorksPerCluster, maxWorks)
+	case p.SourceID == "":
+		return paramErr("source-id", "must not be empty")
+	case math.IsNaN(p.Rate) || p.Rate <= 0 || p.Rate > 1e9:
+		return paramErr("rate", "must be in (0, 1e9] works per second, got %v", p.Rate)
+	case p.Creators < 1:
+		return paramErr("creators", "must be at least 1, got %d", p.Creators)
+	case p.StatusUpdates != 1 && p.StatusUpdates != 2:
+		return paramErr("status-updates", "must be 1 or 2, got %d", p.StatusUpdates)
+	case p.Status == StatusScaleTest && p.StatusUpdates != 1:
+		return paramErr("status-updates", "the scale-test status shape reports once; use --status realistic for 2")
+	case p.SubscribeBatch < 1:
+		return paramErr("subscribe-batch", "must be at least 1, got %d", p.SubscribeBatch)
+	case p.SubscribeGap < 0:
+		return paramErr("subscribe-gap", "must not be negative")
+	case p.SubscribePause < 0:
+		return paramErr("subscribe-pause", "must not be negative")
+	case p.CreateAfter < 0:
+		return paramErr("create-after", "must not be negative")
+	case p.StartTime.Before(time.UnixMilli(snowflake.Epoch)) || p.StartTime.Year() > 9000:
+		return paramErr("start-time", "%s is outside 2010-11-04 (the snowflake epoch) .. 9000", p.StartTime.Format(time.RFC3339))
+	case p.SegmentSize < 0:
+		return paramErr("segment-size", "must not be negative")
+	case p.Level < 0:
+		return paramErr("level", "must not be negative")
+	}
+	if _, err := ParseOrder(p.Order.String()); err != nil {
+		return paramErr("order", "%v", err)
+	}
+	if _, err := ParseStatusShape(p.Status.String()); err != nil {
+		return paramErr("status", "%v", err)
+	}
+	if err := p.ApplyDelay.Validate(); err != nil {
+		return paramErr("apply-delay", "%v", err)
+	}
+	if p.StatusUpdates == 2 {
+		if err := p.AvailableDelay.Validate(); err != nil {
+			return paramErr("available-delay", "%v", err)
+		}
+	}
+	for _, name := range []string{p.clusterName(0), p.clusterName(p.Clusters - 1)} {
+		if len(name) > 63 || !dnsLabel.MatchString(name) {
+			return paramErr("cluster-prefix", "cluster name %q is not an RFC 1123 label (lower-case letters, digits and '-', at most 63)", name)
+		}
+	}
+	if err := p.period(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// period returns an error when the rate gives no whole-nanosecond period.
+func (p *Params) period() error {
+	if d := p.createPeriod(); d < 1 {
+		return paramErr("rate", "%v works per second is faster than one per nanosecond", p.Rate)
+	}
+	return nil
+}
+
+// createPeriod is the time between two creates, in whole nanoseconds:
+// integer offsets keep the schedule exact however long the trace.
+func (p *Params) createPeriod() time.Duration {
+	return time.Duration(math.Round(1e9 / p.Rate))
+}
+
+func (p *Params) clusterName(i int) string {
+	return p.ClusterPrefix + strconv.Itoa(i+1)
+}
+
+// Works returns the number of works (spec events) of the trace.
+func (p *Params) Works() int64 { return int64(p.Clusters) * int64(p.WorksPerCluster) }
+
+// Records returns the number of records the trace holds: one source
+// subscribe, one subscribe per agent, and per work a spec and its status
+// reports.
+func (p *Params) Records() int64 {
+	return 1 + int64(p.Clusters) + p.Works()*int64(1+p.StatusUpdates)
+}
+
+// Map returns every parameter that shapes the trace's content as flag
+// name → value, the form the manifest records. Workers is left out: the
+// output does not depend on it.
+func (p *Params) Map() map[string]string {
+	m := map[string]string{
+		"workload":          "guestbook",
+		"clusters":          strconv.Itoa(p.Clusters),
+		"cluster-prefix":    p.ClusterPrefix,
+		"works-per-cluster": strconv.Itoa(p.WorksPerCluster),
+		"source-id":         p.SourceID,
+		"rate":              strconv.FormatFloat(p.Rate, 'g', -1, 64),
+		"order":             p.Order.String(),
+		"creators":          strconv.Itoa(p.Creators),
+		"status":            p.Status.String(),
+		"status-updates":    strconv.Itoa(p.StatusUpdates),
+		"apply-delay":       p.ApplyDelay.String(),
+		"subscribe-batch":   strconv.Itoa(p.SubscribeBatch),
+		"subscribe-gap":     p.SubscribeGap.String(),
+		"subscribe-pause":   p.SubscribePause.String(),
+		"create-after":      p.CreateAfter.String(),
+		"seed":              strconv.FormatInt(p.Seed, 10),
+		"start-time":        p.StartTime.UTC().Format(time.RFC3339Nano),
+		"segment-size":      strconv.FormatInt(p.SegmentSize, 10),
+		"level":             strconv.Itoa(p.Level),
+	}
+	if p.StatusUpdates == 2 {
+		m["available-delay"] = p.AvailableDelay.String()
+	}
+	return m
+}
+
+// Command returns the command line that makes this trace again (less
+// --out), with every parameter spelled out in a fixed order.
+func (p *Params) Command() string {
+	m := p.Map()
+	delete(m, "workload")
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("cereplay generate")
+	for _, k := range keys {
+		fmt.Fprintf(&b, " --%s %s", k, shellQuote(m[k]))
+	}
+	return b.String()
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.,:=/+@", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
