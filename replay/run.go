@@ -55,7 +55,7 @@ type runner struct {
 
 	streamCtx context.Context // subscriptions live until the end of the run
 	wg        sync.WaitGroup  // stream goroutines
-	sends     sync.WaitGroup  // publish goroutines
+	sends     counter         // publish goroutines in flight
 
 	mu       sync.Mutex
 	agents   map[string]*agent
@@ -176,8 +176,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	runErr := r.play(ctx, rd, man)
 
 	// Wait for the publishes in flight, then for the deliveries.
-	r.sends.Wait()
+	r.sends.wait()
 	r.settle(ctx)
+	r.sends.wait()
 	r.tr.finish()
 	end := r.clock.Now()
 	cancelStreams()
@@ -518,9 +519,9 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 			if err := r.clock.SleepUntil(ctx, due); err != nil {
 				return nil
 			}
-			r.sends.Add(1)
+			r.sends.add()
 			go func() {
-				defer r.sends.Done()
+				defer r.sends.done()
 				r.subscribeRecord(m, rec)
 			}()
 		}
@@ -706,6 +707,9 @@ func (r *runner) sendSpec(ctx context.Context, m recMeta, rec *format.Record, du
 	}
 	tracked := isSpecRequest(rec.EventType)
 	s := &specState{meta: m, cluster: k.ClusterName, wireRID: r.remap.id(rec.ResourceID)}
+	if tracked {
+		r.tr.register(s)
+	}
 	if late := r.clock.Now().Sub(dueAt); r.cfg.LateDrop > 0 && !r.cfg.Max && late > r.cfg.LateDrop {
 		r.release()
 		r.sendLate.Record(late)
@@ -717,9 +721,9 @@ func (r *runner) sendSpec(ctx context.Context, m recMeta, rec *format.Record, du
 		}
 		return
 	}
-	r.sends.Add(1)
+	r.sends.add()
 	go func() {
-		defer r.sends.Done()
+		defer r.sends.done()
 		defer r.release()
 		now := r.clock.Now()
 		late := now.Sub(dueAt)
@@ -770,9 +774,9 @@ func (r *runner) sendPlain(ctx context.Context, m recMeta, rec *format.Record, d
 		r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: the run was interrupted"})
 		return
 	}
-	r.sends.Add(1)
+	r.sends.add()
 	go func() {
-		defer r.sends.Done()
+		defer r.sends.done()
 		defer r.release()
 		late := r.clock.Now().Sub(dueAt)
 		lat, code, msg := r.call(r.streamCtx, a.cc, a.addr, ce)
@@ -805,9 +809,9 @@ func (r *runner) fireStatus(st *statusState) {
 		return
 	}
 	a := r.agentFor(st.agent)
-	r.sends.Add(1)
+	r.sends.add()
 	go func() {
-		defer r.sends.Done()
+		defer r.sends.done()
 		defer r.release()
 		version, has := r.tr.statusVersion(st)
 		seq := r.seq.Next()
@@ -843,8 +847,6 @@ func (r *runner) settle(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		// Statuses fired during the wait publish in the background.
-		r.sends.Wait()
 	}
 }
 
@@ -930,4 +932,19 @@ func (r *runner) summary(man *format.Manifest, end time.Time) *Summary {
 	sort.Strings(s.Problems)
 	s.OK = len(s.Problems) == 0
 	return s
+}
+
+// counter counts goroutines in flight. Unlike sync.WaitGroup it may be
+// incremented while someone waits for zero (statuses fire during the
+// settle wait).
+type counter struct{ n atomic.Int64 }
+
+func (c *counter) add()  { c.n.Add(1) }
+func (c *counter) done() { c.n.Add(-1) }
+
+// wait polls until nothing is in flight.
+func (c *counter) wait() {
+	for c.n.Load() > 0 {
+		time.Sleep(time.Millisecond)
+	}
 }

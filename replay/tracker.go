@@ -102,12 +102,19 @@ func newTracker(emit func(recMeta, format.Outcome), fire func(*statusState), rep
 	}
 }
 
-// addSpec registers a spec about to be published. Call before Publish: the
-// delivery may race the call's return.
-func (t *tracker) addSpec(s *specState) {
+// register makes a spec known as soon as it is scheduled, so the trace
+// records that answer it (read right after it) find it.
+func (t *tracker) register(s *specState) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.specByIdx[s.meta.index] = s
+}
+
+// addSpec marks a registered spec as being published. Call before Publish:
+// the delivery may race the call's return.
+func (t *tracker) addSpec(s *specState) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.undelivered[s.wireRID] = append(t.undelivered[s.wireRID], s)
 	t.pendingSpecs++
 }

@@ -1,17 +1,241 @@
 package main
 
 import (
-	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/cereplay/cereplay/replay"
 )
 
-// replayCommand is being built; the issue for it replaces this file.
 func replayCommand() *cli.Command {
 	return &cli.Command{
-		Name:   "replay",
-		Usage:  "(in progress)",
-		Hidden: true,
-		Action: func(*cli.Context) error { return errors.New("replay: not built yet") },
+		Name:      "replay",
+		Usage:     "play a trace against Maestro (or cereplay sim) as its sources and agents, and account for every event",
+		ArgsUsage: "TRACE",
+		UsageText: "cereplay replay TRACE [--source-addr HOST:PORT] [--broker-addr HOST:PORT] [timing] [--out DIR]\n\n" +
+			"Examples:\n" +
+			"   # the whole trace as fast as the target accepts, consumers created first\n" +
+			"   cereplay replay --max --create-consumers traces/default\n" +
+			"   # recorded timing, twice as fast, into a Maestro that already saw this trace\n" +
+			"   cereplay replay --speed 2 --run-id second traces/default\n" +
+			"   # 2,000 spec events per second for 30 seconds, dropping sends more than 5 ms late\n" +
+			"   cereplay replay --rate 2000 --duration 30s --late-drop 5ms traces/default\n" +
+			"   # two Maestro instances, one shared start instant for several replayers\n" +
+			"   cereplay replay --source-addr m1:8090,m2:8090 --broker-addr m1:8091,m2:8091 \\\n" +
+			"       --start-at 2026-11-28T10:00:00Z --shard 0/2 traces/default",
+		Description: "replay connects one Subscribe stream per cluster to the broker port and one per source\n" +
+			"to the source port, then publishes every spec event on schedule (from one start instant,\n" +
+			"sleep then spin) and every status reply once the spec it answers has arrived, after the\n" +
+			"recorded delay. Status replies get the resourceversion the agent received and a fresh\n" +
+			"node-1 snowflake sequenceid; --run-id remaps resource ids so a trace can be replayed into\n" +
+			"the same Maestro again. Every record ends with one outcome (sent, failed with its gRPC\n" +
+			"code, dropped late, skipped, delivered, missing), written to --out with run.json and\n" +
+			"summary.json. Exit status 0 only when everything was sent and delivered (see --allow-*).",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "source-addr", Value: "127.0.0.1:8090", Usage: "Maestro source gRPC address(es), comma-separated"},
+			&cli.StringFlag{Name: "broker-addr", Value: "127.0.0.1:8091", Usage: "Maestro broker gRPC address(es), comma-separated; agents are spread over them"},
+			&cli.StringFlag{Name: "rest-url", Value: "http://127.0.0.1:8000", Usage: "Maestro REST base URL (for --create-consumers)"},
+			&cli.StringFlag{Name: "ca-file", Usage: "CA bundle of the servers' certificates (turns TLS on)"},
+			&cli.StringFlag{Name: "cert-file", Usage: "client certificate for mTLS"},
+			&cli.StringFlag{Name: "key-file", Usage: "client key for mTLS"},
+			&cli.StringFlag{Name: "server-name", Usage: "name to check in the server certificate"},
+			&cli.StringFlag{Name: "token-file", Usage: "file holding a bearer token for every call (needs TLS)"},
+			&cli.BoolFlag{Name: "create-consumers", Usage: "create the trace's consumers through REST first (409 counts as present)"},
+			&cli.IntFlag{Name: "agents-per-conn", Value: 1, Usage: "agents sharing one connection (each keeps its own stream)"},
+			&cli.Float64Flag{Name: "connect-rate", Usage: "agent connects per second at the start (0: as fast as possible)"},
+			&cli.Float64Flag{Name: "speed", Value: 1, Usage: "play recorded offsets and reply delays this many times faster"},
+			&cli.Float64Flag{Name: "rate", Usage: "spec events per second, evenly spaced, instead of recorded offsets"},
+			&cli.BoolFlag{Name: "max", Usage: "send as fast as the target accepts, bounded by --max-inflight"},
+			&cli.IntFlag{Name: "max-inflight", Value: replay.DefaultMaxInflight, Usage: "Publish calls in flight at most"},
+			&cli.Int64Flag{Name: "limit", Usage: "play only the first N spec events (and their replies)"},
+			&cli.DurationFlag{Name: "duration", Usage: "play only the sends due in the first D after the start"},
+			&cli.StringFlag{Name: "start-at", Usage: "start instant (RFC 3339), so several replayers share one schedule"},
+			&cli.DurationFlag{Name: "late-drop", Usage: "drop (and count) sends later than this; 0 sends everything"},
+			&cli.StringFlag{Name: "shard", Usage: "play only shard INDEX/COUNT of the clusters, e.g. 0/4"},
+			&cli.StringFlag{Name: "run-id", Usage: "remap resource ids under this id, to replay into the same Maestro again"},
+			&cli.DurationFlag{Name: "settle", Value: replay.DefaultSettle, Usage: "how long to wait at the end for deliveries"},
+			&cli.DurationFlag{Name: "publish-timeout", Value: replay.DefaultPublishTimeout, Usage: "timeout of one Publish call"},
+			&cli.DurationFlag{Name: "reconnect-min", Value: replay.DefaultReconnectMin, Usage: "first wait before re-subscribing a lost stream"},
+			&cli.DurationFlag{Name: "reconnect-max", Value: replay.DefaultReconnectMax, Usage: "longest wait between re-subscribe attempts"},
+			&cli.Int64Flag{Name: "allow-failed", Usage: "failed sends that still count as success"},
+			&cli.Int64Flag{Name: "allow-missing", Usage: "missing deliveries that still count as success"},
+			&cli.Int64Flag{Name: "allow-dropped", Usage: "late-dropped sends that still count as success"},
+			&cli.StringFlag{Name: "out", Usage: "results folder (default runs/<UTC timestamp>)"},
+			&cli.StringFlag{Name: "metrics-listen", Usage: "serve Prometheus metrics here during the run, e.g. 127.0.0.1:9100"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar and notes, only the summary"},
+		},
+		Action: replayAction,
+	}
+}
+
+func replayAction(c *cli.Context) error {
+	dir, err := oneArg(c, "TRACE")
+	if err != nil {
+		return err
+	}
+	cfg, err := replayConfig(c, dir)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	quiet := c.Bool("quiet")
+	if !quiet {
+		cfg.Log = c.App.ErrWriter
+		if f, ok := c.App.ErrWriter.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			bar := newBar(c.App.ErrWriter)
+			cfg.Progress = bar.update
+			defer bar.finish()
+		}
+	}
+	res, err := replay.Run(ctx, cfg)
+	if res != nil && res.Summary != nil {
+		if werr := res.Summary.WriteText(c.App.Writer); werr != nil && err == nil {
+			err = werr
+		}
+		fmt.Fprintf(c.App.Writer, "  results in %s\n", res.Dir)
+	}
+	if err != nil {
+		return err
+	}
+	if !res.OK() {
+		return fmt.Errorf("replay: %s", strings.Join(res.Summary.Problems, "; "))
+	}
+	return nil
+}
+
+// replayConfig maps the flags to a replay.Config, returning usage errors
+// for values that cannot be right.
+func replayConfig(c *cli.Context, dir string) (replay.Config, error) {
+	cfg := replay.Config{
+		Trace:           dir,
+		Out:             c.String("out"),
+		SourceAddrs:     []string{c.String("source-addr")},
+		BrokerAddrs:     []string{c.String("broker-addr")},
+		RESTURL:         c.String("rest-url"),
+		CreateConsumers: c.Bool("create-consumers"),
+		AgentsPerConn:   c.Int("agents-per-conn"),
+		ConnectRate:     c.Float64("connect-rate"),
+		Speed:           c.Float64("speed"),
+		Rate:            c.Float64("rate"),
+		Max:             c.Bool("max"),
+		MaxInflight:     c.Int("max-inflight"),
+		Limit:           c.Int64("limit"),
+		Duration:        c.Duration("duration"),
+		LateDrop:        c.Duration("late-drop"),
+		RunID:           c.String("run-id"),
+		Settle:          c.Duration("settle"),
+		PublishTimeout:  c.Duration("publish-timeout"),
+		ReconnectMin:    c.Duration("reconnect-min"),
+		ReconnectMax:    c.Duration("reconnect-max"),
+		AllowFailed:     c.Int64("allow-failed"),
+		AllowMissing:    c.Int64("allow-missing"),
+		AllowDropped:    c.Int64("allow-dropped"),
+		MetricsListen:   c.String("metrics-listen"),
+		Version:         version,
+		TLS: replay.TLS{
+			CAFile: c.String("ca-file"), CertFile: c.String("cert-file"), KeyFile: c.String("key-file"),
+			ServerName: c.String("server-name"), TokenFile: c.String("token-file"),
+		},
+	}
+	positive := map[string]bool{
+		"speed":           c.Float64("speed") > 0,
+		"rate":            c.Float64("rate") >= 0,
+		"connect-rate":    c.Float64("connect-rate") >= 0,
+		"agents-per-conn": c.Int("agents-per-conn") >= 1,
+		"max-inflight":    c.Int("max-inflight") >= 1,
+		"limit":           c.Int64("limit") >= 0,
+		"duration":        c.Duration("duration") >= 0,
+		"late-drop":       c.Duration("late-drop") >= 0,
+		"settle":          c.Duration("settle") >= 0,
+		"publish-timeout": c.Duration("publish-timeout") > 0,
+		"reconnect-min":   c.Duration("reconnect-min") > 0,
+		"allow-failed":    c.Int64("allow-failed") >= 0,
+		"allow-missing":   c.Int64("allow-missing") >= 0,
+		"allow-dropped":   c.Int64("allow-dropped") >= 0,
+	}
+	for _, name := range []string{"speed", "rate", "connect-rate", "agents-per-conn", "max-inflight", "limit", "duration",
+		"late-drop", "settle", "publish-timeout", "reconnect-min", "allow-failed", "allow-missing", "allow-dropped"} {
+		if !positive[name] {
+			return cfg, usagef("replay: --%s %s: out of range", name, c.Value(name))
+		}
+	}
+	modes := 0
+	for _, set := range []bool{c.IsSet("speed"), c.IsSet("rate"), c.Bool("max")} {
+		if set {
+			modes++
+		}
+	}
+	if modes > 1 {
+		return cfg, usagef("replay: --speed, --rate and --max exclude each other")
+	}
+	if s := c.String("start-at"); s != "" {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return cfg, usagef("replay: --start-at %q: want an RFC 3339 instant such as 2026-11-28T10:00:00Z", s)
+		}
+		cfg.StartAt = t
+	}
+	if s := c.String("shard"); s != "" {
+		sh, err := replay.ParseShard(s)
+		if err != nil {
+			return cfg, usagef("replay: --shard: %v", err)
+		}
+		cfg.Shard = sh
+	}
+	if (c.String("cert-file") == "") != (c.String("key-file") == "") {
+		return cfg, usagef("replay: --cert-file and --key-file go together")
+	}
+	if c.String("token-file") != "" && c.String("ca-file") == "" && c.String("cert-file") == "" {
+		return cfg, usagef("replay: --token-file needs TLS (--ca-file): the token would travel in clear text")
+	}
+	return cfg, nil
+}
+
+// bar is the terminal progress bar: records done with rate and ETA.
+type bar struct {
+	mu sync.Mutex
+	pb *progressbar.ProgressBar
+	w  interface{ Write([]byte) (int, error) }
+}
+
+func newBar(w interface{ Write([]byte) (int, error) }) *bar { return &bar{w: w} }
+
+func (b *bar) update(done, total int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pb == nil {
+		b.pb = progressbar.NewOptions64(total,
+			progressbar.OptionSetWriter(b.w),
+			progressbar.OptionSetDescription("replay"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("records"),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+	}
+	if total != b.pb.GetMax64() {
+		b.pb.ChangeMax64(total)
+	}
+	_ = b.pb.Set64(done)
+}
+
+func (b *bar) finish() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pb != nil {
+		_ = b.pb.Finish()
 	}
 }

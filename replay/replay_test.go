@@ -1,0 +1,346 @@
+package replay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cereplay/cereplay/format"
+	"github.com/cereplay/cereplay/sim"
+)
+
+// startSim starts the embedded sim on loopback ports with fast heartbeats.
+func startSim(t testing.TB, c sim.Config) *sim.Server {
+	t.Helper()
+	s, err := sim.Start(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func simConfig() sim.Config {
+	c := sim.LoopbackConfig()
+	c.HeartbeatInterval = 200 * time.Millisecond
+	return c
+}
+
+func baseConfig(s *sim.Server, trace, out string) Config {
+	return Config{
+		Trace:        trace,
+		Out:          out,
+		SourceAddrs:  []string{s.SourceAddr()},
+		BrokerAddrs:  []string{s.BrokerAddr()},
+		RESTURL:      s.RESTURL(),
+		Settle:       5 * time.Second,
+		ReconnectMin: 50 * time.Millisecond,
+		ReconnectMax: 200 * time.Millisecond,
+	}
+}
+
+// checkAccounting asserts that every record of the trace has exactly one
+// outcome and returns the outcomes.
+func checkAccounting(t *testing.T, trace, out string) map[uint64][]format.Record {
+	t.Helper()
+	r, err := format.Open(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := r.Manifest().Records
+	r.Close()
+	outs := readOutcomes(t, out)
+	for i := uint64(0); i < uint64(n); i++ {
+		if len(outs[i]) != 1 {
+			t.Errorf("trace record %d has %d outcomes: %+v", i, len(outs[i]), outs[i])
+		}
+	}
+	if len(outs) != int(n) {
+		t.Errorf("%d outcomes for a trace of %d records", len(outs), n)
+	}
+	return outs
+}
+
+func TestReplayFullAccounting(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simConfig())
+	trace, out := t.TempDir(), filepath.Join(t.TempDir(), "run")
+	testTrace{Clusters: 3, Works: 4}.write(t, trace)
+
+	cfg := baseConfig(s, trace, out)
+	cfg.Max = true
+	cfg.CreateConsumers = true
+	var log bytes.Buffer
+	cfg.Log = &logWriter{b: &log}
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := res.Summary
+	if !res.OK() {
+		t.Fatalf("run not OK: %+v\nlog:\n%s", sum, log.String())
+	}
+	outs := checkAccounting(t, trace, out)
+	want := map[string]int64{"delivered": 4 * 12, "sent": 4}
+	for k, v := range want {
+		if sum.Outcomes[k] != v {
+			t.Errorf("outcomes[%s] = %d, want %d (all: %v)", k, sum.Outcomes[k], v, sum.Outcomes)
+		}
+	}
+	if sum.ConsumersCreated != 3 || sum.SpecsSent != 12 || sum.StatusesSent != 12 {
+		t.Errorf("consumers %d, specs %d, statuses %d", sum.ConsumersCreated, sum.SpecsSent, sum.StatusesSent)
+	}
+	if sum.SpecDelivery.Count != 12 || sum.StatusForward.Count != 12 {
+		t.Errorf("latency counts: delivery %d, forward %d", sum.SpecDelivery.Count, sum.StatusForward.Count)
+	}
+	for i, o := range outs {
+		if o[0].Flow == format.FlowSourceToServer && o[0].Outcome.Delivery <= 0 {
+			t.Errorf("spec %d delivered without a delivery latency: %+v", i, o[0].Outcome)
+		}
+	}
+	for _, f := range []string{RunFile, SummaryFile} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	back, err := ReadSummary(out)
+	if err != nil || back.Records != sum.Records || !back.OK {
+		t.Fatalf("summary.json: %+v, %v", back, err)
+	}
+	if err := format.Verify(filepath.Join(out, OutcomesDir)); err != nil {
+		t.Fatalf("outcomes do not verify: %v", err)
+	}
+	var text bytes.Buffer
+	if err := sum.WriteText(&text); err != nil || !strings.Contains(text.String(), "replay OK") {
+		t.Fatalf("text summary: %q, %v", text.String(), err)
+	}
+}
+
+// Two replays with different run ids into one sim both succeed; a third
+// with a used run id reports every duplicate.
+func TestReplayRunIDsAndDuplicates(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simConfig())
+	trace := t.TempDir()
+	testTrace{Clusters: 2, Works: 3}.write(t, trace)
+	run := func(id string) *Result {
+		cfg := baseConfig(s, trace, filepath.Join(t.TempDir(), "run"))
+		cfg.Max, cfg.CreateConsumers, cfg.RunID = true, true, id
+		cfg.Settle = 2 * time.Second
+		res, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkAccounting(t, trace, res.Dir)
+		return res
+	}
+	for _, id := range []string{"first", "second"} {
+		if res := run(id); !res.OK() {
+			t.Fatalf("run %s not OK: %v %v", id, res.Summary.Problems, res.Summary.Outcomes)
+		}
+	}
+	again := run("first")
+	sum := again.Summary
+	if again.OK() || sum.Duplicates != 6 || len(sum.DuplicateIDs) != 6 {
+		t.Fatalf("replaying run id 'first' again: ok %v, duplicates %d %v, problems %v", again.OK(), sum.Duplicates, sum.DuplicateIDs, sum.Problems)
+	}
+	var text bytes.Buffer
+	_ = sum.WriteText(&text)
+	if !strings.Contains(text.String(), "duplicates: 6") || !strings.Contains(text.String(), "--run-id") {
+		t.Fatalf("the summary does not name the duplicates:\n%s", text.String())
+	}
+	b, err := os.ReadFile(filepath.Join(again.Dir, RunFile))
+	if err != nil || !strings.Contains(string(b), "ce-resourceid") || !strings.Contains(string(b), "ce-sequenceid") {
+		t.Fatalf("run.json does not list the rewrites: %s %v", b, err)
+	}
+}
+
+// recordingClock is a FakeClock that remembers every instant waited for.
+type recordingClock struct {
+	*FakeClock
+	mu     sync.Mutex
+	sleeps []time.Time
+}
+
+func (c *recordingClock) SleepUntil(ctx context.Context, t time.Time) error {
+	c.mu.Lock()
+	c.sleeps = append(c.sleeps, t)
+	c.mu.Unlock()
+	return c.FakeClock.SleepUntil(ctx, t)
+}
+
+func (c *recordingClock) waited(t time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.sleeps {
+		if s.Equal(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// Speed, rate and --start-at schedules, checked on a fake clock: every spec
+// is waited for at exactly T0 + its scheduled time.
+func TestReplaySchedules(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simConfig())
+	trace := t.TempDir()
+	offsets := testTrace{Clusters: 2, Works: 5, Gap: 7 * time.Millisecond}.write(t, trace)
+	for _, c := range []string{cluster(0), cluster(1)} {
+		if err := s.CreateConsumer(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fakeStart := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name    string
+		set     func(*Config)
+		t0      time.Time
+		dueOf   func(n int) time.Duration
+		runName string
+	}{
+		{"speed 2", func(c *Config) { c.Speed = 2 }, fakeStart, func(n int) time.Duration { return offsets[n] / 2 }, "s"},
+		{"rate 50", func(c *Config) { c.Rate = 50 }, fakeStart, func(n int) time.Duration { return time.Duration(n) * 20 * time.Millisecond }, "r"},
+		{"start-at", func(c *Config) { c.StartAt = fakeStart.Add(time.Hour) }, fakeStart.Add(time.Hour), func(n int) time.Duration { return offsets[n] }, "a"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := &recordingClock{FakeClock: NewFakeClock(fakeStart)}
+			cfg := baseConfig(s, trace, filepath.Join(t.TempDir(), "run"))
+			cfg.Clock, cfg.RunID, cfg.Settle = clock, tc.runName, 3*time.Second
+			tc.set(&cfg)
+			res, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.OK() {
+				t.Fatalf("not OK: %v %v", res.Summary.Problems, res.Summary.Outcomes)
+			}
+			for n := range offsets {
+				if due := tc.t0.Add(tc.dueOf(n)); !clock.waited(due) {
+					t.Errorf("spec %d: never waited for %v (T0 + %v)", n, due, tc.dueOf(n))
+				}
+			}
+			info := readRunInfo(t, res.Dir)
+			if !info.T0.Equal(tc.t0) {
+				t.Errorf("run.json t0 = %v, want %v", info.T0, tc.t0)
+			}
+			checkAccounting(t, trace, res.Dir)
+		})
+	}
+}
+
+func readRunInfo(t *testing.T, dir string) RunInfo {
+	t.Helper()
+	var info RunInfo
+	b, err := os.ReadFile(filepath.Join(dir, RunFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &info); err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+// A sim restarted in the middle of a run: agents and sources reconnect,
+// resync, and every record still ends with exactly one outcome.
+func TestReplaySurvivesSimRestart(t *testing.T) {
+	t.Parallel()
+	c := simConfig()
+	s1, err := sim.Start(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Restart on the same addresses.
+	c.SourceListen, c.BrokerListen = s1.SourceAddr(), s1.BrokerAddr()
+	c.RESTListen = strings.TrimPrefix(s1.RESTURL(), "http://")
+	trace := t.TempDir()
+	const clusters, works = 3, 20
+	testTrace{Clusters: clusters, Works: works, Gap: 10 * time.Millisecond}.write(t, trace)
+	for i := 0; i < clusters; i++ {
+		if err := s1.CreateConsumer(cluster(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := baseConfig(s1, trace, filepath.Join(t.TempDir(), "run"))
+	cfg.Settle = 3 * time.Second
+
+	restarted := make(chan *sim.Server, 1)
+	go func() {
+		time.Sleep(250 * time.Millisecond)
+		_ = s1.Close()
+		time.Sleep(150 * time.Millisecond)
+		s2, err := sim.Start(context.Background(), c)
+		if err != nil {
+			t.Error(err)
+			restarted <- nil
+			return
+		}
+		for i := 0; i < clusters; i++ {
+			_ = s2.CreateConsumer(cluster(i))
+		}
+		restarted <- s2
+	}()
+	res, err := Run(context.Background(), cfg)
+	if s2 := <-restarted; s2 != nil {
+		defer s2.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := res.Summary
+	var text bytes.Buffer
+	_ = sum.WriteText(&text)
+	t.Logf("summary after a restart:\n%s", text.String())
+	checkAccounting(t, trace, res.Dir)
+	if sum.Reconnects < clusters+1 {
+		t.Errorf("reconnects %d, want at least %d (every agent and the source)", sum.Reconnects, clusters+1)
+	}
+	if sum.ResyncsSent < clusters {
+		t.Errorf("resyncs %d, want %d", sum.ResyncsSent, clusters)
+	}
+	lost := sum.Outcomes["failed"] + sum.Outcomes["missing"] + sum.Outcomes["skipped"]
+	if lost == 0 || sum.OK {
+		t.Errorf("a restart lost nothing? outcomes %v", sum.Outcomes)
+	}
+	if sum.Outcomes["delivered"] == 0 {
+		t.Errorf("nothing delivered: %v", sum.Outcomes)
+	}
+	// Specs sent after the restart reach their agents.
+	outs := readOutcomes(t, res.Dir)
+	var idx []uint64
+	for i := range outs {
+		idx = append(idx, i)
+	}
+	sort.Slice(idx, func(a, b int) bool { return idx[a] < idx[b] })
+	lateDelivered := 0
+	for _, i := range idx[len(idx)*3/4:] {
+		if o := outs[i][0]; o.Flow == format.FlowSourceToServer && o.Outcome.Status == format.OutcomeDelivered {
+			lateDelivered++
+		}
+	}
+	if lateDelivered == 0 {
+		t.Errorf("no spec in the last quarter of the trace was delivered after the restart: %v", sum.Outcomes)
+	}
+}
+
+// logWriter is a goroutine-safe buffer for Config.Log.
+type logWriter struct {
+	mu sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
