@@ -39,9 +39,9 @@ func createConsumers(ctx context.Context, baseURL string, tlsCfg *tls.Config, to
 	url := strings.TrimRight(baseURL, "/") + consumersPath
 	var (
 		created, present, done atomic.Int64
-		firstErr             error
-		errOnce              sync.Once
-		wg                   sync.WaitGroup
+		firstErr               error
+		errOnce                sync.Once
+		wg                     sync.WaitGroup
 	)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -207,9 +207,9 @@ func TestReplaySchedules(t *testing.T) {
 		dueOf   func(n int) time.Duration
 		runName string
 	}{
-		{"speed 2", func(c *Config) { c.Speed = 2 }, fakeStart, func(n int) time.Duration { return offsets[n] / 2 }, "s"},
+		{"speed 2", func(c *Config) { c.Speed = 2 }, fakeStart, func(n int) time.Duration { return (offsets[n] - offsets[0]) / 2 }, "s"},
 		{"rate 50", func(c *Config) { c.Rate = 50 }, fakeStart, func(n int) time.Duration { return time.Duration(n) * 20 * time.Millisecond }, "r"},
-		{"start-at", func(c *Config) { c.StartAt = fakeStart.Add(time.Hour) }, fakeStart.Add(time.Hour), func(n int) time.Duration { return offsets[n] }, "a"},
+		{"start-at", func(c *Config) { c.StartAt = fakeStart.Add(time.Hour) }, fakeStart.Add(time.Hour), func(n int) time.Duration { return offsets[n] - offsets[0] }, "a"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -264,8 +264,8 @@ func TestReplaySurvivesSimRestart(t *testing.T) {
 	c.SourceListen, c.BrokerListen = s1.SourceAddr(), s1.BrokerAddr()
 	c.RESTListen = strings.TrimPrefix(s1.RESTURL(), "http://")
 	trace := t.TempDir()
-	const clusters, works = 3, 20
-	testTrace{Clusters: clusters, Works: works, Gap: 10 * time.Millisecond}.write(t, trace)
+	const clusters, works = 3, 30
+	testTrace{Clusters: clusters, Works: works, Gap: 15 * time.Millisecond}.write(t, trace)
 	for i := 0; i < clusters; i++ {
 		if err := s1.CreateConsumer(cluster(i)); err != nil {
 			t.Fatal(err)
@@ -276,7 +276,7 @@ func TestReplaySurvivesSimRestart(t *testing.T) {
 
 	restarted := make(chan *sim.Server, 1)
 	go func() {
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 		_ = s1.Close()
 		time.Sleep(150 * time.Millisecond)
 		s2, err := sim.Start(context.Background(), c)

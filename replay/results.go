@@ -34,8 +34,9 @@ type RunInfo struct {
 	RunID       string            `json:"run_id,omitempty"`
 	Mode        string            `json:"mode"`
 	Settings    map[string]string `json:"settings"`
-	Start       time.Time         `json:"start"` // when the run began (outcome offsets count from here)
-	T0          time.Time         `json:"t0"`    // the schedule's start instant
+	Start       time.Time         `json:"start"`     // when the run began (outcome offsets count from here)
+	T0          time.Time         `json:"t0"`        // the schedule's start instant
+	Origin      time.Duration     `json:"origin_ns"` // the trace offset played at T0
 	End         time.Time         `json:"end"`
 	Rewrites    []Rewrite         `json:"rewrites"`
 }

@@ -50,8 +50,9 @@ type runner struct {
 	disp   *dispatcher
 	sem    chan struct{}
 	dialOp []grpc.DialOption
-	start  time.Time // when Run began
-	t0     time.Time // the schedule's start instant
+	start  time.Time     // when Run began
+	t0     time.Time     // the schedule's start instant
+	origin time.Duration // the trace offset played at t0
 
 	streamCtx context.Context // subscriptions live until the end of the run
 	wg        sync.WaitGroup  // stream goroutines
@@ -193,7 +194,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	sum := r.summary(man, end)
 	info := RunInfo{Tool: "cereplay", Version: cfg.Version, Trace: cfg.Trace, TraceDigest: man.Digest, RunID: cfg.RunID,
-		Mode: cfg.mode(), Settings: r.settings(), Start: r.start.UTC(), T0: r.t0.UTC(), End: end.UTC(), Rewrites: r.remap.rewrites()}
+		Mode: cfg.mode(), Settings: r.settings(), Start: r.start.UTC(), T0: r.t0.UTC(), Origin: r.origin, End: end.UTC(), Rewrites: r.remap.rewrites()}
 	for _, w := range []struct {
 		name string
 		v    any
@@ -444,6 +445,13 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 	if err := r.connectPhase(ctx, tr, man, &done); err != nil {
 		return err
 	}
+	// The schedule starts at the first record after the connect phase:
+	// the subscribes at the head of a trace were just played, and their
+	// recorded span (minutes, for batched agents) is not waited for again.
+	if rec, _, err := tr.read(); err == nil {
+		r.origin = rec.Offset
+		tr.unread(rec)
+	}
 	r.t0 = r.cfg.StartAt
 	if r.t0.IsZero() {
 		r.t0 = r.clock.Now()
@@ -482,7 +490,7 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 			}
 			n := paced
 			paced++
-			due := r.cfg.Pacer.Due(n, rec.Offset)
+			due := r.cfg.Pacer.Due(n, r.sinceOrigin(rec.Offset))
 			if r.cfg.Limit > 0 && int64(n) >= r.cfg.Limit || r.cfg.Duration > 0 && due > r.cfg.Duration {
 				cut, cutOffset = true, rec.Offset
 				continue
@@ -528,12 +536,20 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 	}
 }
 
+// sinceOrigin is a record's offset from the start of the schedule.
+func (r *runner) sinceOrigin(off time.Duration) time.Duration {
+	if off < r.origin {
+		return 0
+	}
+	return off - r.origin
+}
+
 // untriggeredDue is the due time of a record the pacer does not count
 // (subscribes, agent events that answer nothing): its scaled offset when
 // playing by speed, else the due time of the last spec event.
 func (r *runner) untriggeredDue(rec *format.Record, lastDue time.Duration) time.Duration {
 	if _, speed := r.cfg.Pacer.(SpeedPacer); speed {
-		return scale(rec.Offset, r.cfg.Speed)
+		return scale(r.sinceOrigin(rec.Offset), r.cfg.Speed)
 	}
 	return lastDue
 }

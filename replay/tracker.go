@@ -221,6 +221,13 @@ func (t *tracker) delivered(k maestro.Keys, at time.Time) (time.Duration, bool) 
 		return 0, false
 	}
 	s := q[0]
+	if k.Deleting && s.meta.eventType != maestro.TypeSpecDelete {
+		// A resync answer that deletes what the agent holds (the server
+		// lost it) is not the delivery of a pending create or update.
+		t.unexpectedSpecs++
+		t.mu.Unlock()
+		return 0, false
+	}
 	if len(q) == 1 {
 		delete(t.undelivered, k.ResourceID)
 	} else {
