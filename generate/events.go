@@ -232,8 +232,9 @@ func (e *encoder) status(ph Phase, t StatusTimes) (statusEntry, error) {
 	e.times[0] = t.Applied.UTC().AppendFormat(e.times[0][:0], time.RFC3339)
 	e.times[1] = t.Available.UTC().AppendFormat(e.times[1][:0], time.RFC3339)
 	e.times[2] = t.Ready.UTC().AppendFormat(e.times[2][:0], time.RFC3339)
-	data := e.statusData[ph].fill(nil, e.times[0], e.times[1], e.times[2])
-	e.hashJSON = e.statusHash[ph].fill(e.hashJSON[:0], e.times[0], e.times[1], e.times[2])
+	t0, t1, t2 := e.times[0], e.times[1], e.times[2]
+	data := e.statusData[ph].fill(make([]byte, 0, e.statusData[ph].size(t0, t1, t2)), t0, t1, t2)
+	e.hashJSON = e.statusHash[ph].fill(e.hashJSON[:0], t0, t1, t2)
 	sum := sha256.Sum256(e.hashJSON)
 	st := statusEntry{data: data, hash: []byte(hex.EncodeToString(sum[:]))}
 	if len(e.cache) >= maxCachedStatuses {

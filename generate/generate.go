@@ -15,7 +15,6 @@
 package generate
 
 import (
-	"container/heap"
 	"context"
 	"fmt"
 	"strconv"
@@ -92,6 +91,7 @@ type generator struct {
 	enc      *encoder
 	order    []uint32 // work ids in creation order
 	clusters []string // cluster names, by index
+	names    [][]byte // the same, as bytes
 	agents   [][]byte // agent ids (CloudEvent source of status), by index
 	period   time.Duration
 	total    int64
@@ -105,6 +105,7 @@ type generator struct {
 	buf  []byte
 	name []byte
 	ids  [36]byte
+	rid  []byte
 	seq  []byte
 }
 
@@ -121,22 +122,53 @@ type pendingStatus struct {
 	resourceID string
 }
 
+// pendingHeap is a min-heap of scheduled statuses by (offset, push). It
+// is typed rather than container/heap's interface so that statuses are
+// not boxed, one allocation each.
 type pendingHeap []pendingStatus
 
-func (h pendingHeap) Len() int { return len(h) }
-func (h pendingHeap) Less(i, j int) bool {
+func (h pendingHeap) less(i, j int) bool {
 	if h[i].offset != h[j].offset {
 		return h[i].offset < h[j].offset
 	}
 	return h[i].push < h[j].push
 }
-func (h pendingHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *pendingHeap) Push(x any)   { *h = append(*h, x.(pendingStatus)) }
-func (h *pendingHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+
+func (h *pendingHeap) push(s pendingStatus) {
+	*h = append(*h, s)
+	a := *h
+	for i := len(a) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !a.less(i, parent) {
+			break
+		}
+		a[i], a[parent] = a[parent], a[i]
+		i = parent
+	}
+}
+
+func (h *pendingHeap) pop() pendingStatus {
+	a := *h
+	top := a[0]
+	n := len(a) - 1
+	a[0] = a[n]
+	a = a[:n]
+	for i := 0; ; {
+		small, l, r := i, 2*i+1, 2*i+2
+		if l < n && a.less(l, small) {
+			small = l
+		}
+		if r < n && a.less(r, small) {
+			small = r
+		}
+		if small == i {
+			break
+		}
+		a[i], a[small] = a[small], a[i]
+		i = small
+	}
+	*h = a
+	return top
 }
 
 func newGenerator(p Params) (*generator, error) {
@@ -160,6 +192,7 @@ func newGenerator(p Params) (*generator, error) {
 	for i := 0; i < p.Clusters; i++ {
 		name := p.clusterName(i)
 		g.clusters = append(g.clusters, name)
+		g.names = append(g.names, []byte(name))
 		g.agents = append(g.agents, []byte(maestro.AgentID(name)))
 	}
 	return g, nil
@@ -213,7 +246,7 @@ func (g *generator) run(ctx context.Context, write func(*format.Record) error, p
 	for k, work := range g.order {
 		specOffset := createStart + time.Duration(k)*g.period
 		for len(g.pending) > 0 && g.pending[0].offset <= specOffset {
-			if err := g.status(heap.Pop(&g.pending).(pendingStatus)); err != nil {
+			if err := g.status(g.pending.pop()); err != nil {
 				return err
 			}
 			if err := emit(); err != nil {
@@ -226,7 +259,7 @@ func (g *generator) run(ctx context.Context, write func(*format.Record) error, p
 		}
 	}
 	for len(g.pending) > 0 {
-		if err := g.status(heap.Pop(&g.pending).(pendingStatus)); err != nil {
+		if err := g.status(g.pending.pop()); err != nil {
 			return err
 		}
 		if err := emit(); err != nil {
@@ -268,7 +301,7 @@ func (g *generator) spec(work uint32, offset time.Duration) {
 	}
 
 	g.buf = g.enc.appendSpec(g.buf[:0], &specInput{
-		cluster: []byte(cluster), workName: g.name, resourceID: []byte(rid),
+		cluster: g.names[c], workName: g.name, resourceID: s2b(&g.rid, rid),
 		id: appendUUID(g.ids[:0], specID), at: g.at(offset),
 	})
 	g.rec = format.Record{
@@ -280,7 +313,7 @@ func (g *generator) spec(work uint32, offset time.Duration) {
 func (g *generator) schedule(s pendingStatus) {
 	s.push = g.pushes
 	g.pushes++
-	heap.Push(&g.pending, s)
+	g.pending.push(s)
 }
 
 // status fills g.rec with a scheduled status report.
@@ -291,7 +324,7 @@ func (g *generator) status(s pendingStatus) error {
 	g.seq = g.seqs.next(g.seq[:0], at)
 	var err error
 	g.buf, err = g.enc.appendStatus(g.buf[:0], &statusInput{
-		cluster: []byte(g.clusters[c]), agentID: g.agents[c], resourceID: []byte(s.resourceID),
+		cluster: g.names[c], agentID: g.agents[c], resourceID: s2b(&g.rid, s.resourceID),
 		id: appendUUID(g.ids[:0], s.id), sequenceID: g.seq,
 		at: at, created: g.at(s.specOffset), phase: s.phase, times: times,
 	})
@@ -304,4 +337,10 @@ func (g *generator) status(s pendingStatus) error {
 		HasTrigger: true, Trigger: s.trigger, Delay: s.offset - s.specOffset, Data: g.buf,
 	}
 	return nil
+}
+
+// s2b copies s into *buf (reused) and returns it.
+func s2b(buf *[]byte, s string) []byte {
+	*buf = append((*buf)[:0], s...)
+	return *buf
 }

@@ -409,5 +409,3 @@ func firstStatus(recs []*format.Record, rid string) int {
 	}
 	return -1
 }
-
-

@@ -234,3 +234,64 @@ func shellQuote(s string) string {
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// ParamsFromMap parses the parameters a manifest records (Params.Map)
+// back, so a trace can be made again from its own manifest. A missing
+// key keeps its default; an unknown key is an error, since it would mean
+// the trace was made by a generator that knows more than this one.
+func ParamsFromMap(m map[string]string) (Params, error) {
+	p := DefaultParams()
+	for k, v := range m {
+		var err error
+		switch k {
+		case "workload":
+			if v != "guestbook" {
+				err = fmt.Errorf("unknown workload %q", v)
+			}
+		case "clusters":
+			p.Clusters, err = strconv.Atoi(v)
+		case "cluster-prefix":
+			p.ClusterPrefix = v
+		case "works-per-cluster":
+			p.WorksPerCluster, err = strconv.Atoi(v)
+		case "source-id":
+			p.SourceID = v
+		case "rate":
+			p.Rate, err = strconv.ParseFloat(v, 64)
+		case "order":
+			p.Order, err = ParseOrder(v)
+		case "creators":
+			p.Creators, err = strconv.Atoi(v)
+		case "status":
+			p.Status, err = ParseStatusShape(v)
+		case "status-updates":
+			p.StatusUpdates, err = strconv.Atoi(v)
+		case "apply-delay":
+			p.ApplyDelay, err = ParseDelay(v)
+		case "available-delay":
+			p.AvailableDelay, err = ParseDelay(v)
+		case "subscribe-batch":
+			p.SubscribeBatch, err = strconv.Atoi(v)
+		case "subscribe-gap":
+			p.SubscribeGap, err = time.ParseDuration(v)
+		case "subscribe-pause":
+			p.SubscribePause, err = time.ParseDuration(v)
+		case "create-after":
+			p.CreateAfter, err = time.ParseDuration(v)
+		case "seed":
+			p.Seed, err = strconv.ParseInt(v, 10, 64)
+		case "start-time":
+			p.StartTime, err = time.Parse(time.RFC3339Nano, v)
+		case "segment-size":
+			p.SegmentSize, err = strconv.ParseInt(v, 10, 64)
+		case "level":
+			p.Level, err = strconv.Atoi(v)
+		default:
+			err = errors.New("unknown parameter")
+		}
+		if err != nil {
+			return Params{}, fmt.Errorf("%w: %s=%q: %v", ErrParams, k, v, err)
+		}
+	}
+	return p, p.Validate()
+}

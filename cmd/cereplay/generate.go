@@ -1,17 +1,148 @@
 package main
 
 import (
-	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/cereplay/cereplay/generate"
 )
 
-// generateCommand is being built; the issue for it replaces this file.
 func generateCommand() *cli.Command {
+	d := generate.DefaultParams()
 	return &cli.Command{
-		Name:   "generate",
-		Usage:  "(in progress)",
-		Hidden: true,
-		Action: func(*cli.Context) error { return errors.New("generate: not built yet") },
+		Name:  "generate",
+		Usage: "precompute a trace: by default the traffic of Maestro's 3,000 × 50 guestbook scale test",
+		UsageText: "cereplay generate --out DIR [flags]\n\n" +
+			"Writes every message of a Maestro scale test, exactly as the SDK's source client and work\n" +
+			"agents put them on the wire, into a trace folder: agents subscribe first (in batches), then\n" +
+			"the source creates the works at --rate per second, and each agent answers each work with its\n" +
+			"status after an apply delay. The same flags always give the same bytes and digest.\n\n" +
+			"Examples:\n" +
+			"   cereplay generate --out /data/scale                  # the full scale test: 3,000 clusters x 50 works\n" +
+			"   cereplay generate --out traces/tiny --clusters 10 --works-per-cluster 5\n" +
+			"   cereplay generate --out t --status-updates 2 --apply-delay lognormal:median=2s,sigma=0.8\n" +
+			"   cereplay generate --out t --order round-robin --rate 100 --seed 7\n" +
+			"   cereplay generate --out t --status scale-test --subscribe-pause 0s",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "out", Usage: "trace folder to create (must not hold a trace)", Required: true},
+			&cli.IntFlag{Name: "clusters", Value: d.Clusters, Usage: "number of consumers (clusters), each with its agent"},
+			&cli.StringFlag{Name: "cluster-prefix", Value: d.ClusterPrefix, Usage: "cluster i is named `PREFIX`i, from 1"},
+			&cli.IntFlag{Name: "works-per-cluster", Value: d.WorksPerCluster, Usage: "guestbook ManifestWorks per cluster, named <cluster>-gb-<i>"},
+			&cli.StringFlag{Name: "source-id", Value: d.SourceID, Usage: "the source client's id"},
+			&cli.Float64Flag{Name: "rate", Value: d.Rate, Usage: "works created per second"},
+			&cli.StringFlag{Name: "order", Value: d.Order.String(), Usage: "creation order: scale-test (--creators in parallel, each walking its clusters), round-robin, cluster"},
+			&cli.IntFlag{Name: "creators", Value: d.Creators, Usage: "parallel creators of the scale-test order"},
+			&cli.StringFlag{Name: "status", Value: d.Status.String(), Usage: "status shape: realistic (an OCM work agent) or scale-test (the scale test's simulator)"},
+			&cli.IntFlag{Name: "status-updates", Value: d.StatusUpdates, Usage: "status reports per work: 1 (Available), or 2 (Applied, then Available)"},
+			&cli.StringFlag{Name: "apply-delay", Value: d.ApplyDelay.String(), Usage: "spec arrival to status: lognormal:median=D,sigma=S[,max=D], uniform:min=D,max=D or fixed:D"},
+			&cli.StringFlag{Name: "available-delay", Value: d.AvailableDelay.String(), Usage: "Applied to Available, with --status-updates 2 (same syntax)"},
+			&cli.IntFlag{Name: "subscribe-batch", Value: d.SubscribeBatch, Usage: "agents subscribe in batches of this many"},
+			&cli.DurationFlag{Name: "subscribe-gap", Value: d.SubscribeGap, Usage: "time between two agents subscribing"},
+			&cli.DurationFlag{Name: "subscribe-pause", Value: d.SubscribePause, Usage: "pause after each batch of agents"},
+			&cli.DurationFlag{Name: "create-after", Value: d.CreateAfter, Usage: "from the last agent subscribing to the first create"},
+			&cli.Int64Flag{Name: "seed", Value: d.Seed, Usage: "seed of every random choice (event ids, delays)"},
+			&cli.TimestampFlag{Name: "start-time", Layout: time.RFC3339Nano, Timezone: time.UTC, Value: cli.NewTimestamp(d.StartTime),
+				Usage: "wall-clock time of the trace's start, for event times (RFC 3339)"},
+			&cli.Int64Flag{Name: "segment-size", Usage: "raw bytes per segment (0: the format's default)"},
+			&cli.IntFlag{Name: "level", Usage: "zstd level 1..22 (0: the format's default)"},
+			&cli.IntFlag{Name: "workers", Usage: "compression workers (0: one per CPU); the output does not depend on it"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
+		},
+		Action: runGenerate,
 	}
+}
+
+func runGenerate(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("generate: takes no arguments, got %q (did you mean --out %s?)", c.Args().First(), c.Args().First())
+	}
+	p, err := generateParams(c)
+	if err != nil {
+		return err
+	}
+	if err := p.Validate(); err != nil {
+		return usageError{err}
+	}
+	dir := c.String("out")
+	// Ctrl-C stops cleanly: the unfinished trace has no manifest, so
+	// nothing will mistake it for a whole one.
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	progress, done := generateProgress(c, p.Records())
+	start := time.Now()
+	m, err := generate.Generate(ctx, dir, p, progress)
+	done()
+	if err != nil {
+		return err
+	}
+	took := time.Since(start)
+	_, err = fmt.Fprintf(c.App.Writer, "generated %s: %d records (%d works, %d statuses, %d subscribes) spanning %s in %s; %s raw, %s in %d segments; digest %s\n",
+		dir, m.Records, m.CountsByFlow["source>server"], m.CountsByFlow["agent>server"],
+		m.CountsByFlow["agent-subscribe"]+m.CountsByFlow["source-subscribe"],
+		(m.LastOffset - m.FirstOffset).Round(time.Second), took.Round(time.Millisecond),
+		humanBytes(m.RawBytes), humanBytes(m.CompressedBytes), len(m.Segments), m.Digest)
+	return err
+}
+
+// generateParams reads the flags into generate.Params.
+func generateParams(c *cli.Context) (generate.Params, error) {
+	p := generate.DefaultParams()
+	p.Clusters = c.Int("clusters")
+	p.ClusterPrefix = c.String("cluster-prefix")
+	p.WorksPerCluster = c.Int("works-per-cluster")
+	p.SourceID = c.String("source-id")
+	p.Rate = c.Float64("rate")
+	p.Creators = c.Int("creators")
+	p.StatusUpdates = c.Int("status-updates")
+	p.SubscribeBatch = c.Int("subscribe-batch")
+	p.SubscribeGap = c.Duration("subscribe-gap")
+	p.SubscribePause = c.Duration("subscribe-pause")
+	p.CreateAfter = c.Duration("create-after")
+	p.Seed = c.Int64("seed")
+	if t := c.Timestamp("start-time"); t != nil {
+		p.StartTime = t.UTC()
+	}
+	p.SegmentSize = c.Int64("segment-size")
+	p.Level = c.Int("level")
+	p.Workers = c.Int("workers")
+	var err error
+	if p.Order, err = generate.ParseOrder(c.String("order")); err != nil {
+		return p, usagef("--order: %v", err)
+	}
+	if p.Status, err = generate.ParseStatusShape(c.String("status")); err != nil {
+		return p, usagef("--status: %v", err)
+	}
+	if p.ApplyDelay, err = generate.ParseDelay(c.String("apply-delay")); err != nil {
+		return p, usagef("--apply-delay: %v", err)
+	}
+	if p.AvailableDelay, err = generate.ParseDelay(c.String("available-delay")); err != nil {
+		return p, usagef("--available-delay: %v", err)
+	}
+	return p, nil
+}
+
+// generateProgress returns the progress callback: a bar on stderr when it
+// is a terminal and --quiet is not set, else nothing. done clears the bar.
+func generateProgress(c *cli.Context, total int64) (progress func(done, total int64), done func()) {
+	f, ok := c.App.ErrWriter.(*os.File)
+	if c.Bool("quiet") || !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil, func() {}
+	}
+	bar := progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(f),
+		progressbar.OptionSetDescription("generating"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetItsString("records"),
+		progressbar.OptionShowIts(),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
+	return func(n, _ int64) { _ = bar.Set64(n) }, func() { _ = bar.Finish(); _ = bar.Exit() }
 }
