@@ -109,6 +109,9 @@ func manifestDigest(b []byte) (stored, computed string, err error) {
 // ReadManifest reads and checks dir/manifest.json: digest, version and the
 // internal consistency of its numbers. It does not read segments.
 func ReadManifest(dir string) (*Manifest, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("format: open trace: %w", err)
+	}
 	path := filepath.Join(dir, ManifestName)
 	b, err := os.ReadFile(path)
 	if err != nil {

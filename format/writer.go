@@ -224,13 +224,18 @@ func (w *Writer) compressLoop(enc *zstd.Encoder, jobs <-chan segJob) {
 	}
 }
 
-// writeNewFile writes b to a file that must not exist yet.
+// writeNewFile writes b to a file that must not exist yet and syncs it,
+// so that a manifest written later never names a segment lost in a crash.
 func writeNewFile(path string, b []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
 	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
 		f.Close()
 		return err
 	}
