@@ -17,7 +17,10 @@ import (
 func seedTrace(tb testing.TB) string {
 	tb.Helper()
 	dir := filepath.Join(tb.TempDir(), "seed")
-	w, err := Create(dir, WriterOptions{SegmentSize: 4 << 10})
+	w, err := Create(dir, WriterOptions{SegmentSize: 4 << 10, Provenance: Provenance{
+		Tool: "cereplay", Version: "test", Command: "format seed trace",
+		Params: map[string]string{"records": "40"}, Seed: 7, Upstreams: []string{"127.0.0.1:8090"},
+	}})
 	if err != nil {
 		tb.Fatal(err)
 	}

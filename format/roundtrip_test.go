@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -156,5 +157,62 @@ func TestWriterErrors(t *testing.T) {
 	}
 	if _, err := Create(dir, WriterOptions{}); err == nil {
 		t.Error("Create over an existing trace succeeded")
+	}
+}
+
+// TestCloseMidStream: closing a Reader before the end stops its
+// read-ahead, keeps returned records valid and makes Next fail.
+func TestCloseMidStream(t *testing.T) {
+	src := pristineTrace(t)
+	r, err := Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Clone(first.Data)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Next(); err == nil || err == io.EOF {
+		t.Errorf("Next after Close: %v, want an error", err)
+	}
+	if !bytes.Equal(first.Data, data) {
+		t.Error("a record returned before Close changed")
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// TestAbortLeavesUnfinishedTrace: an aborted Writer writes no manifest,
+// and readers say the trace was never finished.
+func TestAbortLeavesUnfinishedTrace(t *testing.T) {
+	c := loadCorpus(t)
+	dir := t.TempDir()
+	w, err := Create(dir, WriterOptions{SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Record
+	var buf []byte
+	for i := range 50 {
+		buf = c.makeRecord(i, &r, buf)
+		if err := w.Write(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Abort()
+	if err := w.Write(&r); !errors.Is(err, ErrWriteAfterClose) {
+		t.Errorf("Write after Abort: %v", err)
+	}
+	_, err = Open(dir)
+	if !errors.Is(err, ErrManifest) || !strings.Contains(err.Error(), "never finished") {
+		t.Errorf("Open of an aborted trace: %v", err)
+	}
+	if _, err := Create(dir, WriterOptions{}); err == nil {
+		t.Error("Create over leftover segments succeeded")
 	}
 }
