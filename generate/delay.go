@@ -132,7 +132,11 @@ func (d Delay) Sample(r *rand.Rand) time.Duration {
 	case "fixed":
 		v = d.Value
 	case "uniform":
-		v = d.Min + time.Duration(r.Int64N(int64(d.Max-d.Min)+1))
+		if span := int64(d.Max - d.Min); span < math.MaxInt64 {
+			v = d.Min + time.Duration(r.Int64N(span+1))
+		} else {
+			v = time.Duration(r.Int64())
+		}
 	case "lognormal":
 		// The explicit float64 conversions keep the compiler from fusing
 		// multiply-adds, which some architectures would round differently.

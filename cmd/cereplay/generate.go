@@ -31,7 +31,7 @@ func generateCommand() *cli.Command {
 			"   cereplay generate --out t --order round-robin --rate 100 --seed 7\n" +
 			"   cereplay generate --out t --status scale-test --subscribe-pause 0s",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "out", Usage: "trace folder to create (must not hold a trace)", Required: true},
+			&cli.StringFlag{Name: "out", Usage: "trace folder to create (required; must not hold a trace)"},
 			&cli.IntFlag{Name: "clusters", Value: d.Clusters, Usage: "number of consumers (clusters), each with its agent"},
 			&cli.StringFlag{Name: "cluster-prefix", Value: d.ClusterPrefix, Usage: "cluster i is named `PREFIX`i, from 1"},
 			&cli.IntFlag{Name: "works-per-cluster", Value: d.WorksPerCluster, Usage: "guestbook ManifestWorks per cluster, named <cluster>-gb-<i>"},
@@ -62,6 +62,9 @@ func generateCommand() *cli.Command {
 func runGenerate(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usagef("generate: takes no arguments, got %q (did you mean --out %s?)", c.Args().First(), c.Args().First())
+	}
+	if c.String("out") == "" {
+		return usagef("generate: --out DIR is required (see 'cereplay generate --help')")
 	}
 	p, err := generateParams(c)
 	if err != nil {

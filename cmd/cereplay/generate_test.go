@@ -1,0 +1,76 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cereplay/cereplay/format"
+)
+
+func TestGenerateCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tiny")
+	code, out, stderr := runCLI(t, "generate", "--out", dir, "--clusters", "4", "--works-per-cluster", "3",
+		"--status-updates", "2", "--order", "round-robin", "--apply-delay", "uniform:min=100ms,max=200ms", "--seed", "9")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if stderr != "" {
+		t.Errorf("stderr is not a terminal, yet got output: %q", stderr)
+	}
+	m, err := format.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Records != 1+4+12*3 {
+		t.Fatalf("%d records", m.Records)
+	}
+	if !strings.HasPrefix(out, "generated "+dir+": 41 records") || strings.Count(out, "\n") != 1 || !strings.Contains(out, m.Digest) {
+		t.Fatalf("summary %q: want one line with the count and digest %s", out, m.Digest)
+	}
+	p := m.Provenance.Params
+	if p["order"] != "round-robin" || p["seed"] != "9" || p["apply-delay"] != "uniform:min=100ms,max=200ms" || p["status-updates"] != "2" {
+		t.Fatalf("manifest params %v do not record the flags", p)
+	}
+}
+
+func TestGenerateEnvVar(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "env")
+	t.Setenv("CEREPLAY_GENERATE_CLUSTERS", "2")
+	t.Setenv("CEREPLAY_GENERATE_WORKS_PER_CLUSTER", "1")
+	if code, _, stderr := runCLI(t, "generate", "--out", dir); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	m, err := format.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Provenance.Params["clusters"] != "2" || m.Records != 1+2+2*2 {
+		t.Fatalf("env vars not applied: %v, %d records", m.Provenance.Params, m.Records)
+	}
+}
+
+func TestGenerateUsageErrors(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "x")
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"generate"}, 2, "out"},
+		{[]string{"generate", out}, 2, "--out"},
+		{[]string{"generate", "--out", out, "--order", "random"}, 2, "--order"},
+		{[]string{"generate", "--out", out, "--status", "sometimes"}, 2, "--status"},
+		{[]string{"generate", "--out", out, "--apply-delay", "soon"}, 2, "--apply-delay"},
+		{[]string{"generate", "--out", out, "--clusters", "0"}, 2, "--clusters"},
+		{[]string{"generate", "--out", out, "--status", "scale-test", "--status-updates", "2"}, 2, "--status-updates"},
+		{[]string{"generate", "--out", out, "--rate", "-1"}, 2, "--rate"},
+		{[]string{"generate", "--out", "/proc/cereplay-cannot-write", "--clusters", "1", "--works-per-cluster", "1"}, 1, "cereplay-cannot-write"},
+	}
+	for _, tc := range tests {
+		code, _, stderr := runCLI(t, tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) || strings.Count(stderr, "\n") > 1 {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d mentioning %q in one line", tc.args, code, stderr, tc.code, tc.want)
+		}
+	}
+}
