@@ -1,0 +1,154 @@
+package sim
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/cereplay/cereplay/maestro"
+)
+
+// Config says where sim listens and how it behaves. Start from
+// DefaultConfig and change what you need; an empty listen address turns
+// that listener off.
+type Config struct {
+	// SourceListen is the host:port of the source-facing gRPC server
+	// (Maestro's --grpc-server-bindport, 8090). Port 0 picks a free port.
+	SourceListen string
+	// BrokerListen is the host:port of the agent-facing gRPC broker
+	// (Maestro's --grpc-broker-bindport, 8091).
+	BrokerListen string
+	// RESTListen is the host:port of the consumers and resource-bundles
+	// REST API (8000).
+	RESTListen string
+	// MetricsListen is the host:port serving Prometheus /metrics (8080).
+	MetricsListen string
+	// HealthListen is the host:port serving /healthcheck (8083).
+	HealthListen string
+
+	// HeartbeatInterval is how often every Subscribe stream, on both gRPC
+	// ports, gets a heartbeat event (Maestro's --heartbeat-check-interval,
+	// 10s). Zero or less turns heartbeats off (--heartbeat-disable).
+	HeartbeatInterval time.Duration
+	// PublishLatency is added to every Publish on both gRPC ports before it
+	// is processed, to model the database work of a real Maestro (which
+	// answers a create in about 2-3 ms). Zero adds nothing.
+	PublishLatency time.Duration
+
+	// SourceTLS and BrokerTLS turn on TLS (1.3 only, as Maestro) for the
+	// two gRPC ports when a certificate is set; with a client CA, clients
+	// must present a certificate signed by it (mTLS).
+	SourceTLS, BrokerTLS TLSFiles
+
+	// MaxReceiveMessageSize limits one received gRPC message (Maestro's
+	// --grpc-max-receive-message-size, 4 MiB). Zero means 4 MiB.
+	MaxReceiveMessageSize int
+}
+
+// TLSFiles names PEM files of a server certificate, its key and, for
+// mutual TLS, the CA that signs client certificates.
+type TLSFiles struct {
+	CertFile, KeyFile, ClientCAFile string
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLSFiles) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
+
+// DefaultConfig listens on 127.0.0.1 at Maestro's ports with Maestro's
+// 10-second heartbeat and no extra latency.
+func DefaultConfig() Config {
+	host := "127.0.0.1"
+	return Config{
+		SourceListen:          net.JoinHostPort(host, strconv.Itoa(maestro.DefaultSourcePort)),
+		BrokerListen:          net.JoinHostPort(host, strconv.Itoa(maestro.DefaultBrokerPort)),
+		RESTListen:            net.JoinHostPort(host, strconv.Itoa(maestro.DefaultRESTPort)),
+		MetricsListen:         net.JoinHostPort(host, strconv.Itoa(maestro.DefaultMetricsPort)),
+		HealthListen:          net.JoinHostPort(host, strconv.Itoa(maestro.DefaultHealthPort)),
+		HeartbeatInterval:     10 * time.Second,
+		MaxReceiveMessageSize: defaultMaxReceive,
+	}
+}
+
+// LoopbackConfig is DefaultConfig with every port 0, so the system picks
+// free ports: the form tests and embedded uses want.
+func LoopbackConfig() Config {
+	c := DefaultConfig()
+	c.SourceListen = "127.0.0.1:0"
+	c.BrokerListen = "127.0.0.1:0"
+	c.RESTListen = "127.0.0.1:0"
+	c.MetricsListen = "127.0.0.1:0"
+	c.HealthListen = "127.0.0.1:0"
+	return c
+}
+
+const defaultMaxReceive = 4 << 20
+
+// ErrConfig marks an unusable configuration.
+var ErrConfig = errors.New("sim: invalid configuration")
+
+func (c Config) validate() error {
+	for _, l := range []struct{ name, addr string }{
+		{"source listen", c.SourceListen}, {"broker listen", c.BrokerListen},
+		{"REST listen", c.RESTListen}, {"metrics listen", c.MetricsListen},
+		{"health listen", c.HealthListen},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(l.addr); err != nil {
+			return fmt.Errorf("%w: %s address %q: want host:port: %v", ErrConfig, l.name, l.addr, err)
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return fmt.Errorf("%w: %s address %q: port %q is not a number from 0 to 65535", ErrConfig, l.name, l.addr, port)
+		}
+	}
+	if c.PublishLatency < 0 {
+		return fmt.Errorf("%w: publish latency %v is negative", ErrConfig, c.PublishLatency)
+	}
+	if c.MaxReceiveMessageSize < 0 {
+		return fmt.Errorf("%w: max receive message size %d is negative", ErrConfig, c.MaxReceiveMessageSize)
+	}
+	for _, t := range []struct {
+		name string
+		f    TLSFiles
+	}{{"source", c.SourceTLS}, {"broker", c.BrokerTLS}} {
+		if (t.f.CertFile == "") != (t.f.KeyFile == "") {
+			return fmt.Errorf("%w: %s TLS needs both a certificate and a key file", ErrConfig, t.name)
+		}
+		if t.f.ClientCAFile != "" && t.f.CertFile == "" {
+			return fmt.Errorf("%w: %s client CA %s given without a server certificate", ErrConfig, t.name, t.f.ClientCAFile)
+		}
+	}
+	return nil
+}
+
+// serverTLS loads the files into a TLS 1.3-only server configuration, as
+// Maestro pins both gRPC ports to TLS 1.3.
+func (t TLSFiles) serverTLS() (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("sim: load TLS certificate %s and key %s: %w", t.CertFile, t.KeyFile, err)
+	}
+	cfg := &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS13,
+		MaxVersion:   tls.VersionTLS13,
+	}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("sim: read client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("sim: client CA %s: no PEM certificate found", t.ClientCAFile)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}

@@ -1,0 +1,389 @@
+package sim
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	cetypes "github.com/cloudevents/sdk-go/v2/types"
+	"github.com/google/uuid"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"open-cluster-management.io/sdk-go/pkg/cloudevents/generic/types"
+
+	"github.com/cereplay/cereplay/maestro"
+)
+
+// The REST API is the part of Maestro's openapi/openapi.yaml that a replay
+// needs: consumers (create, list, get) and resource bundles (list, get,
+// delete), with Maestro's paging (page from 1, size default 100) and its
+// error objects.
+const apiBase = "/api/maestro/v1"
+
+// Paging limits of Maestro's list endpoints.
+const (
+	defaultPageSize = 100
+	maxPageSize     = 65500
+)
+
+func (s *Server) restHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+apiBase+"/consumers", s.postConsumer)
+	mux.HandleFunc("GET "+apiBase+"/consumers", s.listConsumers)
+	mux.HandleFunc("GET "+apiBase+"/consumers/{id}", s.getConsumer)
+	mux.HandleFunc("GET "+apiBase+"/resource-bundles", s.listBundles)
+	mux.HandleFunc("GET "+apiBase+"/resource-bundles/{id}", s.getBundle)
+	mux.HandleFunc("DELETE "+apiBase+"/resource-bundles/{id}", s.deleteBundle)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, errNotFoundCode, fmt.Sprintf("Unrecognized path %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// Maestro's error codes (rh-trex pkg/errors): the code string is
+// "maestro-<n>" and the href /api/maestro/v1/errors/<n>.
+const (
+	errConflictCode   = 6
+	errNotFoundCode   = 7
+	errValidationCode = 8
+	errBadRequestCode = 21
+)
+
+type restError struct {
+	ID     string `json:"id"`
+	Kind   string `json:"kind"`
+	Href   string `json:"href"`
+	Code   string `json:"code"`
+	Reason string `json:"reason"`
+}
+
+func writeError(w http.ResponseWriter, httpStatus, code int, reason string) {
+	n := strconv.Itoa(code)
+	writeJSON(w, httpStatus, restError{
+		ID: n, Kind: "Error", Href: apiBase + "/errors/" + n,
+		Code: "maestro-" + n, Reason: reason,
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+type restConsumer struct {
+	ID        string            `json:"id"`
+	Kind      string            `json:"kind"`
+	Href      string            `json:"href"`
+	Name      string            `json:"name"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
+}
+
+func presentConsumer(c consumer) restConsumer {
+	return restConsumer{
+		ID: c.ID, Kind: "Consumer", Href: apiBase + "/consumers/" + c.ID,
+		Name: c.Name, Labels: c.Labels, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+	}
+}
+
+// validateConsumerName applies Maestro's rule: a consumer name is a
+// namespace name, an RFC 1123 label.
+func validateConsumerName(name string) error {
+	if msgs := validation.IsDNS1123Label(name); len(msgs) > 0 {
+		return fmt.Errorf("consumer.name: Invalid value: %q: %s", name, strings.Join(msgs, "; "))
+	}
+	return nil
+}
+
+func (s *Server) postConsumer(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Name   string            `json:"name"`
+		Labels map[string]string `json:"labels"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err := dec.Decode(&body); err != nil {
+		writeError(w, http.StatusBadRequest, errBadRequestCode, fmt.Sprintf("Unable to read request body: %v", err))
+		return
+	}
+	name := body.Name
+	if name == "" {
+		// Maestro names an unnamed consumer after its id.
+		name = uuid.NewString()
+	}
+	if err := validateConsumerName(name); err != nil {
+		writeError(w, http.StatusBadRequest, errValidationCode, err.Error())
+		return
+	}
+	c, err := s.store.createConsumer(name, body.Labels)
+	if errors.Is(err, errConsumerExists) {
+		writeError(w, http.StatusConflict, errConflictCode, "This Consumer already exists")
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, 9, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusCreated, presentConsumer(c))
+}
+
+func (s *Server) getConsumer(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	c, ok := s.store.consumer(id)
+	if !ok {
+		writeError(w, http.StatusNotFound, errNotFoundCode, fmt.Sprintf("Consumer with id='%s' not found", id))
+		return
+	}
+	writeJSON(w, http.StatusOK, presentConsumer(c))
+}
+
+func (s *Server) listConsumers(w http.ResponseWriter, r *http.Request) {
+	page, err := parsePaging(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, errBadRequestCode, err.Error())
+		return
+	}
+	match, err := parseSearch(r.URL.Query().Get("search"), map[string]bool{"id": true, "name": true})
+	if err != nil {
+		writeError(w, http.StatusBadRequest, errBadRequestCode, err.Error())
+		return
+	}
+	var items []restConsumer
+	for _, c := range s.store.listConsumers() {
+		if match(map[string]string{"id": c.ID, "name": c.Name}) {
+			items = append(items, presentConsumer(c))
+		}
+	}
+	writeJSON(w, http.StatusOK, pageOf("ConsumerList", page, items))
+}
+
+type restBundle struct {
+	ID              string         `json:"id"`
+	Kind            string         `json:"kind"`
+	Href            string         `json:"href"`
+	Name            string         `json:"name"`
+	ConsumerName    string         `json:"consumer_name"`
+	Version         int64          `json:"version"`
+	CreatedAt       time.Time      `json:"created_at"`
+	UpdatedAt       time.Time      `json:"updated_at"`
+	DeletedAt       *time.Time     `json:"deleted_at,omitempty"`
+	Metadata        map[string]any `json:"metadata,omitempty"`
+	Manifests       []any          `json:"manifests,omitempty"`
+	DeleteOption    map[string]any `json:"delete_option,omitempty"`
+	ManifestConfigs []any          `json:"manifest_configs,omitempty"`
+	Status          map[string]any `json:"status,omitempty"`
+}
+
+// presentBundle is Maestro's PresentResourceBundle: the spec's metadata
+// (with timestamps), manifests, configs and delete option, and the status
+// as {ObservedVersion, SequenceID, conditions, resourceStatus}.
+func presentBundle(r *resource) (restBundle, error) {
+	b := restBundle{
+		ID: r.ID, Kind: "ResourceBundle", Href: apiBase + "/resource-bundles/" + r.ID,
+		Name: r.ID, ConsumerName: r.Consumer, Version: r.Version,
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}
+	if r.deleting() {
+		t := r.DeletedAt.UTC()
+		b.DeletedAt = &t
+	}
+	if sp := r.Spec; sp != nil {
+		if sp.meta != nil {
+			meta, err := r.metadataFor(true)
+			if err != nil {
+				return b, err
+			}
+			if err := json.Unmarshal([]byte(meta), &b.Metadata); err != nil {
+				return b, err
+			}
+		}
+		if len(sp.data) > 0 {
+			var bundle struct {
+				Manifests       []any          `json:"manifests"`
+				DeleteOption    map[string]any `json:"deleteOption"`
+				ManifestConfigs []any          `json:"manifestConfigs"`
+			}
+			if err := json.Unmarshal(sp.data, &bundle); err != nil {
+				return b, fmt.Errorf("decode stored manifest bundle: %w", err)
+			}
+			b.Manifests, b.DeleteOption, b.ManifestConfigs = bundle.Manifests, bundle.DeleteOption, bundle.ManifestConfigs
+		}
+	}
+	if st := r.Status; st != nil {
+		m := map[string]any{}
+		if err := json.Unmarshal(st.data, &m); err != nil {
+			return b, fmt.Errorf("decode stored status: %w", err)
+		}
+		delete(m, "manifestBundle")
+		if v, err := cetypes.ToInteger(st.context.GetExtensions()[types.ExtensionResourceVersion]); err == nil {
+			m["ObservedVersion"] = v
+		}
+		m["SequenceID"] = st.SequenceID
+		b.Status = m
+	}
+	return b, nil
+}
+
+func (s *Server) getBundle(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	res, ok := s.store.get(id)
+	if !ok {
+		writeError(w, http.StatusNotFound, errNotFoundCode, fmt.Sprintf("Resource with id='%s' not found", id))
+		return
+	}
+	b, err := presentBundle(&res)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, 9, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+// deleteBundle marks a bundle as deleting, as a source's delete_request
+// does, and sends the delete to the agent.
+func (s *Server) deleteBundle(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, ok := s.store.get(id); !ok {
+		writeError(w, http.StatusNotFound, errNotFoundCode, fmt.Sprintf("Resource with id='%s' not found", id))
+		return
+	}
+	if _, changed := s.store.markDeleting(id); changed {
+		s.specQueue.push(specItem{id: id, eventType: maestro.TypeSpecDelete, accepted: time.Now()})
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) listBundles(w http.ResponseWriter, r *http.Request) {
+	page, err := parsePaging(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, errBadRequestCode, err.Error())
+		return
+	}
+	match, err := parseSearch(r.URL.Query().Get("search"), map[string]bool{"id": true, "name": true, "consumer_name": true, "source": true})
+	if err != nil {
+		writeError(w, http.StatusBadRequest, errBadRequestCode, err.Error())
+		return
+	}
+	all := s.store.listAll(func(res *resource) bool {
+		return match(map[string]string{"id": res.ID, "name": res.ID, "consumer_name": res.Consumer, "source": res.Source})
+	})
+	lo, hi := page.window(len(all))
+	items := make([]restBundle, 0, hi-lo)
+	for i := lo; i < hi; i++ {
+		b, err := presentBundle(&all[i])
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, 9, err.Error())
+			return
+		}
+		items = append(items, b)
+	}
+	writeJSON(w, http.StatusOK, listBody[restBundle]{Kind: "ResourceBundleList", Page: page.page, Size: len(items), Total: len(all), Items: items})
+}
+
+// paging is a requested page: number from 1 and size.
+type paging struct{ page, size int }
+
+func parsePaging(r *http.Request) (paging, error) {
+	p := paging{page: 1, size: defaultPageSize}
+	q := r.URL.Query()
+	if v := q.Get("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return p, fmt.Errorf("page %q: want a whole number from 1", v)
+		}
+		p.page = n
+	}
+	if v := q.Get("size"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return p, fmt.Errorf("size %q: want a whole number", v)
+		}
+		if n < 0 || n > maxPageSize {
+			n = maxPageSize
+		}
+		p.size = n
+	}
+	return p, nil
+}
+
+// window is the [lo, hi) slice of n items on this page.
+func (p paging) window(n int) (lo, hi int) {
+	lo = (p.page - 1) * p.size
+	if p.size == 0 || lo >= n || lo < 0 {
+		return n, n
+	}
+	hi = lo + p.size
+	if hi > n {
+		hi = n
+	}
+	return lo, hi
+}
+
+type listBody[T any] struct {
+	Kind  string `json:"kind"`
+	Page  int    `json:"page"`
+	Size  int    `json:"size"`
+	Total int    `json:"total"`
+	Items []T    `json:"items"`
+}
+
+func pageOf[T any](kind string, p paging, all []T) listBody[T] {
+	lo, hi := p.window(len(all))
+	items := all[lo:hi]
+	if items == nil {
+		items = []T{}
+	}
+	return listBody[T]{Kind: kind, Page: p.page, Size: len(items), Total: len(all), Items: items}
+}
+
+// searchTerm matches one condition of Maestro's SQL-like search parameter
+// that sim understands: field = 'value' or field in ('a', 'b').
+var (
+	searchEq = regexp.MustCompile(`^\s*([a-z_]+)\s*=\s*'([^']*)'\s*$`)
+	searchIn = regexp.MustCompile(`^\s*([a-z_]+)\s+in\s*\(\s*('[^']*'(?:\s*,\s*'[^']*')*)\s*\)\s*$`)
+	andSplit = regexp.MustCompile(`(?i)\s+and\s+`)
+)
+
+// parseSearch turns a search expression (conditions joined by "and") into
+// a predicate over a row's fields. Anything else is refused with a clear
+// message rather than silently ignored.
+func parseSearch(expr string, fields map[string]bool) (func(map[string]string) bool, error) {
+	if strings.TrimSpace(expr) == "" {
+		return func(map[string]string) bool { return true }, nil
+	}
+	type cond struct {
+		field  string
+		values map[string]bool
+	}
+	var conds []cond
+	for _, part := range andSplit.Split(expr, -1) {
+		var c cond
+		if m := searchEq.FindStringSubmatch(part); m != nil {
+			c = cond{m[1], map[string]bool{m[2]: true}}
+		} else if m := searchIn.FindStringSubmatch(part); m != nil {
+			c = cond{m[1], map[string]bool{}}
+			for _, v := range strings.Split(m[2], ",") {
+				c.values[strings.Trim(strings.TrimSpace(v), "'")] = true
+			}
+		} else {
+			return nil, fmt.Errorf("search %q: sim understands only field = 'value' and field in ('a', 'b'), joined by and", expr)
+		}
+		if !fields[c.field] {
+			return nil, fmt.Errorf("search %q: unknown field %q", expr, c.field)
+		}
+		conds = append(conds, c)
+	}
+	return func(row map[string]string) bool {
+		for _, c := range conds {
+			if !c.values[row[c.field]] {
+				return false
+			}
+		}
+		return true
+	}, nil
+}

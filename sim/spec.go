@@ -1,0 +1,278 @@
+package sim
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/cloudevents/sdk-go/v2/event"
+	cetypes "github.com/cloudevents/sdk-go/v2/types"
+	"github.com/google/uuid"
+	workpayload "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/payload"
+	"open-cluster-management.io/sdk-go/pkg/cloudevents/generic/types"
+
+	"github.com/cereplay/cereplay/maestro"
+)
+
+// spec is the stored form of a source's spec event, prepared once so that
+// every delivery to an agent is cheap: the event context as the source sent
+// it, the data re-encoded with sorted keys (Maestro stores the event as a
+// JSON map and re-marshals it) and the work metadata with its name set to
+// the resource id.
+type spec struct {
+	// context is the source's event context; it is cloned, never changed.
+	context event.EventContext
+	// data is the ManifestBundle with object keys sorted.
+	data []byte
+	// raw is the data as received, to tell a real update from a repeat.
+	raw []byte
+	// meta is the work metadata object with name := resource id (nil when
+	// the event had no metadata extension), and metaJSON its sorted JSON:
+	// what a resync response carries.
+	meta     map[string]any
+	metaJSON string
+	// metaCreated is metaJSON plus creationTimestamp, what creates and
+	// updates carry (Maestro's ResourceService.Get adds it).
+	metaCreated string
+
+	// bundle is the ManifestBundle re-marshalled in struct order, as it is
+	// embedded in status forwarded to sources; built on first use.
+	bundleOnce sync.Once
+	bundle     []byte
+	bundleErr  error
+}
+
+// sameAs reports whether two specs carry the same event: Maestro treats an
+// update whose stored JSON (including id and time) is unchanged as a no-op.
+func (sp *spec) sameAs(o *spec) bool {
+	if sp == nil || o == nil {
+		return sp == o
+	}
+	return sp.context.GetID() == o.context.GetID() &&
+		sp.context.GetTime().Equal(o.context.GetTime()) &&
+		sp.metaJSON == o.metaJSON &&
+		bytes.Equal(sp.raw, o.raw)
+}
+
+// errInvalidManifest marks a spec whose manifests Maestro's validation
+// rejects.
+var errInvalidManifest = errors.New("the manifest in the resource is invalid")
+
+// specRequest is a decoded spec Publish from a source (Maestro's
+// decodeResourceSpec).
+type specRequest struct {
+	ResourceID string
+	Consumer   string
+	Source     string
+	Version    int64
+}
+
+// decodeSpecRequest reads the extensions Maestro requires of every spec
+// event, with Maestro's error messages.
+func decodeSpecRequest(evt *cloudevents.Event) (specRequest, error) {
+	ext := evt.Extensions()
+	cluster, err := cetypes.ToString(ext[types.ExtensionClusterName])
+	if err != nil {
+		return specRequest{}, fmt.Errorf("failed to get clustername extension: %v", err)
+	}
+	id, err := cetypes.ToString(ext[types.ExtensionResourceID])
+	if err != nil {
+		return specRequest{}, fmt.Errorf("failed to get resourceid extension: %v", err)
+	}
+	version, err := cetypes.ToInteger(ext[types.ExtensionResourceVersion])
+	if err != nil {
+		return specRequest{}, fmt.Errorf("failed to get resourceversion extension: %v", err)
+	}
+	if v, ok := ext[types.ExtensionDeletionTimestamp]; ok {
+		if _, err := cetypes.ToTime(v); err != nil {
+			return specRequest{}, fmt.Errorf("failed to convert deletion timestamp %v to time.Time: %v", v, err)
+		}
+	}
+	return specRequest{ResourceID: id, Consumer: cluster, Source: evt.Source(), Version: int64(version)}, nil
+}
+
+// newSpec prepares a source's create or update event for storage. created
+// is the creation time of the resource, which Maestro adds to the metadata
+// of every spec event it sends.
+func newSpec(evt *cloudevents.Event, resourceID string, created time.Time) (*spec, error) {
+	sp := &spec{context: evt.Context.Clone(), raw: evt.Data()}
+	if len(sp.raw) > 0 {
+		var doc any
+		if err := json.Unmarshal(sp.raw, &doc); err != nil {
+			return nil, fmt.Errorf("failed to convert cloudevent to resource payload: data is not JSON: %v", err)
+		}
+		if err := validateBundle(doc); err != nil {
+			return nil, fmt.Errorf("%w, %v", errInvalidManifest, err)
+		}
+		sorted, err := json.Marshal(doc) // maps marshal with sorted keys
+		if err != nil {
+			return nil, fmt.Errorf("failed to convert cloudevent to resource payload: %v", err)
+		}
+		sp.data = sorted
+	}
+	if v, ok := evt.Extensions()[types.ExtensionWorkMeta]; ok {
+		s, err := cetypes.ToString(v)
+		if err != nil {
+			return nil, fmt.Errorf("failed to convert cloudevent to resource payload: metadata: %v", err)
+		}
+		meta := map[string]any{}
+		if err := json.Unmarshal([]byte(s), &meta); err != nil {
+			return nil, fmt.Errorf("failed to convert cloudevent to resource payload: failed to unmarshal metadata extension to object: %v", err)
+		}
+		// Maestro names the work after the resource id on the agent.
+		meta["name"] = resourceID
+		sp.meta = meta
+		if sp.metaJSON, err = marshalString(meta); err != nil {
+			return nil, err
+		}
+		if sp.metaCreated, err = metaWithTimes(meta, created, time.Time{}); err != nil {
+			return nil, err
+		}
+	}
+	return sp, nil
+}
+
+// metaWithTimes adds creationTimestamp and, when deleting, deletionTimestamp
+// to a copy of meta, formatted as Maestro does (RFC 3339, seconds).
+func metaWithTimes(meta map[string]any, created, deleted time.Time) (string, error) {
+	m := make(map[string]any, len(meta)+2)
+	for k, v := range meta {
+		m[k] = v
+	}
+	m["creationTimestamp"] = created.UTC().Format(time.RFC3339)
+	if !deleted.IsZero() {
+		m["deletionTimestamp"] = deleted.UTC().Format(time.RFC3339)
+	}
+	return marshalString(m)
+}
+
+func marshalString(v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("marshal metadata: %v", err)
+	}
+	return string(b), nil
+}
+
+// validateBundle applies the checks of Maestro's ValidateManifestBundle that
+// a replayed workload can trip: a JSON object whose manifests are objects
+// with apiVersion, kind and metadata.name, none listed twice.
+func validateBundle(doc any) error {
+	obj, ok := doc.(map[string]any)
+	if !ok {
+		return errors.New("failed to decode manifest bundle: data is not a JSON object")
+	}
+	raw, ok := obj["manifests"]
+	if !ok || raw == nil {
+		return nil
+	}
+	list, ok := raw.([]any)
+	if !ok {
+		return errors.New("failed to decode manifest bundle: manifests is not a list")
+	}
+	seen := make(map[string]bool, len(list))
+	for i, m := range list {
+		mo, ok := m.(map[string]any)
+		if !ok {
+			return fmt.Errorf("manifest at index %d is not an object", i)
+		}
+		apiVersion, _ := mo["apiVersion"].(string)
+		kind, _ := mo["kind"].(string)
+		md, _ := mo["metadata"].(map[string]any)
+		name, _ := md["name"].(string)
+		ns, _ := md["namespace"].(string)
+		switch {
+		case apiVersion == "":
+			return fmt.Errorf("manifest at index %d: apiVersion is required", i)
+		case kind == "":
+			return fmt.Errorf("manifest at index %d: kind is required", i)
+		case name == "":
+			return fmt.Errorf("manifest at index %d: metadata.name is required", i)
+		}
+		if _, ok := md["generateName"]; ok {
+			return fmt.Errorf("manifest at index %d: metadata.generateName is not allowed", i)
+		}
+		key := apiVersion + "/" + kind + "/" + ns + "/" + name
+		if seen[key] {
+			return fmt.Errorf("duplicate manifest for resource %s/%s with resource type %s, Kind=%s", ns, name, apiVersion, kind)
+		}
+		seen[key] = true
+	}
+	return nil
+}
+
+// bundleJSON is the spec as a ManifestBundle marshalled in struct order,
+// the form Maestro embeds as manifestBundle in forwarded status.
+func (sp *spec) bundleJSON() ([]byte, error) {
+	sp.bundleOnce.Do(func() {
+		if len(sp.data) == 0 {
+			sp.bundle = []byte(`{"manifests":null}`)
+			return
+		}
+		var b workpayload.ManifestBundle
+		if err := json.Unmarshal(sp.data, &b); err != nil {
+			sp.bundleErr = fmt.Errorf("decode stored spec as a manifest bundle: %w", err)
+			return
+		}
+		sp.bundle, sp.bundleErr = json.Marshal(&b)
+	})
+	return sp.bundle, sp.bundleErr
+}
+
+// metadataFor is the metadata extension a spec event to an agent carries:
+// with creation (and deletion) timestamps for create, update and delete,
+// without for resync responses (Maestro lists those without the
+// timestamp sync).
+func (r *resource) metadataFor(withTimes bool) (string, error) {
+	sp := r.Spec
+	switch {
+	case sp.meta == nil:
+		return "", nil
+	case !withTimes:
+		return sp.metaJSON, nil
+	case r.deleting():
+		return metaWithTimes(sp.meta, r.CreatedAt, r.DeletedAt)
+	default:
+		return sp.metaCreated, nil
+	}
+}
+
+// agentEvent builds the spec event Maestro sends an agent for r, as its
+// codec does: the stored event with source "maestro", the given type, the
+// current resource version, the resource id and consumer, and for a
+// resource being deleted a fresh id and time plus deletiontimestamp.
+func (r *resource) agentEvent(eventType string, withTimes bool) (*cloudevents.Event, error) {
+	evt := &cloudevents.Event{Context: r.Spec.context.Clone(), DataEncoded: r.Spec.data}
+	evt.SetSource(maestro.BrokerSource)
+	evt.SetType(eventType)
+	if err := evt.Context.SetExtension(types.ExtensionResourceID, r.ID); err != nil {
+		return nil, err
+	}
+	if err := evt.Context.SetExtension(types.ExtensionResourceVersion, r.Version); err != nil {
+		return nil, err
+	}
+	if err := evt.Context.SetExtension(types.ExtensionClusterName, r.Consumer); err != nil {
+		return nil, err
+	}
+	if r.Spec.meta != nil {
+		meta, err := r.metadataFor(withTimes)
+		if err != nil {
+			return nil, err
+		}
+		if err := evt.Context.SetExtension(types.ExtensionWorkMeta, meta); err != nil {
+			return nil, err
+		}
+	}
+	if r.deleting() {
+		evt.SetID(uuid.NewString())
+		evt.SetTime(time.Now())
+		if err := evt.Context.SetExtension(types.ExtensionDeletionTimestamp, r.DeletedAt); err != nil {
+			return nil, err
+		}
+	}
+	return evt, nil
+}
