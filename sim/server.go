@@ -19,8 +19,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
-	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
 	workpayload "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/payload"
+	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
 	sdkgrpc "open-cluster-management.io/sdk-go/pkg/cloudevents/server/grpc"
 )
 
