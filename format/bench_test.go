@@ -31,11 +31,11 @@ type benchVariant struct {
 }
 
 var benchVariants = []benchVariant{
-	{"level=1/seg=16MiB", 1, 16 << 20},
-	{"level=3/seg=4MiB", 3, 4 << 20},
+	{"level=3/seg=4MiB(default)", DefaultLevel, DefaultSegmentSize},
+	{"level=1/seg=4MiB", 1, 4 << 20},
+	{"level=7/seg=4MiB", 7, 4 << 20},
 	{"level=3/seg=16MiB", 3, 16 << 20},
 	{"level=3/seg=64MiB", 3, 64 << 20},
-	{"level=7/seg=16MiB", 7, 16 << 20},
 }
 
 func writeBench(b *testing.B, dir string, pool []Record, v benchVariant) *Manifest {

@@ -42,7 +42,7 @@ const (
 	MaxSegmentSize = 1 << 30
 	// DefaultSegmentSize is the raw (decompressed) size at which the
 	// Writer starts a new segment. See FORMAT.md "Choosing the segment size".
-	DefaultSegmentSize = 16 << 20
+	DefaultSegmentSize = 4 << 20
 )
 
 // Flow says which way a record's message travels.

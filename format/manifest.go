@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -23,6 +25,14 @@ type Provenance struct {
 	Params    map[string]string `json:"params,omitempty"`
 	Seed      int64             `json:"seed,omitempty"`
 	Upstreams []string          `json:"upstreams,omitempty"`
+}
+
+// clone copies p so that later changes to the caller's map or slice do not
+// reach a Writer's manifest.
+func (p Provenance) clone() Provenance {
+	p.Params = maps.Clone(p.Params)
+	p.Upstreams = slices.Clone(p.Upstreams)
+	return p
 }
 
 // SegmentInfo describes one segment file.
