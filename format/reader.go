@@ -137,7 +137,7 @@ func (r *Reader) Manifest() *Manifest { return r.m }
 // Next returns the next record, or io.EOF after the last one. The record
 // and its Data stay valid and unchanged after later calls: they point into
 // the segment's decompressed stream, without copying. Keeping any record
-// therefore keeps its whole segment (up to the segment size, 16 MiB by
+// therefore keeps its whole segment (up to the segment size, 4 MiB by
 // default) in memory; to hold a few records for long, copy them
 // (bytes.Clone the Data). Damage gives a *CorruptionError; after any
 // error Next keeps returning it.
