@@ -117,8 +117,8 @@ func connOptions(sec []grpc.DialOption, reconnectMin, reconnectMax time.Duration
 	bc.BaseDelay = reconnectMin
 	bc.MaxDelay = reconnectMax
 	return append(sec,
-		grpc.WithReadBufferSize(16<<10),
-		grpc.WithWriteBufferSize(16<<10),
+		grpc.WithReadBufferSize(4<<10),
+		grpc.WithWriteBufferSize(4<<10),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: 5 * time.Second}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
 	)

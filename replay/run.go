@@ -131,7 +131,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.tr = newTracker(r.out.emit, func(s *statusState) { r.disp.schedule(r.streamCtx, s) }, r.replyDelay)
 	r.disp = newDispatcher(r.clock, r.fireStatus)
 
-	ow, err := format.Create(filepath.Join(dir, OutcomesDir), format.WriterOptions{Provenance: format.Provenance{
+	// Outcome records are small; small segments and one worker keep the
+	// writer's buffers (about (2*Workers+1)*SegmentSize) out of the way.
+	ow, err := format.Create(filepath.Join(dir, OutcomesDir), format.WriterOptions{SegmentSize: 4 << 20, Workers: 1, Provenance: format.Provenance{
 		Tool: "cereplay replay", Version: cfg.Version, Command: "replay", Params: r.settings(), Upstreams: []string{man.Digest},
 	}})
 	if err != nil {
@@ -475,7 +477,9 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 		if err != nil {
 			return fmt.Errorf("replay: read trace record %d: %w", i, err)
 		}
-		done.Add(1)
+		if done.Add(1)%1024 == 0 {
+			r.tr.prune(rec.Offset - replyHorizon)
+		}
 		if rec.Type != format.TypeEvent {
 			continue
 		}

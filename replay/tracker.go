@@ -77,6 +77,11 @@ type tracker struct {
 	statusByIdx map[uint64]*statusState
 	bySeq       map[string]*statusState // sequence id -> status sent, not yet forwarded
 
+	// order lists followed records in trace order, so prune can forget
+	// old finished ones: a replay of the full trace must not keep a state
+	// per record.
+	order []orderEntry
+
 	pendingSpecs    int // sent or in flight, not delivered
 	pendingStatuses int // read, not finished (waiting, scheduled, in flight or not forwarded)
 
@@ -102,12 +107,45 @@ func newTracker(emit func(recMeta, format.Outcome), fire func(*statusState), rep
 	}
 }
 
+type orderEntry struct {
+	offset time.Duration
+	index  uint64
+	status bool
+}
+
+// prune forgets finished specs and statuses recorded before offset (in
+// trace time). Records that answer them come within the reply horizon, so
+// nothing later looks them up. Unfinished ones stay until they finish or
+// the run ends.
+func (t *tracker) prune(before time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for ; n < len(t.order) && t.order[n].offset < before; n++ {
+		e := t.order[n]
+		if e.status {
+			if st := t.statusByIdx[e.index]; st != nil && st.reported && len(st.expects) == 0 {
+				delete(t.statusByIdx, e.index)
+				delete(t.bySeq, st.seq)
+			}
+			continue
+		}
+		if s := t.specByIdx[e.index]; s != nil && s.reported && len(s.statuses) == 0 && len(s.expects) == 0 {
+			delete(t.specByIdx, e.index)
+		}
+	}
+	if n > 0 {
+		t.order = append(t.order[:0], t.order[n:]...)
+	}
+}
+
 // register makes a spec known as soon as it is scheduled, so the trace
 // records that answer it (read right after it) find it.
 func (t *tracker) register(s *specState) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.specByIdx[s.meta.index] = s
+	t.order = append(t.order, orderEntry{offset: s.meta.offset, index: s.meta.index})
 }
 
 // addSpec marks a registered spec as being published. Call before Publish:
@@ -274,6 +312,7 @@ func (t *tracker) expectDelivery(m recMeta, trigger uint64, has bool) {
 		return
 	}
 	t.specByIdx[m.index] = s // a status may name this record as its trigger
+	t.order = append(t.order, orderEntry{offset: m.offset, index: m.index})
 	if s.delivered {
 		d := s.at.Sub(s.sentAt)
 		t.mu.Unlock()
@@ -297,12 +336,14 @@ func (t *tracker) addStatus(st *statusState, trigger uint64, has bool) {
 		}
 		st.failed, st.reported = true, true
 		t.statusByIdx[st.meta.index] = st
+		t.order = append(t.order, orderEntry{offset: st.meta.offset, index: st.meta.index, status: true})
 		t.mu.Unlock()
 		t.emit(st.meta, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: " + why})
 		return
 	}
 	st.spec = s
 	t.statusByIdx[st.meta.index] = st
+	t.order = append(t.order, orderEntry{offset: st.meta.offset, index: st.meta.index, status: true})
 	t.pendingStatuses++
 	if !s.delivered {
 		s.statuses = append(s.statuses, st)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -71,6 +72,7 @@ func replayCommand() *cli.Command {
 			&cli.Int64Flag{Name: "allow-dropped", Usage: "late-dropped sends that still count as success"},
 			&cli.StringFlag{Name: "out", Usage: "results folder (default runs/<UTC timestamp>)"},
 			&cli.StringFlag{Name: "metrics-listen", Usage: "serve Prometheus metrics here during the run, e.g. 127.0.0.1:9100"},
+			&cli.Int64Flag{Name: "memory-limit-mib", Value: 400, Usage: "soft memory limit of the Go runtime in MiB (GOMEMLIMIT wins when set; 0: none)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar and notes, only the summary"},
 		},
 		Action: replayAction,
@@ -85,6 +87,11 @@ func replayAction(c *cli.Context) error {
 	cfg, err := replayConfig(c, dir)
 	if err != nil {
 		return err
+	}
+	// Thousands of agent connections make garbage quickly; a soft limit
+	// makes the collector run before the heap doubles past it.
+	if mib := c.Int64("memory-limit-mib"); mib > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(mib << 20)
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -149,23 +156,24 @@ func replayConfig(c *cli.Context, dir string) (replay.Config, error) {
 		},
 	}
 	positive := map[string]bool{
-		"speed":           c.Float64("speed") > 0,
-		"rate":            c.Float64("rate") >= 0,
-		"connect-rate":    c.Float64("connect-rate") >= 0,
-		"agents-per-conn": c.Int("agents-per-conn") >= 1,
-		"max-inflight":    c.Int("max-inflight") >= 1,
-		"limit":           c.Int64("limit") >= 0,
-		"duration":        c.Duration("duration") >= 0,
-		"late-drop":       c.Duration("late-drop") >= 0,
-		"settle":          c.Duration("settle") >= 0,
-		"publish-timeout": c.Duration("publish-timeout") > 0,
-		"reconnect-min":   c.Duration("reconnect-min") > 0,
-		"allow-failed":    c.Int64("allow-failed") >= 0,
-		"allow-missing":   c.Int64("allow-missing") >= 0,
-		"allow-dropped":   c.Int64("allow-dropped") >= 0,
+		"speed":            c.Float64("speed") > 0,
+		"rate":             c.Float64("rate") >= 0,
+		"connect-rate":     c.Float64("connect-rate") >= 0,
+		"agents-per-conn":  c.Int("agents-per-conn") >= 1,
+		"max-inflight":     c.Int("max-inflight") >= 1,
+		"limit":            c.Int64("limit") >= 0,
+		"duration":         c.Duration("duration") >= 0,
+		"late-drop":        c.Duration("late-drop") >= 0,
+		"settle":           c.Duration("settle") >= 0,
+		"publish-timeout":  c.Duration("publish-timeout") > 0,
+		"reconnect-min":    c.Duration("reconnect-min") > 0,
+		"allow-failed":     c.Int64("allow-failed") >= 0,
+		"allow-missing":    c.Int64("allow-missing") >= 0,
+		"allow-dropped":    c.Int64("allow-dropped") >= 0,
+		"memory-limit-mib": c.Int64("memory-limit-mib") >= 0,
 	}
 	for _, name := range []string{"speed", "rate", "connect-rate", "agents-per-conn", "max-inflight", "limit", "duration",
-		"late-drop", "settle", "publish-timeout", "reconnect-min", "allow-failed", "allow-missing", "allow-dropped"} {
+		"late-drop", "settle", "publish-timeout", "reconnect-min", "allow-failed", "allow-missing", "allow-dropped", "memory-limit-mib"} {
 		if !positive[name] {
 			return cfg, usagef("replay: --%s %s: out of range", name, c.Value(name))
 		}

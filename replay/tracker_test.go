@@ -1,0 +1,140 @@
+package replay
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cereplay/cereplay/format"
+	"github.com/cereplay/cereplay/maestro"
+)
+
+// trackerHarness collects outcomes and fired statuses.
+type trackerHarness struct {
+	mu    sync.Mutex
+	outs  map[uint64][]format.Outcome
+	fired []*statusState
+	tr    *tracker
+}
+
+func newHarness() *trackerHarness {
+	h := &trackerHarness{outs: map[uint64][]format.Outcome{}}
+	h.tr = newTracker(func(m recMeta, o format.Outcome) {
+		h.mu.Lock()
+		h.outs[m.index] = append(h.outs[m.index], o)
+		h.mu.Unlock()
+	}, func(s *statusState) {
+		h.mu.Lock()
+		h.fired = append(h.fired, s)
+		h.mu.Unlock()
+	}, func(d time.Duration) time.Duration { return d })
+	return h
+}
+
+func (h *trackerHarness) only(t *testing.T, i uint64, want format.OutcomeStatus) format.Outcome {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.outs[i]) != 1 || h.outs[i][0].Status != want {
+		t.Fatalf("record %d: outcomes %+v, want one %s", i, h.outs[i], want)
+	}
+	return h.outs[i][0]
+}
+
+func spec(i uint64, rid string) *specState {
+	return &specState{meta: recMeta{index: i, offset: time.Duration(i) * time.Second, flow: format.FlowSourceToServer,
+		rid: rid, eventType: maestro.TypeSpecCreate}, wireRID: rid, cluster: "c1"}
+}
+
+// The delivery may arrive before the Publish call returns, and before the
+// status that answers it is read: every order gives the same outcomes.
+func TestTrackerAnyOrder(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1000, 0)
+	h := newHarness()
+	s := spec(0, "r1")
+	s.sentAt = t0
+	h.tr.register(s)
+	h.tr.addSpec(s)
+	if d, ok := h.tr.delivered(maestro.Keys{ResourceID: "r1", ResourceVersion: 3, HasResourceVersion: true}, t0.Add(5*time.Millisecond)); !ok || d != 5*time.Millisecond {
+		t.Fatalf("delivered: %v %v", d, ok)
+	}
+	if len(h.outs[0]) != 0 {
+		t.Fatal("spec reported before its Publish returned")
+	}
+	h.tr.specSent(s, time.Millisecond, 0, "")
+	o := h.only(t, 0, format.OutcomeDelivered)
+	if o.Delivery != 5*time.Millisecond || o.Latency != time.Millisecond {
+		t.Fatalf("spec outcome %+v", o)
+	}
+	// The status arrives after the delivery: it fires at once, at
+	// delivery + delay, with the delivered version.
+	st := &statusState{meta: recMeta{index: 1, offset: 2 * time.Second, flow: format.FlowAgentToServer}, delay: time.Second}
+	h.tr.addStatus(st, 0, true)
+	if len(h.fired) != 1 || !h.fired[0].due.Equal(t0.Add(5*time.Millisecond+time.Second)) {
+		t.Fatalf("fired %v", h.fired)
+	}
+	if v, has := h.tr.statusVersion(st); v != 3 || !has {
+		t.Fatalf("status version %d %v", v, has)
+	}
+	st.seq, st.sentAt = "42", t0.Add(2*time.Second)
+	h.tr.statusSending(st)
+	// Forwarded before the status's Publish returns.
+	h.tr.forwarded(maestro.Keys{SequenceID: "42"}, st.sentAt.Add(7*time.Millisecond))
+	h.tr.forwarded(maestro.Keys{SequenceID: "42"}, st.sentAt.Add(9*time.Millisecond))
+	h.tr.statusSent(st, time.Millisecond, 0, "")
+	if o := h.only(t, 1, format.OutcomeDelivered); o.Delivery != 7*time.Millisecond {
+		t.Fatalf("status outcome %+v", o)
+	}
+	if h.tr.duplicateForwards != 1 || h.tr.pending() != 0 {
+		t.Fatalf("duplicates %d, pending %d", h.tr.duplicateForwards, h.tr.pending())
+	}
+	// Late records that expect the deliveries.
+	h.tr.expectDelivery(recMeta{index: 2}, 0, true)
+	h.tr.expectForward(recMeta{index: 3}, 1, true)
+	h.only(t, 2, format.OutcomeDelivered)
+	h.only(t, 3, format.OutcomeDelivered)
+}
+
+// A failed spec ends its status and expectations; finish reports what never
+// arrived; prune forgets finished states.
+func TestTrackerFailuresAndFinish(t *testing.T) {
+	t.Parallel()
+	h := newHarness()
+	bad := spec(0, "r1")
+	h.tr.register(bad)
+	h.tr.addSpec(bad)
+	h.tr.expectDelivery(recMeta{index: 1}, 0, true)
+	h.tr.addStatus(&statusState{meta: recMeta{index: 2}}, 0, true)
+	h.tr.specSent(bad, time.Millisecond, 14, "unavailable")
+	if o := h.only(t, 0, format.OutcomeFailed); o.Code != 14 || o.Note != "unavailable" {
+		t.Fatalf("failed spec outcome %+v", o)
+	}
+	h.only(t, 1, format.OutcomeMissing)
+	h.only(t, 2, format.OutcomeSkipped)
+
+	lost := spec(3, "r2")
+	h.tr.register(lost)
+	h.tr.addSpec(lost)
+	h.tr.specSent(lost, time.Millisecond, 0, "")
+	h.tr.addStatus(&statusState{meta: recMeta{index: 4, offset: 4 * time.Second}}, 3, true)
+	h.tr.addStatus(&statusState{meta: recMeta{index: 5}}, 99, true) // answers nothing replayed
+	h.only(t, 5, format.OutcomeSkipped)
+	// A deleting resync answer is not the delivery of a create.
+	if _, ok := h.tr.delivered(maestro.Keys{ResourceID: "r2", Deleting: true}, time.Now()); ok {
+		t.Fatal("a delete matched a pending create")
+	}
+	if h.tr.pending() != 2 {
+		t.Fatalf("pending %d, want 2", h.tr.pending())
+	}
+	h.tr.finish()
+	h.only(t, 3, format.OutcomeMissing)
+	h.only(t, 4, format.OutcomeSkipped)
+	if h.tr.pending() != 0 {
+		t.Fatalf("pending after finish: %d", h.tr.pending())
+	}
+	h.tr.prune(time.Hour)
+	if len(h.tr.specByIdx) != 0 || len(h.tr.statusByIdx) != 0 {
+		t.Fatalf("prune kept %d specs, %d statuses", len(h.tr.specByIdx), len(h.tr.statusByIdx))
+	}
+}
