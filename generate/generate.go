@@ -47,6 +47,7 @@ func Generate(ctx context.Context, dir string, p Params, progress func(done, tot
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
+	p = p.resolved()
 	g, err := newGenerator(p)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/bwmarrin/snowflake"
+
+	"github.com/cereplay/cereplay/format"
 )
 
 // Params are the knobs of a generated trace. Every field is a flag of
@@ -39,8 +41,8 @@ type Params struct {
 	Seed      int64     // seeds every random choice (event ids, delays)
 	StartTime time.Time // the wall-clock instant of offset 0 (event times)
 
-	SegmentSize int64 // raw bytes per segment; 0: the format's default
-	Level       int   // zstd level; 0: the format's default
+	SegmentSize int64 // raw bytes per segment; 0: the format's default (recorded as its value)
+	Level       int   // zstd level; 0: the format's default (recorded as its value)
 	Workers     int   // compression workers; 0: GOMAXPROCS. Output does not depend on it.
 }
 
@@ -67,8 +69,26 @@ func DefaultParams() Params {
 		CreateAfter:     10 * time.Second,
 		Seed:            1,
 		StartTime:       time.Date(2024, 12, 20, 8, 30, 0, 0, time.UTC),
+		SegmentSize:     format.DefaultSegmentSize,
+		Level:           format.DefaultLevel,
 	}
 }
+
+// resolved returns p with the format's defaults spelled out, so the
+// manifest records the values the bytes depend on, not "default": a
+// trace must be reproducible after the format's defaults change.
+func (p Params) resolved() Params {
+	if p.SegmentSize == 0 {
+		p.SegmentSize = format.DefaultSegmentSize
+	}
+	if p.Level == 0 {
+		p.Level = format.DefaultLevel
+	}
+	return p
+}
+
+// minSegmentSize is the smallest segment the format's Writer accepts.
+const minSegmentSize = 1 << 10
 
 // WorkNameInfix joins a cluster name and a work index into a work name,
 // as the scale test names its guestbook works: <cluster>-gb-<i>.
@@ -118,10 +138,10 @@ func (p *Params) Validate() error {
 		return paramErr("create-after", "must not be negative")
 	case p.StartTime.Before(time.UnixMilli(snowflake.Epoch)) || p.StartTime.Year() > 9000:
 		return paramErr("start-time", "%s is outside 2010-11-04 (the snowflake epoch) .. 9000", p.StartTime.Format(time.RFC3339))
-	case p.SegmentSize < 0:
-		return paramErr("segment-size", "must not be negative")
-	case p.Level < 0:
-		return paramErr("level", "must not be negative")
+	case p.SegmentSize != 0 && (p.SegmentSize < minSegmentSize || p.SegmentSize > format.MaxSegmentSize):
+		return paramErr("segment-size", "%d is outside [%d, %d] bytes (0: the format's default)", p.SegmentSize, minSegmentSize, format.MaxSegmentSize)
+	case p.Level < 0 || p.Level > 22:
+		return paramErr("level", "%d is outside 1..22 (0: the format's default)", p.Level)
 	}
 	if _, err := ParseOrder(p.Order.String()); err != nil {
 		return paramErr("order", "%v", err)

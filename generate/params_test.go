@@ -52,7 +52,9 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{"apply-delay", func(p *Params) { p.ApplyDelay = Delay{Kind: "lognormal", Median: -1} }},
 		{"available-delay", func(p *Params) { p.StatusUpdates, p.AvailableDelay = 2, Delay{Kind: "bogus"} }},
 		{"segment-size", func(p *Params) { p.SegmentSize = -1 }},
+		{"segment-size", func(p *Params) { p.SegmentSize = 100 }},
 		{"level", func(p *Params) { p.Level = -1 }},
+		{"level", func(p *Params) { p.Level = 23 }},
 	}
 	for _, tc := range tests {
 		p := DefaultParams()
