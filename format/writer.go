@@ -225,8 +225,8 @@ func (w *Writer) compressLoop(enc *zstd.Encoder, jobs <-chan segJob) {
 	}
 }
 
-// writeNewFile writes b to a file that must not exist yet and syncs it,
-// so that a manifest written later never names a segment lost in a crash.
+// writeNewFile writes b to a file that must not exist yet. Close syncs it
+// later, with the others, before the manifest.
 func writeNewFile(path string, b []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
@@ -236,11 +236,33 @@ func writeNewFile(path string, b []byte) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
 	return f.Close()
+}
+
+// syncFiles fsyncs the segment files so that the manifest, written after,
+// never names a segment lost in a crash. The syncs run concurrently: a
+// file system commits concurrent syncs together, where one at a time
+// would cost a disk flush per segment.
+func syncFiles(dir string, segs []SegmentInfo) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(segs))
+	sem := make(chan struct{}, 32)
+	for i := range segs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f, err := os.Open(filepath.Join(dir, segs[i].Name))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			errs[i] = f.Sync()
+			f.Close()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // stop flushes nothing more and waits for the workers.
@@ -289,6 +311,10 @@ func (w *Writer) Close() error {
 		return err
 	}
 	m := w.buildManifest()
+	if err := syncFiles(w.dir, m.Segments); err != nil {
+		w.err = fmt.Errorf("format: sync segments: %w", err)
+		return w.err
+	}
 	b, err := encodeManifest(m)
 	if err != nil {
 		w.err = err
