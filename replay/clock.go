@@ -59,13 +59,30 @@ func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 		case <-timer.C:
 		}
 	}
-	for i := 0; time.Now().Before(t); i++ {
-		if i&63 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		runtime.Gosched()
-	}
+	spinUntil(ctx, t)
 	return ctx.Err()
+}
+
+// pureSpin is the last stretch before a due time spent in a tight loop:
+// runtime.Gosched puts the goroutine behind every runnable one, which on a
+// busy 2-core machine can cost more than the whole window.
+const pureSpin = 150 * time.Microsecond
+
+// spinUntil busy-waits until t, yielding the processor while more than
+// pureSpin remains.
+func spinUntil(ctx context.Context, t time.Time) {
+	for i := 0; ; i++ {
+		left := time.Until(t)
+		if left <= 0 {
+			return
+		}
+		if i&255 == 0 && ctx.Err() != nil {
+			return
+		}
+		if left > pureSpin {
+			runtime.Gosched()
+		}
+	}
 }
 
 // FakeClock is a Clock for tests. Its time only moves when SleepUntil is

@@ -73,15 +73,21 @@ func (d *dispatcher) run(ctx context.Context) {
 			}
 		} else if wait > 0 {
 			earlier := false
-			for i := 0; time.Now().Before(next.due); i++ {
+			for i := 0; ; i++ {
+				left := time.Until(next.due)
+				if left <= 0 {
+					break
+				}
 				if d.drainAdds() && d.h[0] != next {
 					earlier = true
 					break
 				}
-				if i&63 == 0 && ctx.Err() != nil {
+				if i&255 == 0 && ctx.Err() != nil {
 					return
 				}
-				runtime.Gosched()
+				if left > pureSpin {
+					runtime.Gosched()
+				}
 			}
 			if earlier {
 				continue

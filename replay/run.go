@@ -730,9 +730,17 @@ func (r *runner) sendSpec(ctx context.Context, m recMeta, rec *format.Record, du
 	if tracked {
 		r.tr.register(s)
 	}
-	if late := r.clock.Now().Sub(dueAt); r.cfg.LateDrop > 0 && !r.cfg.Max && late > r.cfg.LateDrop {
-		r.release()
+	// Lateness is measured where the schedule releases the send; the
+	// goroutine that makes the call starts microseconds later and that
+	// time counts in the Publish latency.
+	now := r.clock.Now()
+	late := now.Sub(dueAt)
+	if !r.cfg.Max {
 		r.sendLate.Record(late)
+		r.m.lateness.Observe(late.Seconds())
+	}
+	if r.cfg.LateDrop > 0 && !r.cfg.Max && late > r.cfg.LateDrop {
+		r.release()
 		o := format.Outcome{Status: format.OutcomeDroppedLate, Lateness: late}
 		if tracked {
 			r.tr.specNotSent(s, o)
@@ -741,17 +749,11 @@ func (r *runner) sendSpec(ctx context.Context, m recMeta, rec *format.Record, du
 		}
 		return
 	}
+	s.sentAt, s.lateness = now, late
 	r.sends.add()
 	go func() {
 		defer r.sends.done()
 		defer r.release()
-		now := r.clock.Now()
-		late := now.Sub(dueAt)
-		if !r.cfg.Max {
-			r.sendLate.Record(late)
-			r.m.lateness.Observe(late.Seconds())
-		}
-		s.sentAt, s.lateness = now, late
 		if tracked {
 			r.tr.addSpec(s)
 		}
@@ -818,14 +820,16 @@ func (r *runner) addStatus(m recMeta, rec *format.Record) {
 // fireStatus runs on the dispatcher when a status is due: it rewrites the
 // version and sequence id and publishes it on the agent's connection.
 func (r *runner) fireStatus(st *statusState) {
-	late := r.clock.Now().Sub(st.due)
-	if r.cfg.LateDrop > 0 && !r.cfg.Max && late > r.cfg.LateDrop {
-		r.replyLate.Record(late)
-		r.tr.statusNotSent(st, format.Outcome{Status: format.OutcomeDroppedLate, Lateness: late})
-		return
-	}
 	if !r.acquire(r.streamCtx) {
 		r.tr.statusNotSent(st, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: the run ended"})
+		return
+	}
+	now := r.clock.Now()
+	late := now.Sub(st.due)
+	r.replyLate.Record(late)
+	if r.cfg.LateDrop > 0 && !r.cfg.Max && late > r.cfg.LateDrop {
+		r.release()
+		r.tr.statusNotSent(st, format.Outcome{Status: format.OutcomeDroppedLate, Lateness: late})
 		return
 	}
 	a := r.agentFor(st.agent)
@@ -841,9 +845,7 @@ func (r *runner) fireStatus(st *statusState) {
 			r.tr.statusNotSent(st, format.Outcome{Status: format.OutcomeFailed, Code: uint32(codes.InvalidArgument), Note: err.Error()})
 			return
 		}
-		now := r.clock.Now()
-		st.seq, st.sentAt, st.lateness = seq, now, now.Sub(st.due)
-		r.replyLate.Record(st.lateness)
+		st.seq, st.sentAt, st.lateness = seq, r.clock.Now(), late
 		r.tr.statusSending(st)
 		lat, code, msg := r.call(r.streamCtx, a.cc, a.addr, ce)
 		r.statusesSent.Add(1)

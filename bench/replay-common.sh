@@ -1,0 +1,57 @@
+# Sourced by bench/replay-*.sh: build, a cached trace, a sim on free ports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-bin/cereplay}
+BENCH_DIR=${BENCH_DIR:-/tmp}
+go build -o "$BIN" ./cmd/cereplay
+work=$(mktemp -d "$BENCH_DIR/cereplay-replay.XXXXXX")
+sim_pid=
+cleanup() {
+	if [ -n "$sim_pid" ]; then kill -INT "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+# trace NAME GENERATE-FLAGS...: generate once, reuse from $BENCH_DIR.
+trace() {
+	local name=$1; shift
+	local dir="$BENCH_DIR/cereplay-trace-$name"
+	if [ ! -f "$dir/manifest.json" ]; then
+		rm -rf "$dir"
+		echo "== cereplay generate --out $dir $*"
+		"$BIN" generate --quiet --out "$dir" "$@"
+	fi
+	TRACE=$dir
+}
+
+# start_sim: a sim on free loopback ports; sets SOURCE, BROKER, REST.
+start_sim() {
+	"$BIN" sim --source-listen 127.0.0.1:0 --broker-listen 127.0.0.1:0 --rest-listen 127.0.0.1:0 \
+		--metrics-listen 127.0.0.1:0 --health-listen 127.0.0.1:0 "$@" > "$work/sim.out" 2> "$work/sim.err" &
+	sim_pid=$!
+	for _ in $(seq 100); do
+		grep -q '^health' "$work/sim.out" 2>/dev/null && break
+		sleep 0.1
+	done
+	SOURCE=$(awk '$1=="source"{print $2}' "$work/sim.out")
+	BROKER=$(awk '$1=="broker"{print $2}' "$work/sim.out")
+	REST=$(awk '$1=="rest"{print $2}' "$work/sim.out")
+	[ -n "$SOURCE" ] && [ -n "$BROKER" ] || { echo "sim did not start:"; cat "$work/sim.err"; exit 1; }
+}
+
+# replay FLAGS...: run the replay under /usr/bin/time, print wall, RSS and
+# the summary's key numbers.
+replay() {
+	local rc=0
+	echo "== cereplay replay $* $TRACE"
+	/usr/bin/time -f '%e %M' -o "$work/replay.time" "$BIN" replay --quiet --out "$work/run" \
+		--source-addr "$SOURCE" --broker-addr "$BROKER" --rest-url "$REST" "$@" "$TRACE" || rc=$?
+	read -r wall rss_kb < "$work/replay.time"
+	echo "wall ${wall}s, peak RSS $((rss_kb / 1024)) MiB, exit $rc"
+	jq -r '"records \(.records), outcomes \(.outcomes), \(.events_per_second|floor) events/s over \(.send_seconds|floor)s of sending",
+		"send lateness us: p50 \(.send_lateness.p50_us) p99 \(.send_lateness.p99_us) p99.9 \(.send_lateness.p99_9_us) max \(.send_lateness.max_us) (n=\(.send_lateness.count))",
+		"spec delivery ms: p50 \(.spec_delivery_latency.p50_us/1000) p99 \(.spec_delivery_latency.p99_us/1000)",
+		"status forward ms: p50 \(.status_forward_latency.p50_us/1000) p99 \(.status_forward_latency.p99_us/1000)"' \
+		"$work/run/summary.json"
+	return $rc
+}
