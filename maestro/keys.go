@@ -1,57 +1,19 @@
 package maestro
 
-import (
-	"errors"
-	"fmt"
-	"strconv"
-
-	"google.golang.org/protobuf/encoding/protowire"
-)
+import "github.com/cereplay/cereplay/maestro/internal/wirekeys"
 
 // Keys are the routing attributes of one CloudEvent: enough to index,
 // route and rewrite traffic without decoding the event's data.
-type Keys struct {
-	Type           string
-	ID             string
-	Source         string
-	ClusterName    string
-	ResourceID     string
-	OriginalSource string
-	SequenceID     string
-	// ResourceVersion is valid only when HasResourceVersion is set.
-	ResourceVersion    int64
-	HasResourceVersion bool
-	// Deleting reports that ce-deletiontimestamp is present: the agent
-	// treats any spec event carrying it as a delete.
-	Deleting bool
-}
+// ResourceVersion is valid only when HasResourceVersion is set; Deleting
+// reports that ce-deletiontimestamp is present (the agent treats any spec
+// event carrying it as a delete).
+type Keys = wirekeys.Keys
 
 // ErrMalformed means bytes are not a well-formed protobuf message.
-var ErrMalformed = errors.New("maestro: malformed protobuf")
+var ErrMalformed = wirekeys.ErrMalformed
 
 // ErrAttrType means an attribute holds a value the SDK reader would reject.
-var ErrAttrType = errors.New("maestro: attribute of unexpected type")
-
-// Protobuf field numbers of pbv1.CloudEvent, its attribute map entries and
-// pbv1.CloudEventAttributeValue (cloudevent.proto).
-const (
-	fieldID          = 1
-	fieldSource      = 2
-	fieldSpecVersion = 3
-	fieldType        = 4
-	fieldAttributes  = 5
-
-	fieldEntryKey   = 1
-	fieldEntryValue = 2
-
-	fieldCeInteger = 2
-	fieldCeString  = 3
-)
-
-const (
-	wireVarint = int8(protowire.VarintType)
-	wireBytes  = int8(protowire.BytesType)
-)
+var ErrAttrType = wirekeys.ErrAttrType
 
 // ExtractKeys reads the routing attributes from the wire bytes of a
 // pbv1.CloudEvent by walking its protobuf fields; the data field is skipped,
@@ -62,140 +24,5 @@ const (
 // the SDK reader rules: string attributes are read only from ce_string;
 // ce-resourceversion is a ce_integer or a decimal ce_string.
 func ExtractKeys(ce []byte) (Keys, error) {
-	var k Keys
-	var rv attrValue
-	hasRV := false
-	err := walkFields(ce, func(num int32, typ int8, v []byte, _ uint64) error {
-		if typ != wireBytes {
-			return nil
-		}
-		switch num {
-		case fieldID:
-			k.ID = string(v)
-		case fieldSource:
-			k.Source = string(v)
-		case fieldType:
-			k.Type = string(v)
-		case fieldAttributes:
-			key, val, err := parseAttrEntry(v)
-			if err != nil {
-				return err
-			}
-			switch string(key) {
-			case AttrClusterName:
-				k.ClusterName = val.str()
-			case AttrResourceID:
-				k.ResourceID = val.str()
-			case AttrOriginalSource:
-				k.OriginalSource = val.str()
-			case AttrSequenceID:
-				k.SequenceID = val.str()
-			case AttrResourceVersion:
-				rv, hasRV = val, true
-			case AttrDeletionTimestamp:
-				k.Deleting = true
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return Keys{}, fmt.Errorf("maestro: extract keys: %w", err)
-	}
-	if hasRV {
-		v, err := rv.integer()
-		if err != nil {
-			return Keys{}, fmt.Errorf("maestro: extract keys: %s: %w", AttrResourceVersion, err)
-		}
-		k.ResourceVersion, k.HasResourceVersion = v, true
-	}
-	return k, nil
-}
-
-// attrValue is the set member of a CloudEventAttributeValue oneof.
-type attrValue struct {
-	field int32 // 0 when no member is set
-	num   uint64
-	bytes []byte
-}
-
-func (a attrValue) str() string {
-	if a.field != fieldCeString {
-		return ""
-	}
-	return string(a.bytes)
-}
-
-func (a attrValue) integer() (int64, error) {
-	switch a.field {
-	case fieldCeInteger:
-		return int64(int32(a.num)), nil
-	case fieldCeString:
-		v, err := strconv.ParseInt(string(a.bytes), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%w: ce_string %q is not a decimal integer", ErrAttrType, a.bytes)
-		}
-		return v, nil
-	default:
-		return 0, fmt.Errorf("%w: want ce_integer or decimal ce_string, have field %d", ErrAttrType, a.field)
-	}
-}
-
-// parseAttrEntry decodes one attributes map entry. Repeated value fields
-// merge, so the last oneof member seen across all of them wins.
-func parseAttrEntry(b []byte) (key []byte, val attrValue, err error) {
-	err = walkFields(b, func(num int32, typ int8, v []byte, _ uint64) error {
-		if typ != wireBytes {
-			return nil
-		}
-		switch num {
-		case fieldEntryKey:
-			key = v
-		case fieldEntryValue:
-			return walkFields(v, func(num int32, typ int8, v []byte, n uint64) error {
-				switch {
-				case (num == 1 || num == fieldCeInteger) && typ == wireVarint:
-					val = attrValue{field: num, num: n}
-				case num >= fieldCeString && num <= 7 && typ == wireBytes:
-					val = attrValue{field: num, bytes: v}
-				}
-				return nil
-			})
-		}
-		return nil
-	})
-	return key, val, err
-}
-
-// walkFields calls fn for each field of a protobuf message: v holds the
-// payload of length-delimited fields and n the value of varints. Other wire
-// types are skipped. It stops at the first malformed field.
-func walkFields(b []byte, fn func(num int32, typ int8, v []byte, n uint64) error) error {
-	for off := 0; off < len(b); {
-		num, typ, tagLen := protowire.ConsumeTag(b[off:])
-		if tagLen < 0 {
-			return fmt.Errorf("%w: field tag at offset %d: %w", ErrMalformed, off, protowire.ParseError(tagLen))
-		}
-		rest := b[off+tagLen:]
-		var (
-			v      []byte
-			n      uint64
-			valLen int
-		)
-		switch typ {
-		case protowire.BytesType:
-			v, valLen = protowire.ConsumeBytes(rest)
-		case protowire.VarintType:
-			n, valLen = protowire.ConsumeVarint(rest)
-		default:
-			valLen = protowire.ConsumeFieldValue(num, typ, rest)
-		}
-		if valLen < 0 {
-			return fmt.Errorf("%w: field %d at offset %d: %w", ErrMalformed, num, off, protowire.ParseError(valLen))
-		}
-		if err := fn(int32(num), int8(typ), v, n); err != nil {
-			return err
-		}
-		off += tagLen + valLen
-	}
-	return nil
+	return wirekeys.Extract(ce)
 }

@@ -2,6 +2,7 @@ package maestro
 
 import (
 	"errors"
+	"github.com/cereplay/cereplay/maestro/internal/wirekeys"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -158,55 +159,19 @@ func TestExtractKeysMalformed(t *testing.T) {
 	}
 }
 
-func FuzzExtractKeys(f *testing.F) {
-	for _, name := range goldenEventNames(f) {
-		f.Add(loadGolden(f, name).event)
-	}
-	f.Add([]byte{})
-	f.Add([]byte{0x2a, 0x06, 0x0a, 0x00, 0x12, 0x02, 0x10, 0x07})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := ExtractKeys(b)
-		ce := &pbv1.CloudEvent{}
-		if perr := proto.Unmarshal(b, ce); perr != nil {
-			return // ExtractKeys is lenient where it does not look; any answer is fine.
+// TestWireKeysConstants guards the copies of the attribute keys that the
+// key extractor keeps in its own package.
+func TestWireKeysConstants(t *testing.T) {
+	for _, c := range [][2]string{
+		{wirekeys.AttrClusterName, AttrClusterName},
+		{wirekeys.AttrResourceID, AttrResourceID},
+		{wirekeys.AttrResourceVersion, AttrResourceVersion},
+		{wirekeys.AttrDeletionTimestamp, AttrDeletionTimestamp},
+		{wirekeys.AttrOriginalSource, AttrOriginalSource},
+		{wirekeys.AttrSequenceID, AttrSequenceID},
+	} {
+		if c[0] != c[1] {
+			t.Errorf("wirekeys has %q, maestro has %q", c[0], c[1])
 		}
-		want, ok := keysFromDecoded(ce)
-		if !ok {
-			if err == nil {
-				t.Fatalf("ExtractKeys accepted an event the reference rejects: %+v", got)
-			}
-			return
-		}
-		if err != nil {
-			t.Fatalf("ExtractKeys failed on a valid event: %v", err)
-		}
-		if got != want {
-			t.Fatalf("got %+v, want %+v", got, want)
-		}
-	})
-}
-
-func BenchmarkExtractKeys(b *testing.B) {
-	for _, name := range []string{"01-source-spec-create_request", "04-server-to-source-status-update_request", "12-heartbeat"} {
-		g := loadGolden(b, name)
-		b.Run(name+"/ExtractKeys", func(b *testing.B) {
-			b.SetBytes(int64(len(g.event)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := ExtractKeys(g.event); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(name+"/proto.Unmarshal", func(b *testing.B) {
-			b.SetBytes(int64(len(g.event)))
-			b.ReportAllocs()
-			for b.Loop() {
-				ce := &pbv1.CloudEvent{}
-				if err := proto.Unmarshal(g.event, ce); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"google.golang.org/protobuf/proto"
+
+	"github.com/cereplay/cereplay/maestro/internal/wirekeys"
 	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
 )
 
@@ -35,8 +37,8 @@ func Unmarshal(b []byte) (*pbv1.CloudEvent, error) {
 func PublishRequestEvent(b []byte) ([]byte, error) {
 	var event []byte
 	found := false
-	err := walkFields(b, func(num int32, typ int8, v []byte, _ uint64) error {
-		if num == 1 && typ == wireBytes {
+	err := wirekeys.Walk(b, func(num int32, typ int8, v []byte, _ uint64) error {
+		if num == 1 && typ == wirekeys.WireBytes {
 			// Repeated occurrences of a message field merge; concatenating
 			// their bytes gives the same merged message.
 			if found {

@@ -1,0 +1,171 @@
+package wirekeys
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
+)
+
+// goldenEvents returns the CloudEvent wire bytes of every golden example
+// in ../shared/protocol/examples (client messages are PublishRequests and
+// are unwrapped), keyed by example name.
+func goldenEvents(tb testing.TB) map[string][]byte {
+	tb.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		if filepath.Dir(dir) == dir {
+			tb.Fatal("go.mod not found above the test directory")
+		}
+		dir = filepath.Dir(dir)
+	}
+	examples := filepath.Join(dir, "..", "shared", "protocol", "examples")
+	if _, err := os.Stat(filepath.Join(dir, "..", "shared")); os.IsNotExist(err) {
+		tb.Skip("shared directory is absent")
+	}
+	files, err := filepath.Glob(filepath.Join(examples, "*.pb.bin"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	events := map[string][]byte{}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".pb.bin")
+		if strings.Contains(name, "subscription-request") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		// Client messages start with PublishRequest.event (field 1, bytes),
+		// stream messages with CloudEvent.id (also field 1, bytes): tell
+		// them apart by decoding the wrapper and checking its event type.
+		req := &pbv1.PublishRequest{}
+		if proto.Unmarshal(b, req) == nil && strings.HasPrefix(req.GetEvent().GetType(), "io.open-cluster-management.") {
+			if b, err = proto.Marshal(req.GetEvent()); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		events[name] = b
+	}
+	if len(events) < 16 {
+		tb.Fatalf("found %d golden events in %s, want at least 16", len(events), examples)
+	}
+	return events
+}
+
+// reference applies Extract's rules to a fully decoded event. ok is false
+// when Extract must fail.
+func reference(ce *pbv1.CloudEvent) (k Keys, ok bool) {
+	attrs := ce.GetAttributes()
+	k = Keys{
+		Type:           ce.GetType(),
+		ID:             ce.GetId(),
+		Source:         ce.GetSource(),
+		ClusterName:    attrs[AttrClusterName].GetCeString(),
+		ResourceID:     attrs[AttrResourceID].GetCeString(),
+		OriginalSource: attrs[AttrOriginalSource].GetCeString(),
+		SequenceID:     attrs[AttrSequenceID].GetCeString(),
+	}
+	_, k.Deleting = attrs[AttrDeletionTimestamp]
+	if rv, found := attrs[AttrResourceVersion]; found {
+		switch a := rv.GetAttr().(type) {
+		case *pbv1.CloudEventAttributeValue_CeInteger:
+			k.ResourceVersion = int64(a.CeInteger)
+		case *pbv1.CloudEventAttributeValue_CeString:
+			v, err := strconv.ParseInt(a.CeString, 10, 64)
+			if err != nil {
+				return Keys{}, false
+			}
+			k.ResourceVersion = v
+		default:
+			return Keys{}, false
+		}
+		k.HasResourceVersion = true
+	}
+	return k, true
+}
+
+func TestExtractMatchesReferenceOnGolden(t *testing.T) {
+	for name, b := range goldenEvents(t) {
+		ce := &pbv1.CloudEvent{}
+		if err := proto.Unmarshal(b, ce); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want, ok := reference(ce)
+		got, err := Extract(b)
+		if !ok || err != nil || got != want {
+			t.Errorf("%s: got %+v (%v), want %+v", name, got, err, want)
+		}
+		if got.Type == "" || got.ID == "" {
+			t.Errorf("%s: no type or id: %+v", name, got)
+		}
+	}
+}
+
+// FuzzExtractKeys cross-checks Extract against proto.Unmarshal: whenever
+// protobuf accepts the bytes, Extract must succeed (or fail exactly when
+// the reference rules reject the event) with the same keys; it must never
+// panic on any input.
+func FuzzExtractKeys(f *testing.F) {
+	for _, b := range goldenEvents(f) {
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{0x2a, 0x06, 0x0a, 0x00, 0x12, 0x02, 0x10, 0x07})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := Extract(b)
+		ce := &pbv1.CloudEvent{}
+		if perr := proto.Unmarshal(b, ce); perr != nil {
+			return // Extract does not validate what it skips; any answer is fine.
+		}
+		want, ok := reference(ce)
+		if !ok {
+			if err == nil {
+				t.Fatalf("Extract accepted an event the reference rejects: %+v", got)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("Extract failed on a valid event: %v", err)
+		}
+		if got != want {
+			t.Fatalf("got %+v, want %+v", got, want)
+		}
+	})
+}
+
+func BenchmarkExtract(b *testing.B) {
+	events := goldenEvents(b)
+	for _, name := range []string{"01-source-spec-create_request", "04-server-to-source-status-update_request", "12-heartbeat"} {
+		ev := events[name]
+		b.Run(name+"/Extract", func(b *testing.B) {
+			b.SetBytes(int64(len(ev)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Extract(ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/proto.Unmarshal", func(b *testing.B) {
+			b.SetBytes(int64(len(ev)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := proto.Unmarshal(ev, &pbv1.CloudEvent{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
