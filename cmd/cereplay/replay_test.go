@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cereplay/cereplay/generate"
+	"github.com/cereplay/cereplay/replay"
+	"github.com/cereplay/cereplay/sim"
+)
+
+func TestReplayUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		err  string
+	}{
+		{"no trace", []string{"replay"}, "missing TRACE"},
+		{"two modes", []string{"replay", "--max", "--rate", "10", "t"}, "exclude each other"},
+		{"zero speed", []string{"replay", "--speed", "0", "t"}, "--speed"},
+		{"negative rate", []string{"replay", "--rate", "-1", "t"}, "--rate"},
+		{"bad start-at", []string{"replay", "--start-at", "tomorrow", "t"}, "--start-at"},
+		{"bad shard", []string{"replay", "--shard", "3/2", "t"}, "--shard"},
+		{"cert without key", []string{"replay", "--cert-file", "c.pem", "t"}, "--key-file"},
+		{"token without tls", []string{"replay", "--token-file", "tok", "t"}, "clear text"},
+		{"zero inflight", []string{"replay", "--max-inflight", "0", "t"}, "--max-inflight"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, tc.args...)
+			if code != 2 || !strings.Contains(stderr, tc.err) {
+				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, stderr, tc.err)
+			}
+		})
+	}
+}
+
+func TestReplayMissingTrace(t *testing.T) {
+	code, _, stderr := runCLI(t, "replay", "--out", filepath.Join(t.TempDir(), "run"), "/nonexistent/trace")
+	if code != 1 || !strings.Contains(stderr, "/nonexistent/trace") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// The command end to end: a generated trace replayed at --max into sim,
+// consumers created through REST, summary on stdout, results on disk;
+// a second run with the same ids fails (exit 1) and names the duplicates.
+func TestReplayCommandAgainstSim(t *testing.T) {
+	s, err := sim.Start(context.Background(), sim.LoopbackConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	trace := filepath.Join(t.TempDir(), "trace")
+	p := generate.DefaultParams()
+	p.Clusters, p.WorksPerCluster, p.Rate = 4, 3, 100
+	p.SubscribePause, p.CreateAfter = 0, 0
+	if _, err := generate.Generate(context.Background(), trace, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	args := func(out string) []string {
+		return []string{"replay", "--max", "--create-consumers", "--quiet", "--settle", "5s",
+			"--source-addr", s.SourceAddr(), "--broker-addr", s.BrokerAddr(), "--rest-url", s.RESTURL(),
+			"--out", out, trace}
+	}
+	out := filepath.Join(t.TempDir(), "run")
+	code, stdout, stderr := runCLI(t, args(out)...)
+	if code != 0 || !strings.Contains(stdout, "replay OK") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	sum, err := replay.ReadSummary(out)
+	if err != nil || sum.SpecsSent != 12 || sum.StatusesSent != 12 || sum.Outcomes["delivered"] != 24 {
+		t.Fatalf("summary %+v, %v", sum, err)
+	}
+	for _, f := range []string{replay.RunFile, replay.SummaryFile, replay.OutcomesDir + "/manifest.json"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	// The outcomes are a trace folder that inspect and cat read.
+	if code, stdout, stderr := runCLI(t, "cat", filepath.Join(out, replay.OutcomesDir)); code != 0 || !strings.Contains(stdout, "delivered") {
+		t.Errorf("cat outcomes: exit %d, %q %q", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCLI(t, args(filepath.Join(t.TempDir(), "again"))...)
+	if code != 1 || !strings.Contains(stdout, "duplicates: 12") || !strings.Contains(stderr, "--run-id") {
+		t.Fatalf("replaying the same ids: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}
