@@ -16,6 +16,13 @@ const flagTrigger = 1 << 0
 
 // Validate reports what makes r unwritable, or nil.
 func (r *Record) Validate() error {
+	if err := r.validateFields(); err != nil {
+		return err
+	}
+	return checkSize(recordBodySize(r))
+}
+
+func (r *Record) validateFields() error {
 	switch r.Type {
 	case TypeEvent:
 		if !r.Flow.Valid() {
@@ -34,7 +41,11 @@ func (r *Record) Validate() error {
 	if r.Offset < 0 {
 		return fmt.Errorf("format: record has negative offset %s", r.Offset)
 	}
-	if n := recordBodySize(r); n > MaxRecordSize {
+	return nil
+}
+
+func checkSize(n int) error {
+	if n > MaxRecordSize {
 		return fmt.Errorf("format: record body is %d bytes, over the limit of %d", n, MaxRecordSize)
 	}
 	return nil
@@ -79,7 +90,11 @@ func recordBodySize(r *Record) int {
 // AppendRecord appends the framed record r (length, body, CRC32C; see
 // FORMAT.md) to dst and returns the extended slice. r must pass Validate.
 func AppendRecord(dst []byte, r *Record) []byte {
-	size := recordBodySize(r)
+	return appendRecord(dst, r, recordBodySize(r))
+}
+
+// appendRecord is AppendRecord with the body size already computed.
+func appendRecord(dst []byte, r *Record, size int) []byte {
 	dst = binary.AppendUvarint(dst, uint64(size))
 	start := len(dst)
 	dst = append(dst, byte(r.Type))

@@ -147,14 +147,17 @@ func (w *Writer) Write(r *Record) error {
 	if w.err != nil {
 		return w.err
 	}
-	if err := r.Validate(); err != nil {
+	size := recordBodySize(r)
+	if err := r.validateFields(); err != nil {
+		return fmt.Errorf("format: record %d: %w", w.tally.records, err)
+	}
+	if err := checkSize(size); err != nil {
 		return fmt.Errorf("format: record %d: %w", w.tally.records, err)
 	}
 	if r.Offset < w.last {
 		// Not sticky: the caller can skip or fix the record.
 		return fmt.Errorf("%w: record %d has offset %d ns, before the previous record's %d ns", ErrOrder, w.tally.records, r.Offset, w.last)
 	}
-	size := recordBodySize(r)
 	frame := uvarintSize(uint64(size)) + size + 4
 	if w.cur.Records > 0 && len(w.buf)+frame > w.segmentSize {
 		if err := w.seal(); err != nil {
@@ -162,7 +165,7 @@ func (w *Writer) Write(r *Record) error {
 			return err
 		}
 	}
-	w.buf = AppendRecord(w.buf, r)
+	w.buf = appendRecord(w.buf, r, size)
 	if w.cur.Records == 0 {
 		w.cur.FirstOffset = r.Offset
 	}
