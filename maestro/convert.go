@@ -20,11 +20,19 @@ var ErrHeartbeat = errors.New("maestro: heartbeat is not a cloudevent")
 // clients do (protocol.NewMessage + binding.ToEvent): an event without
 // attributes has an unknown encoding and is rejected, unknown attribute
 // keys are dropped, extensions are lower-cased.
-func ToCloudEvent(ce *pbv1.CloudEvent) (*cloudevents.Event, error) {
+func ToCloudEvent(ce *pbv1.CloudEvent) (evt *cloudevents.Event, err error) {
 	if ce.GetType() == TypeHeartbeat {
 		return nil, ErrHeartbeat
 	}
-	evt, err := binding.ToEvent(context.Background(), protocol.NewMessage(ce))
+	for key, v := range ce.GetAttributes() {
+		if v == nil {
+			// The SDK reader dereferences every value; a nil one (possible
+			// only in a hand-built message, never after proto.Unmarshal)
+			// would panic.
+			return nil, fmt.Errorf("maestro: decode cloudevent %q: attribute %q has no value", ce.GetId(), key)
+		}
+	}
+	evt, err = binding.ToEvent(context.Background(), protocol.NewMessage(ce))
 	if err != nil {
 		return nil, fmt.Errorf("maestro: decode cloudevent %q (type %q): %w", ce.GetId(), ce.GetType(), err)
 	}

@@ -2,6 +2,7 @@ package maestro
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -44,4 +45,36 @@ func TestToCloudEventRejectsNoAttributes(t *testing.T) {
 	if err == nil {
 		t.Fatal("an event without attributes decoded")
 	}
+}
+
+func TestToCloudEventNilAttribute(t *testing.T) {
+	ce := &pbv1.CloudEvent{Id: "x", SpecVersion: SpecVersion, Type: TypeSpecCreate, Source: "s",
+		Attributes: map[string]*pbv1.CloudEventAttributeValue{AttrClusterName: nil}}
+	if _, err := ToCloudEvent(ce); err == nil || !strings.Contains(err.Error(), AttrClusterName) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// FuzzToCloudEvent decodes arbitrary wire bytes as the SDK reader would:
+// it may fail, never panic, and what it accepts must encode again. Seeds
+// are the small golden events, so minimisation stays cheap in this large
+// test binary.
+func FuzzToCloudEvent(f *testing.F) {
+	for _, name := range []string{"05b-agent-spec-resync_request-empty", "07-source-status-resync_request",
+		"09-source-spec-delete_request", "12-heartbeat"} {
+		f.Add(loadGolden(f, name).event)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ce, err := Unmarshal(b)
+		if err != nil {
+			return
+		}
+		evt, err := ToCloudEvent(ce)
+		if err != nil {
+			return
+		}
+		if _, err := FromCloudEvent(evt); err != nil {
+			t.Fatalf("decoded event does not encode: %v", err)
+		}
+	})
 }
