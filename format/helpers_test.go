@@ -118,8 +118,12 @@ func (c *corpus) makeRecord(i int, r *Record, buf []byte) []byte {
 		}
 	}
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * 50 * time.Millisecond)
+	var stamps [7][20]byte
+	for j := range stamps {
+		t0.Add(time.Duration(j)*time.Second).AppendFormat(stamps[j][:0], "2006-01-02T15:04:05Z")
+	}
 	for j, at := range c.times[k] {
-		copy(buf[at:], t0.Add(time.Duration(j%7)*time.Second).Format("2006-01-02T15:04:05Z"))
+		copy(buf[at:], stamps[j%7][:])
 	}
 	cluster := fmt.Sprintf("cluster-%d", i/100%300)
 	*r = Record{
