@@ -125,6 +125,17 @@ func (d Delay) String() string {
 	return "delay(" + d.Kind + ")"
 }
 
+// max is the longest delay Sample returns.
+func (d Delay) max() time.Duration {
+	switch d.Kind {
+	case "fixed":
+		return max(d.Value, minDelay)
+	case "lognormal", "uniform":
+		return max(d.Max, minDelay)
+	}
+	return 0
+}
+
 // Sample draws one delay from r.
 func (d Delay) Sample(r *rand.Rand) time.Duration {
 	var v time.Duration

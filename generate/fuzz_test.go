@@ -1,6 +1,12 @@
 package generate
 
-import "testing"
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/cereplay/cereplay/format"
+)
 
 // FuzzParseDelay: any flag value either fails with an error or gives a
 // valid distribution whose String parses back to it, and sampling it
@@ -26,6 +32,44 @@ func FuzzParseDelay(f *testing.F) {
 			if v := d.Sample(r); v < minDelay {
 				t.Fatalf("%q sampled %v", s, v)
 			}
+		}
+	})
+}
+
+// FuzzParamsFromMap: the parameters recorded in a manifest (read from
+// disk) either fail to parse with an error or give parameters that
+// validate and, when small, generate without panicking.
+func FuzzParamsFromMap(f *testing.F) {
+	f.Add("clusters=2;works-per-cluster=3;rate=1000;status-updates=2")
+	f.Add("order=round-robin;creators=1;apply-delay=fixed:0s;subscribe-batch=1")
+	f.Add("clusters=1;works-per-cluster=1;status=scale-test;seed=-5;start-time=2030-01-01T00:00:00Z")
+	f.Add("clusters=3;works-per-cluster=2;order=cluster;cluster-prefix=x;rate=1e9;subscribe-gap=0s;subscribe-pause=0s")
+	f.Fuzz(func(t *testing.T, s string) {
+		m := map[string]string{}
+		for _, kv := range strings.Split(s, ";") {
+			k, v, _ := strings.Cut(kv, "=")
+			m[k] = v
+		}
+		p, err := ParamsFromMap(m)
+		if err != nil {
+			return
+		}
+		if err := p.Validate(); err != nil {
+			t.Fatalf("ParamsFromMap(%v) gave parameters that do not validate: %v", m, err)
+		}
+		if p.Works() > 50 || p.Clusters > 50 {
+			return
+		}
+		g, err := newGenerator(p.resolved())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		if err := g.run(context.Background(), func(*format.Record) error { n++; return nil }, func(int64, int64) {}); err != nil {
+			t.Fatal(err)
+		}
+		if n != p.Records() {
+			t.Fatalf("%v: %d records, want %d", m, n, p.Records())
 		}
 	})
 }

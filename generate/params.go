@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/bwmarrin/snowflake"
 
@@ -124,8 +126,8 @@ func (p *Params) Validate() error {
 		return paramErr("works-per-cluster", "must be at least 1, got %d", p.WorksPerCluster)
 	case int64(p.Clusters)*int64(p.WorksPerCluster) > maxWorks:
 		return paramErr("clusters", "%d clusters × %d works is more than %d works", p.Clusters, p.WorksPerCluster, maxWorks)
-	case p.SourceID == "":
-		return paramErr("source-id", "must not be empty")
+	case p.SourceID == "" || !utf8.ValidString(p.SourceID) || strings.IndexFunc(p.SourceID, unicode.IsControl) >= 0:
+		return paramErr("source-id", "%q: want a non-empty UTF-8 string without control characters", p.SourceID)
 	case math.IsNaN(p.Rate) || p.Rate <= 0 || p.Rate > 1e9:
 		return paramErr("rate", "must be in (0, 1e9] works per second, got %v", p.Rate)
 	case p.Creators < 1:
@@ -171,7 +173,28 @@ func (p *Params) Validate() error {
 	if err := p.period(); err != nil {
 		return err
 	}
+	if span := p.maxSpan(); span > maxTraceSpan {
+		return paramErr("rate", "the trace would span %.0f years (rate, delays and subscribe pauses too long); at most %.0f are supported",
+			span/float64(365*24*time.Hour), maxTraceSpan/float64(365*24*time.Hour))
+	}
 	return nil
+}
+
+// maxTraceSpan bounds how long a trace may last (about 3 years), far
+// from where offsets in nanoseconds would overflow.
+const maxTraceSpan = float64(1e17)
+
+// maxSpan is the longest the trace can last, in nanoseconds, computed in
+// floating point so that absurd parameters cannot overflow it.
+func (p *Params) maxSpan() float64 {
+	batches := float64((p.Clusters + p.SubscribeBatch - 1) / p.SubscribeBatch)
+	span := batches*float64(p.SubscribePause) + float64(p.Clusters)*float64(p.SubscribeGap) + float64(p.CreateAfter)
+	span += float64(p.Works()) * float64(p.createPeriod())
+	span += float64(p.ApplyDelay.max())
+	if p.StatusUpdates == 2 {
+		span += float64(p.AvailableDelay.max())
+	}
+	return span
 }
 
 // period returns an error when the rate gives no whole-nanosecond period.
