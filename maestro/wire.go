@@ -1,7 +1,6 @@
 package maestro
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -35,32 +34,11 @@ func Unmarshal(b []byte) (*pbv1.CloudEvent, error) {
 // PublishRequestEvent returns the bytes of the CloudEvent inside the wire
 // bytes of a PublishRequest (its field 1), without decoding the event.
 func PublishRequestEvent(b []byte) ([]byte, error) {
-	var event []byte
-	found := false
-	err := wirekeys.Walk(b, func(num int32, typ int8, v []byte, _ uint64) error {
-		if num == 1 && typ == wirekeys.WireBytes {
-			// Repeated occurrences of a message field merge; concatenating
-			// their bytes gives the same merged message.
-			if found {
-				event = append(append([]byte(nil), event...), v...)
-			} else {
-				event = v
-			}
-			found = true
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("maestro: publish request: %w", err)
-	}
-	if !found {
-		return nil, ErrNoEvent
-	}
-	return event, nil
+	return wirekeys.PublishRequestEvent(b)
 }
 
 // ErrNoEvent means a PublishRequest carries no event.
-var ErrNoEvent = errors.New("maestro: publish request has no event")
+var ErrNoEvent = wirekeys.ErrNoEvent
 
 // AgentSubscription is the SubscriptionRequest an agent sends to the
 // broker (:8091) to receive its cluster's spec events.

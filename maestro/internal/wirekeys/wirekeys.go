@@ -214,3 +214,33 @@ func Walk(b []byte, fn func(num int32, typ int8, v []byte, n uint64) error) erro
 	}
 	return nil
 }
+
+// ErrNoEvent means a PublishRequest carries no event.
+var ErrNoEvent = errors.New("maestro: publish request has no event")
+
+// PublishRequestEvent returns the bytes of the CloudEvent inside the wire
+// bytes of a PublishRequest (its field 1), without decoding the event.
+func PublishRequestEvent(b []byte) ([]byte, error) {
+	var event []byte
+	found := false
+	err := Walk(b, func(num int32, typ int8, v []byte, _ uint64) error {
+		if num == 1 && typ == WireBytes {
+			// Repeated occurrences of a message field merge; concatenating
+			// their bytes gives the same merged message.
+			if found {
+				event = append(append([]byte(nil), event...), v...)
+			} else {
+				event = v
+			}
+			found = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("maestro: publish request: %w", err)
+	}
+	if !found {
+		return nil, ErrNoEvent
+	}
+	return event, nil
+}

@@ -1,6 +1,7 @@
 package wirekeys
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -168,4 +169,41 @@ func BenchmarkExtract(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzPublishRequestEvent cross-checks PublishRequestEvent against a full
+// proto.Unmarshal of the PublishRequest.
+func FuzzPublishRequestEvent(f *testing.F) {
+	small := &pbv1.CloudEvent{Id: "x", Type: "t", Attributes: map[string]*pbv1.CloudEventAttributeValue{
+		AttrClusterName: {Attr: &pbv1.CloudEventAttributeValue_CeString{CeString: "c1"}}}}
+	req, err := proto.Marshal(&pbv1.PublishRequest{Event: small})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(req)
+	f.Add(append(append([]byte(nil), req...), req...))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := PublishRequestEvent(b)
+		want := &pbv1.PublishRequest{}
+		if proto.Unmarshal(b, want) != nil {
+			return
+		}
+		if want.Event == nil {
+			if !errors.Is(err, ErrNoEvent) {
+				t.Fatalf("no event: err = %v", err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("valid request: %v", err)
+		}
+		ev := &pbv1.CloudEvent{}
+		if err := proto.Unmarshal(got, ev); err != nil {
+			t.Fatalf("returned event does not decode: %v", err)
+		}
+		if !proto.Equal(ev, want.Event) {
+			t.Fatalf("event %v, want %v", ev, want.Event)
+		}
+	})
 }
