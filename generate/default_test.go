@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	sourcecodec "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/source/codec"
+
 	"github.com/cereplay/cereplay/format"
 	"github.com/cereplay/cereplay/maestro"
 )
@@ -32,6 +34,9 @@ func TestDefaultTraceShape(t *testing.T) {
 		last = r.Offset
 		counts[r.Flow]++
 		n := len(r.Data)
+		if g.index%997 == 0 && (r.Flow == format.FlowSourceToServer || r.Flow == format.FlowAgentToServer) {
+			checkDecodes(t, r)
+		}
 		switch r.Flow {
 		case format.FlowSourceToServer:
 			if first {
@@ -105,5 +110,34 @@ func TestSubscribeRamp(t *testing.T) {
 	}
 	if firstCreate != subs[len(subs)-1]+p.CreateAfter {
 		t.Fatalf("first create at %v, want the last subscribe + %v", firstCreate, p.CreateAfter)
+	}
+}
+
+// checkDecodes decodes an event with the SDK's codecs: a spec as the agent
+// does, a status as the source does, and checks the status hash.
+func checkDecodes(t *testing.T, r *format.Record) {
+	t.Helper()
+	pb, err := maestro.Unmarshal(r.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Flow == format.FlowSourceToServer {
+		work, err := maestro.AgentWork(pb)
+		if err != nil || len(work.Spec.Workload.Manifests) != 7 || string(work.UID) != r.ResourceID {
+			t.Fatalf("spec %s: agent codec gives %v manifests, uid %v: %v", r.ResourceID, len(work.Spec.Workload.Manifests), work.UID, err)
+		}
+		return
+	}
+	evt, err := maestro.ToCloudEvent(pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work, err := sourcecodec.NewManifestBundleCodec().Decode(evt)
+	if err != nil {
+		t.Fatalf("status %s: source codec: %v", r.ResourceID, err)
+	}
+	hash, err := maestro.StatusHash(work.Status)
+	if err != nil || hash != maestro.StringAttr(pb, maestro.AttrStatusHash) {
+		t.Fatalf("status %s: statushash %s, SDK computes %s (%v)", r.ResourceID, maestro.StringAttr(pb, maestro.AttrStatusHash), hash, err)
 	}
 }

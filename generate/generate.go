@@ -12,6 +12,32 @@
 // The same Params give byte-identical segments and the same digest, on
 // any machine and whatever the parallelism: every random choice of a work
 // comes from a source keyed by (seed, work).
+//
+// # What a generated trace holds
+//
+// In offset order:
+//
+//   - One source-subscribe record at offset 0 (actor: the source id; data:
+//     the SubscriptionRequest the SDK source client sends).
+//   - One agent-subscribe record per cluster (actor: the cluster; data: its
+//     SubscriptionRequest), SubscribeBatch at a time, SubscribeGap apart,
+//     with SubscribePause after each batch, as the scale test starts its
+//     agents.
+//   - From CreateAfter after the last subscribe, one source>server
+//     spec.create_request per work, 1/Rate apart, in Order (actor: the
+//     source id; resource id: as the SDK source client derives it).
+//   - For every work, StatusUpdates agent>server status.update_request
+//     records (actor: the cluster), each with its trigger set to the index
+//     of the work's spec record and Delay to the time after that spec
+//     (ApplyDelay; with two reports, the second AvailableDelay later).
+//
+// Data is always the message exactly as it goes on the wire: the
+// pbv1.CloudEvent for events (not the PublishRequest around it), the
+// pbv1.SubscriptionRequest for subscribes. Event ids are version-4 UUIDs
+// drawn from the seed, event times are StartTime + offset, every status
+// carries resourceversion 1 and a node-1 snowflake sequence id made from
+// its time, increasing through the trace. A replayer rewrites those two
+// to what the Maestro under test expects.
 package generate
 
 import (
