@@ -84,29 +84,35 @@ func (a *agent) drain(st grpc.ClientStream) error {
 		if err := st.RecvMsg(&m); err != nil {
 			return err
 		}
-		at := a.r.clock.Now()
-		k, err := maestro.ExtractKeys(m.b)
-		switch {
-		case err != nil:
-			a.r.m.received.WithLabelValues("agent", "undecodable").Inc()
-			a.r.undecodable.Add(1)
-		case k.Type == maestro.TypeHeartbeat:
-			a.r.m.received.WithLabelValues("agent", "heartbeat").Inc()
-			a.r.heartbeats.Add(1)
-		case strings.Contains(k.Type, ".spec."):
-			a.r.m.received.WithLabelValues("agent", "spec").Inc()
-			if k.HasResourceVersion {
-				a.mu.Lock()
-				a.versions[k.ResourceID] = k.ResourceVersion
-				a.mu.Unlock()
-			}
-			if d, ok := a.r.tr.delivered(k, at); ok {
-				a.r.specDelivery.Record(d)
-				a.r.m.latency.WithLabelValues("delivery").Observe(d.Seconds())
-			}
-		default:
-			a.r.m.received.WithLabelValues("agent", "other").Inc()
+		a.handle(m.b, a.r.clock.Now())
+	}
+}
+
+// handle processes one message received on the agent's stream: heartbeats
+// are counted, spec events matched to the specs the replay sent; nothing
+// else is decoded.
+func (a *agent) handle(b []byte, at time.Time) {
+	k, err := maestro.ExtractKeys(b)
+	switch {
+	case err != nil:
+		a.r.m.received.WithLabelValues("agent", "undecodable").Inc()
+		a.r.undecodable.Add(1)
+	case k.Type == maestro.TypeHeartbeat:
+		a.r.m.received.WithLabelValues("agent", "heartbeat").Inc()
+		a.r.heartbeats.Add(1)
+	case strings.Contains(k.Type, ".spec."):
+		a.r.m.received.WithLabelValues("agent", "spec").Inc()
+		if k.HasResourceVersion {
+			a.mu.Lock()
+			a.versions[k.ResourceID] = k.ResourceVersion
+			a.mu.Unlock()
 		}
+		if d, ok := a.r.tr.delivered(k, at); ok {
+			a.r.specDelivery.Record(d)
+			a.r.m.latency.WithLabelValues("delivery").Observe(d.Seconds())
+		}
+	default:
+		a.r.m.received.WithLabelValues("agent", "other").Inc()
 	}
 }
 

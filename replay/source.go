@@ -67,23 +67,28 @@ func (s *source) drain(st grpc.ClientStream) error {
 		if err := st.RecvMsg(&m); err != nil {
 			return err
 		}
-		at := s.r.clock.Now()
-		k, err := maestro.ExtractKeys(m.b)
-		switch {
-		case err != nil:
-			s.r.m.received.WithLabelValues("source", "undecodable").Inc()
-			s.r.undecodable.Add(1)
-		case k.Type == maestro.TypeHeartbeat:
-			s.r.m.received.WithLabelValues("source", "heartbeat").Inc()
-			s.r.heartbeats.Add(1)
-		case strings.Contains(k.Type, ".status."):
-			s.r.m.received.WithLabelValues("source", "status").Inc()
-			if d, ok := s.r.tr.forwarded(k, at); ok {
-				s.r.statusForward.Record(d)
-				s.r.m.latency.WithLabelValues("forward").Observe(d.Seconds())
-			}
-		default:
-			s.r.m.received.WithLabelValues("source", "other").Inc()
+		s.handle(m.b, s.r.clock.Now())
+	}
+}
+
+// handle processes one message received on the source's stream: forwarded
+// statuses are matched by the sequence id the replay gave them.
+func (s *source) handle(b []byte, at time.Time) {
+	k, err := maestro.ExtractKeys(b)
+	switch {
+	case err != nil:
+		s.r.m.received.WithLabelValues("source", "undecodable").Inc()
+		s.r.undecodable.Add(1)
+	case k.Type == maestro.TypeHeartbeat:
+		s.r.m.received.WithLabelValues("source", "heartbeat").Inc()
+		s.r.heartbeats.Add(1)
+	case strings.Contains(k.Type, ".status."):
+		s.r.m.received.WithLabelValues("source", "status").Inc()
+		if d, ok := s.r.tr.forwarded(k, at); ok {
+			s.r.statusForward.Record(d)
+			s.r.m.latency.WithLabelValues("forward").Observe(d.Seconds())
 		}
+	default:
+		s.r.m.received.WithLabelValues("source", "other").Inc()
 	}
 }
