@@ -289,3 +289,47 @@ func mustKeys(t *testing.T, ce *pbv1.CloudEvent) Keys {
 	}
 	return k
 }
+
+// BenchmarkBuilders measures the cost per guestbook event of the SDK-exact
+// builders, which a generator calls once per spec and status record.
+func BenchmarkBuilders(b *testing.B) {
+	g01 := loadGolden(b, "01-source-spec-create_request")
+	var bundle payload.ManifestBundle
+	if err := json.Unmarshal(g01.decoded.GetBinaryData(), &bundle); err != nil {
+		b.Fatal(err)
+	}
+	work := &workv1.ManifestWork{
+		ObjectMeta: metav1.ObjectMeta{Name: "maestro-cluster-1-gb-0", Namespace: goldenCluster},
+		Spec:       workv1.ManifestWorkSpec{Workload: workv1.ManifestsTemplate{Manifests: bundle.Manifests}, ManifestConfigs: bundle.ManifestConfigs},
+	}
+	opts := EventOptions{ID: g01.decoded.GetId(), Time: time.Date(2024, 12, 20, 8, 30, 0, 0, time.UTC)}
+	b.Run("NewSpecEvent/create", func(b *testing.B) {
+		b.SetBytes(int64(len(g01.event)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := NewSpecEvent(TypeSpecCreate, "maestro", work, opts); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	g03 := loadGolden(b, "03-agent-status-update_request")
+	agent, err := AgentWork(loadGolden(b, "02-broker-to-agent-spec-create_request").decoded)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var st payload.ManifestBundleStatus
+	if err := json.Unmarshal(g03.decoded.GetBinaryData(), &st); err != nil {
+		b.Fatal(err)
+	}
+	agent.Status.Conditions, agent.Status.ResourceStatus.Manifests = st.Conditions, st.ResourceStatus
+	seqs := NewSequenceIDs()
+	b.Run("NewStatusEvent", func(b *testing.B) {
+		b.SetBytes(int64(len(g03.event)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := NewStatusEvent(goldenCluster, agent, seqs.Next(), opts); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
