@@ -195,10 +195,19 @@ func (d *decbuf) varint(field string) int64 {
 
 // bytes reads a uvarint length and that many bytes, without copying.
 func (d *decbuf) bytes(field string) []byte {
-	n := d.uvarint(field + " length")
 	if d.err != nil {
 		return nil
 	}
+	n, w := binary.Uvarint(d.b[d.off:])
+	if w <= 0 {
+		if w == 0 {
+			d.fail("%w: record body ends inside the length of %s", ErrTruncated, field)
+		} else {
+			d.fail("%w: length of %s overflows 64 bits", ErrFraming, field)
+		}
+		return nil
+	}
+	d.off += w
 	if n > uint64(len(d.b)-d.off) {
 		d.fail("%w: %s of %d bytes runs past the record body (%d bytes left)", ErrTruncated, field, n, len(d.b)-d.off)
 		return nil
