@@ -43,6 +43,7 @@ package generate
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -132,7 +133,10 @@ type generator struct {
 	buf  []byte
 	name []byte
 	ids  [36]byte
-	rid  []byte
+	rid  [36]byte
+	rids *resourceIDs
+	pcg  *rand.PCG
+	rng  *rand.Rand
 	seq  []byte
 }
 
@@ -146,7 +150,7 @@ type pendingStatus struct {
 	specOffset time.Duration // when that spec was sent
 	applied    time.Duration // when the work was applied (the first report)
 	id         [16]byte
-	resourceID string
+	resourceID [36]byte // no pointers: moving statuses in the heap needs no write barriers
 }
 
 // pendingHeap is a min-heap of scheduled statuses by (offset, push). It
@@ -215,7 +219,10 @@ func newGenerator(p Params) (*generator, error) {
 		p: p, enc: enc, order: order,
 		period: p.createPeriod(),
 		total:  p.Records(),
+		rids:   newResourceIDs(),
+		pcg:    rand.NewPCG(0, 0),
 	}
+	g.rng = rand.New(g.pcg)
 	for i := 0; i < p.Clusters; i++ {
 		name := p.clusterName(i)
 		g.clusters = append(g.clusters, name)
@@ -304,11 +311,12 @@ func (g *generator) spec(work uint32, offset time.Duration) {
 	c, i := int(work)/g.p.WorksPerCluster, int(work)%g.p.WorksPerCluster
 	cluster := g.clusters[c]
 	g.name = strconv.AppendInt(append(append(g.name[:0], cluster...), WorkNameInfix...), int64(i), 10)
-	rid := maestro.ResourceID(g.p.SourceID, cluster, string(g.name))
+	g.rids.appendID(g.rid[:0], g.p.SourceID, g.names[c], g.name)
+	rid := g.rid
 
 	// The draws happen in a fixed order, so a work's choices never depend
 	// on parameters that do not concern it.
-	r := workRand(g.p.Seed, uint64(work))
+	r := g.workRand(uint64(work))
 	specID := newUUID(r)
 	applyDelay := g.p.ApplyDelay.Sample(r)
 	first := pendingStatus{
@@ -328,12 +336,12 @@ func (g *generator) spec(work uint32, offset time.Duration) {
 	}
 
 	g.buf = g.enc.appendSpec(g.buf[:0], &specInput{
-		cluster: g.names[c], workName: g.name, resourceID: s2b(&g.rid, rid),
+		cluster: g.names[c], workName: g.name, resourceID: g.rid[:],
 		id: appendUUID(g.ids[:0], specID), at: g.at(offset),
 	})
 	g.rec = format.Record{
 		Type: format.TypeEvent, Offset: offset, Flow: format.FlowSourceToServer,
-		Actor: g.p.SourceID, ResourceID: rid, EventType: maestro.TypeSpecCreate, Data: g.buf,
+		Actor: g.p.SourceID, ResourceID: string(g.rid[:]), EventType: maestro.TypeSpecCreate, Data: g.buf,
 	}
 }
 
@@ -349,9 +357,10 @@ func (g *generator) status(s pendingStatus) error {
 	at := g.at(s.offset)
 	times := StatusTimes{Applied: g.at(s.applied), Available: at, Ready: at}
 	g.seq = g.seqs.next(g.seq[:0], at)
+	g.rid = s.resourceID
 	var err error
 	g.buf, err = g.enc.appendStatus(g.buf[:0], &statusInput{
-		cluster: g.names[c], agentID: g.agents[c], resourceID: s2b(&g.rid, s.resourceID),
+		cluster: g.names[c], agentID: g.agents[c], resourceID: g.rid[:],
 		id: appendUUID(g.ids[:0], s.id), sequenceID: g.seq,
 		at: at, created: g.at(s.specOffset), phase: s.phase, times: times,
 	})
@@ -360,14 +369,8 @@ func (g *generator) status(s pendingStatus) error {
 	}
 	g.rec = format.Record{
 		Type: format.TypeEvent, Offset: s.offset, Flow: format.FlowAgentToServer,
-		Actor: g.clusters[c], ResourceID: s.resourceID, EventType: maestro.TypeStatusUpdate,
+		Actor: g.clusters[c], ResourceID: string(g.rid[:]), EventType: maestro.TypeStatusUpdate,
 		HasTrigger: true, Trigger: s.trigger, Delay: s.offset - s.specOffset, Data: g.buf,
 	}
 	return nil
-}
-
-// s2b copies s into *buf (reused) and returns it.
-func s2b(buf *[]byte, s string) []byte {
-	*buf = append((*buf)[:0], s...)
-	return *buf
 }

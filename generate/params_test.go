@@ -7,9 +7,12 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cereplay/cereplay/maestro"
 )
 
 func TestDefaultParamsAreTheScaleTest(t *testing.T) {
@@ -215,5 +218,25 @@ func TestSequenceIDsIncrease(t *testing.T) {
 			t.Fatalf("node %d, want 1", node)
 		}
 		last = v
+	}
+}
+
+func TestResourceIDsMatchMaestro(t *testing.T) {
+	r := newResourceIDs()
+	for _, src := range []string{"maestro", "src-é", ""} {
+		for c := 1; c <= 30; c += 7 {
+			cluster := "maestro-cluster-" + strconv.Itoa(c)
+			for w := 0; w < 60; w += 13 {
+				work := cluster + WorkNameInfix + strconv.Itoa(w)
+				got := string(r.appendID(nil, src, []byte(cluster), []byte(work)))
+				if want := maestro.ResourceID(src, cluster, work); got != want {
+					t.Fatalf("%s/%s/%s: %s, maestro.ResourceID says %s", src, cluster, work, got, want)
+				}
+			}
+		}
+	}
+	// PROTOCOL.md §6's example.
+	if got := string(r.appendID(nil, "maestro", []byte("maestro-cluster-1"), []byte("maestro-cluster-1-gb-0"))); got != "dda8b541-0bb7-5b43-b48c-ffff60a10ea1" {
+		t.Fatalf("example resource id %s", got)
 	}
 }
