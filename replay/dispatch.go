@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"runtime"
+	"sync"
 	"time"
 )
 
@@ -14,20 +15,29 @@ import (
 // PreciseClock, so replies leave as precisely as spec events.
 type dispatcher struct {
 	clock Clock
-	add   chan *statusState
 	fire  func(*statusState)
 	h     statusHeap
+
+	// Statuses are handed over through an unbounded list, never a
+	// blocking channel: schedule runs on an agent's stream goroutine, and
+	// an agent that stops reading stalls the server for every agent.
+	mu   sync.Mutex
+	in   []*statusState
+	wake chan struct{} // capacity 1: "in" is not empty
 }
 
 func newDispatcher(c Clock, fire func(*statusState)) *dispatcher {
-	return &dispatcher{clock: c, add: make(chan *statusState, 4096), fire: fire}
+	return &dispatcher{clock: c, fire: fire, wake: make(chan struct{}, 1)}
 }
 
-// schedule queues s; it blocks only if the dispatcher is far behind.
-func (d *dispatcher) schedule(ctx context.Context, s *statusState) {
+// schedule queues s without blocking.
+func (d *dispatcher) schedule(_ context.Context, s *statusState) {
+	d.mu.Lock()
+	d.in = append(d.in, s)
+	d.mu.Unlock()
 	select {
-	case d.add <- s:
-	case <-ctx.Done():
+	case d.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -41,8 +51,8 @@ func (d *dispatcher) run(ctx context.Context) {
 	for {
 		if d.h.Len() == 0 {
 			select {
-			case s := <-d.add:
-				heap.Push(&d.h, s)
+			case <-d.wake:
+				d.drainAdds()
 			case <-ctx.Done():
 				return
 			}
@@ -61,9 +71,9 @@ func (d *dispatcher) run(ctx context.Context) {
 		} else if wait := time.Until(next.due); wait > spin {
 			t := time.NewTimer(wait - spin)
 			select {
-			case s := <-d.add:
+			case <-d.wake:
 				t.Stop()
-				heap.Push(&d.h, s)
+				d.drainAdds()
 				continue
 			case <-ctx.Done():
 				t.Stop()
@@ -101,16 +111,14 @@ func (d *dispatcher) run(ctx context.Context) {
 // drainAdds moves queued statuses into the heap without blocking and
 // reports whether there were any.
 func (d *dispatcher) drainAdds() bool {
-	got := false
-	for {
-		select {
-		case s := <-d.add:
-			heap.Push(&d.h, s)
-			got = true
-		default:
-			return got
-		}
+	d.mu.Lock()
+	in := d.in
+	d.in = nil
+	d.mu.Unlock()
+	for _, s := range in {
+		heap.Push(&d.h, s)
 	}
+	return len(in) > 0
 }
 
 // statusHeap orders statuses by due time (then trace position, so equal

@@ -48,7 +48,8 @@ type runner struct {
 	remap  *remapper
 	seq    *maestro.SequenceIDs
 	disp   *dispatcher
-	sem    chan struct{}
+	sem    chan struct{} // Publish calls in flight: specs and other sends
+	stSem  chan struct{} // Publish calls in flight: status replies
 	dialOp []grpc.DialOption
 	start  time.Time     // when Run began
 	t0     time.Time     // the schedule's start instant
@@ -116,6 +117,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		remap:         newRemapper(cfg.RunID),
 		seq:           maestro.NewSequenceIDs(),
 		sem:           make(chan struct{}, cfg.MaxInflight),
+		stSem:         make(chan struct{}, cfg.MaxInflight),
 		dialOp:        connOptions(dialOptions(tlsCfg, token), cfg.ReconnectMin, cfg.ReconnectMax),
 		agents:        map[string]*agent{},
 		sources:       map[string]*source{},
@@ -195,6 +197,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	sum := r.summary(man, end)
+	if ctx.Err() != nil {
+		sum.Problems = append(sum.Problems, "interrupted: the rest of the trace was not played")
+		sum.OK = false
+	}
 	info := RunInfo{Tool: "cereplay", Version: cfg.Version, Trace: cfg.Trace, TraceDigest: man.Digest, RunID: cfg.RunID,
 		Mode: cfg.mode(), Settings: r.settings(), Start: r.start.UTC(), T0: r.t0.UTC(), Origin: r.origin, End: end.UTC(), Rewrites: r.remap.rewrites()}
 	for _, w := range []struct {
@@ -356,10 +362,20 @@ func (r *runner) sourceFor(id, addr string) *source {
 	return s
 }
 
-// acquire takes an in-flight slot.
-func (r *runner) acquire(ctx context.Context) bool {
+// acquire takes an in-flight slot for a spec (or other) send.
+func (r *runner) acquire(ctx context.Context) bool { return r.take(ctx, r.sem) }
+
+func (r *runner) release() { r.give(r.sem) }
+
+// Status replies have their own slots, so a flood of spec publishes at
+// --max cannot starve the replies (and pile them up in memory).
+func (r *runner) acquireStatus(ctx context.Context) bool { return r.take(ctx, r.stSem) }
+
+func (r *runner) releaseStatus() { r.give(r.stSem) }
+
+func (r *runner) take(ctx context.Context, sem chan struct{}) bool {
 	select {
-	case r.sem <- struct{}{}:
+	case sem <- struct{}{}:
 		r.m.inflight.Inc()
 		return true
 	case <-ctx.Done():
@@ -367,8 +383,8 @@ func (r *runner) acquire(ctx context.Context) bool {
 	}
 }
 
-func (r *runner) release() {
-	<-r.sem
+func (r *runner) give(sem chan struct{}) {
+	<-sem
 	r.m.inflight.Dec()
 }
 
@@ -480,6 +496,9 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 		if done.Add(1)%1024 == 0 {
 			r.tr.prune(rec.Offset - replyHorizon)
 		}
+		if r.cfg.Max {
+			r.backpressure(ctx)
+		}
 		if rec.Type != format.TypeEvent {
 			continue
 		}
@@ -537,6 +556,17 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 				r.subscribeRecord(m, rec)
 			}()
 		}
+	}
+}
+
+// backpressure holds the reader at --max while too many sends wait for
+// their deliveries: without a schedule nothing else bounds how far the
+// trace is read ahead of the target, and every waiting reply holds its
+// event in memory.
+func (r *runner) backpressure(ctx context.Context) {
+	limit := 8 * r.cfg.MaxInflight
+	for r.tr.pending() > limit && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -813,14 +843,16 @@ func (r *runner) addStatus(m recMeta, rec *format.Record) {
 		r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: noteOtherShard})
 		return
 	}
-	st := &statusState{meta: m, agent: rec.Actor, delay: rec.Delay, data: rec.Data}
+	// A copy: a reply can wait long for its spec, and a slice of the
+	// record would keep its whole trace segment in memory.
+	st := &statusState{meta: m, agent: rec.Actor, delay: rec.Delay, data: append([]byte(nil), rec.Data...)}
 	r.tr.addStatus(st, rec.Trigger, true)
 }
 
 // fireStatus runs on the dispatcher when a status is due: it rewrites the
 // version and sequence id and publishes it on the agent's connection.
 func (r *runner) fireStatus(st *statusState) {
-	if !r.acquire(r.streamCtx) {
+	if !r.acquireStatus(r.streamCtx) {
 		r.tr.statusNotSent(st, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: the run ended"})
 		return
 	}
@@ -828,7 +860,7 @@ func (r *runner) fireStatus(st *statusState) {
 	late := now.Sub(st.due)
 	r.replyLate.Record(late)
 	if r.cfg.LateDrop > 0 && !r.cfg.Max && late > r.cfg.LateDrop {
-		r.release()
+		r.releaseStatus()
 		r.tr.statusNotSent(st, format.Outcome{Status: format.OutcomeDroppedLate, Lateness: late})
 		return
 	}
@@ -836,7 +868,7 @@ func (r *runner) fireStatus(st *statusState) {
 	r.sends.add()
 	go func() {
 		defer r.sends.done()
-		defer r.release()
+		defer r.releaseStatus()
 		version, has := r.tr.statusVersion(st)
 		seq := r.seq.Next()
 		ce, err := r.remap.event(st.data, st.meta.rid, version, has, seq)
