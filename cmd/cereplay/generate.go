@@ -48,14 +48,15 @@ func generateCommand() *cli.Command {
 			&cli.DurationFlag{Name: "subscribe-pause", Value: d.SubscribePause, Usage: "pause after each batch of agents"},
 			&cli.DurationFlag{Name: "create-after", Value: d.CreateAfter, Usage: "from the last agent subscribing to the first create"},
 			&cli.Int64Flag{Name: "seed", Value: d.Seed, Usage: "seed of every random choice (event ids, delays)"},
-			&cli.TimestampFlag{Name: "start-time", Layout: time.RFC3339Nano, Timezone: time.UTC, Value: cli.NewTimestamp(d.StartTime),
+			&cli.StringFlag{Name: "start-time", Value: d.StartTime.Format(time.RFC3339Nano),
 				Usage: "wall-clock time of the trace's start, for event times (RFC 3339)"},
 			&cli.Int64Flag{Name: "segment-size", Value: d.SegmentSize, Usage: "raw (uncompressed) bytes per segment"},
 			&cli.IntFlag{Name: "level", Value: d.Level, Usage: "zstd level 1..22"},
 			&cli.IntFlag{Name: "workers", Usage: "compression workers (0: one per CPU); the output does not depend on it"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
 		},
-		Action: runGenerate,
+		OnUsageError: onUsageError, // one line, not the whole help, on a bad flag value
+		Action:       runGenerate,
 	}
 }
 
@@ -109,13 +110,14 @@ func generateParams(c *cli.Context) (generate.Params, error) {
 	p.SubscribePause = c.Duration("subscribe-pause")
 	p.CreateAfter = c.Duration("create-after")
 	p.Seed = c.Int64("seed")
-	if t := c.Timestamp("start-time"); t != nil {
-		p.StartTime = t.UTC()
-	}
 	p.SegmentSize = c.Int64("segment-size")
 	p.Level = c.Int("level")
 	p.Workers = c.Int("workers")
-	var err error
+	start, err := time.Parse(time.RFC3339Nano, c.String("start-time"))
+	if err != nil {
+		return p, usagef("--start-time: %q is not an RFC 3339 time such as 2024-12-20T08:30:00Z", c.String("start-time"))
+	}
+	p.StartTime = start.UTC()
 	if p.Order, err = generate.ParseOrder(c.String("order")); err != nil {
 		return p, usagef("--order: %v", err)
 	}

@@ -65,6 +65,8 @@ func TestGenerateUsageErrors(t *testing.T) {
 		{[]string{"generate", "--out", out, "--clusters", "0"}, 2, "--clusters"},
 		{[]string{"generate", "--out", out, "--status", "scale-test", "--status-updates", "2"}, 2, "--status-updates"},
 		{[]string{"generate", "--out", out, "--rate", "-1"}, 2, "--rate"},
+		{[]string{"generate", "--out", out, "--start-time", "yesterday"}, 2, "--start-time"},
+		{[]string{"generate", "--out", out, "--clusters", "many"}, 2, "clusters"},
 		{[]string{"generate", "--out", "/proc/cereplay-cannot-write", "--clusters", "1", "--works-per-cluster", "1"}, 1, "cereplay-cannot-write"},
 	}
 	for _, tc := range tests {
