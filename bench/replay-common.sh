@@ -46,7 +46,8 @@ replay() {
 	echo "== cereplay replay $* $TRACE"
 	/usr/bin/time -f '%e %M' -o "$work/replay.time" "$BIN" replay --quiet --out "$work/run" \
 		--source-addr "$SOURCE" --broker-addr "$BROKER" --rest-url "$REST" "$@" "$TRACE" || rc=$?
-	read -r wall rss_kb < "$work/replay.time"
+	# GNU time writes "Command exited with non-zero status N" first.
+	read -r wall rss_kb < <(tail -n 1 "$work/replay.time")
 	echo "wall ${wall}s, peak RSS $((rss_kb / 1024)) MiB, exit $rc"
 	jq -r '"records \(.records), outcomes \(.outcomes), \(.events_per_second|floor) events/s over \(.send_seconds|floor)s of sending",
 		"send lateness us: p50 \(.send_lateness.p50_us) p99 \(.send_lateness.p99_us) p99.9 \(.send_lateness.p99_9_us) max \(.send_lateness.max_us) (n=\(.send_lateness.count))",
