@@ -93,7 +93,7 @@ func Generate(ctx context.Context, dir string, p Params, progress func(done, tot
 	}
 	if err := g.run(ctx, w.Write, progress); err != nil {
 		w.Abort()
-		return nil, err
+		return nil, fmt.Errorf("%w (%s holds an unfinished trace without a manifest: remove it before generating there again)", err, dir)
 	}
 	if err := w.Close(); err != nil {
 		return nil, fmt.Errorf("generate: finish trace %s: %w", dir, err)
