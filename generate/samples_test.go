@@ -54,7 +54,8 @@ func TestSampleTracesRegenerate(t *testing.T) {
 				t.Fatal(err)
 			}
 			if m.Digest != committed.Digest {
-				t.Fatalf("regenerated digest %s, committed %s", m.Digest, committed.Digest)
+				t.Fatalf("regenerated digest %s, committed %s: if the format or the generator changed on purpose, "+
+					"make the samples again with the commands in traces/README.md and update the digests there", m.Digest, committed.Digest)
 			}
 			for _, s := range committed.Segments {
 				a, errA := os.ReadFile(filepath.Join(dir, s.Name))
