@@ -102,9 +102,10 @@ const minSegmentSize = 1 << 10
 // as the scale test names its guestbook works: <cluster>-gb-<i>.
 const WorkNameInfix = "-gb-"
 
-// maxWorks bounds clusters × works per cluster (work ids are uint32, and
-// the creation order is kept in memory: 4 bytes a work).
-const maxWorks = 100_000_000
+// maxWorks bounds clusters × works per cluster: about 130 GB of messages.
+// The creation order is kept in memory (4 bytes a work) and, at absurd
+// rates, every status can be pending at once (about 100 bytes each).
+const maxWorks = 10_000_000
 
 // dnsLabel is an RFC 1123 label: what a consumer name must be.
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
