@@ -1,10 +1,11 @@
 package replay
 
 import (
-	"bytes"
 	"fmt"
+	"strings"
 
 	"github.com/google/uuid"
+	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
 
 	"github.com/cereplay/cereplay/maestro"
 )
@@ -62,31 +63,32 @@ func (m *remapper) rewrites() []Rewrite {
 // event rewrites one CloudEvent for sending. ce is not modified. version
 // (when set) and seq (when not "") replace ce-resourceversion and
 // ce-sequenceid; with a run id the resource id and the metadata that
-// carries it are remapped. Without any change the bytes go out as they are,
-// never re-encoded.
+// carries it are remapped. The attributes are patched in the wire bytes
+// (patchAttrs), the data is never decoded; without any change the bytes go
+// out as they are.
 func (m *remapper) event(ce []byte, origRID string, version int64, hasVersion bool, seq string) ([]byte, error) {
 	if m == nil && !hasVersion && seq == "" {
 		return ce, nil
 	}
-	ev, err := maestro.Unmarshal(ce)
-	if err != nil {
-		return nil, err
-	}
+	set := &pbv1.CloudEvent{} // holds the new attribute values, built by maestro
 	if hasVersion {
-		maestro.SetResourceVersion(ev, version)
+		maestro.SetResourceVersion(set, version)
 	}
 	if seq != "" {
-		maestro.SetSequenceID(ev, seq)
+		maestro.SetSequenceID(set, seq)
 	}
 	if m != nil && origRID != "" {
 		newRID := m.id(origRID)
-		if maestro.StringAttr(ev, maestro.AttrResourceID) != "" {
-			maestro.SetStringAttr(ev, maestro.AttrResourceID, newRID)
+		if v, err := attrValue(ce, maestro.AttrResourceID); err != nil {
+			return nil, err
+		} else if v.GetCeString() != "" {
+			maestro.SetStringAttr(set, maestro.AttrResourceID, newRID)
 		}
-		if md := maestro.StringAttr(ev, maestro.AttrMetadata); md != "" {
-			maestro.SetStringAttr(ev, maestro.AttrMetadata,
-				string(bytes.ReplaceAll([]byte(md), []byte(origRID), []byte(newRID))))
+		if v, err := attrValue(ce, maestro.AttrMetadata); err != nil {
+			return nil, err
+		} else if md := v.GetCeString(); md != "" {
+			maestro.SetStringAttr(set, maestro.AttrMetadata, strings.ReplaceAll(md, origRID, newRID))
 		}
 	}
-	return maestro.Marshal(ev)
+	return patchAttrs(ce, set.Attributes)
 }
