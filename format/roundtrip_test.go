@@ -216,3 +216,42 @@ func TestAbortLeavesUnfinishedTrace(t *testing.T) {
 		t.Error("Create over leftover segments succeeded")
 	}
 }
+
+// TestWriterFileErrorIsSticky: when a segment cannot be written (here the
+// folder vanishes), Write or Close reports it, later calls repeat it, and
+// no manifest is written.
+func TestWriterFileErrorIsSticky(t *testing.T) {
+	c := loadCorpus(t)
+	dir := filepath.Join(t.TempDir(), "trace")
+	w, err := Create(dir, WriterOptions{SegmentSize: 64 << 10, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	var r Record
+	var buf []byte
+	var werr error
+	for i := 0; i < 200 && werr == nil; i++ {
+		buf = c.makeRecord(i, &r, buf)
+		werr = w.Write(&r)
+	}
+	if werr == nil {
+		t.Fatal("200 records of 64 KiB segments into a removed folder: no Write failed")
+	}
+	if err := w.Write(&r); err != werr {
+		t.Errorf("Write after a failure: %v, want the same error %v", err, werr)
+	}
+	cerr := w.Close()
+	t.Logf("Write: %v; Close: %v", werr, cerr)
+	if cerr == nil {
+		t.Error("Close after a failed Write returned nil")
+	}
+	if w.Manifest() != nil {
+		t.Error("a failed Writer has a manifest")
+	}
+	if _, err := os.Stat(filepath.Join(dir, ManifestName)); err == nil {
+		t.Error("manifest written after a failure")
+	}
+}
