@@ -37,12 +37,76 @@ func (b *brokerServer) Publish(ctx context.Context, req *pbv1.PublishRequest) (*
 }
 
 func (b *brokerServer) Subscribe(req *pbv1.SubscriptionRequest, stream pbv1.CloudEventService_SubscribeServer) error {
-	if req.GetClusterName() != "" {
-		go b.s.redeliverWhenSubscribed(stream.Context(), req.GetClusterName())
+	if cluster := req.GetClusterName(); cluster != "" {
+		sub := &agentSub{cluster: cluster}
+		go b.s.redeliverWhenSubscribed(stream.Context(), sub)
+		defer sub.close(b.s.agents)
 	}
 	b.s.metrics.subscribers.WithLabelValues(portBroker).Inc()
 	defer b.s.metrics.subscribers.WithLabelValues(portBroker).Dec()
 	return b.GRPCBroker.Subscribe(req, stream)
+}
+
+// agentSub is one agent stream as counted in agentStreams: counted once
+// the SDK broker has registered it, uncounted when it ends, whichever
+// order the two happen in.
+type agentSub struct {
+	cluster string
+	mu      sync.Mutex
+	counted bool
+	closed  bool
+}
+
+// count adds the stream unless it has already ended.
+func (a *agentSub) count(streams *agentStreams) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return false
+	}
+	a.counted = true
+	streams.add(a.cluster)
+	return true
+}
+
+func (a *agentSub) close(streams *agentStreams) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.closed = true
+	if a.counted {
+		streams.remove(a.cluster)
+	}
+}
+
+// agentStreams counts, per consumer, the agent streams the SDK broker has
+// registered. The spec worker asks it instead of the broker's
+// IsConsumerSubscribed, which scans every subscriber (3,000 in a scale
+// run) under the broker's lock for each event.
+type agentStreams struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func newAgentStreams() *agentStreams { return &agentStreams{n: make(map[string]int)} }
+
+func (a *agentStreams) add(cluster string) {
+	a.mu.Lock()
+	a.n[cluster]++
+	a.mu.Unlock()
+}
+
+func (a *agentStreams) remove(cluster string) {
+	a.mu.Lock()
+	if a.n[cluster]--; a.n[cluster] <= 0 {
+		delete(a.n, cluster)
+	}
+	a.mu.Unlock()
+}
+
+func (a *agentStreams) has(cluster string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.n[cluster] > 0
 }
 
 // brokerService is the backend the SDK broker asks for a consumer's
@@ -138,10 +202,10 @@ func (s *Server) specWorker() {
 		if s.broker == nil {
 			continue // no broker port
 		}
-		if !s.broker.IsConsumerSubscribed(r.Consumer) {
+		if !s.agents.has(r.Consumer) {
 			s.pending.add(r.Consumer, item)
 			// A stream may have registered between the check and the add.
-			if s.broker.IsConsumerSubscribed(r.Consumer) {
+			if s.agents.has(r.Consumer) {
 				s.redeliver(r.Consumer)
 			}
 			continue
@@ -161,10 +225,12 @@ func (s *Server) specWorker() {
 }
 
 // redeliverWhenSubscribed waits until the broker has registered a stream
-// of the consumer (the SDK registers it after sending the header), then
-// requeues the spec events that found no subscriber. Maestro retries such
-// events with a backoff and delivers them 0.1-0.7 s after a late subscribe.
-func (s *Server) redeliverWhenSubscribed(ctx context.Context, cluster string) {
+// of the consumer (the SDK registers it after sending the header), counts
+// it in s.agents, then requeues the spec events that found no subscriber.
+// Maestro retries such events with a backoff and delivers them 0.1-0.7 s
+// after a late subscribe.
+func (s *Server) redeliverWhenSubscribed(ctx context.Context, sub *agentSub) {
+	cluster := sub.cluster
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	for !s.broker.IsConsumerSubscribed(cluster) {
@@ -176,7 +242,9 @@ func (s *Server) redeliverWhenSubscribed(ctx context.Context, cluster string) {
 		case <-t.C:
 		}
 	}
-	s.redeliver(cluster)
+	if sub.count(s.agents) {
+		s.redeliver(cluster)
+	}
 }
 
 func (s *Server) redeliver(cluster string) {

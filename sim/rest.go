@@ -202,13 +202,13 @@ func presentBundle(r *resource) (restBundle, error) {
 				return b, err
 			}
 		}
-		if len(sp.data) > 0 {
+		if sp.data.set {
 			var bundle struct {
 				Manifests       []any          `json:"manifests"`
 				DeleteOption    map[string]any `json:"deleteOption"`
 				ManifestConfigs []any          `json:"manifestConfigs"`
 			}
-			if err := json.Unmarshal(sp.data, &bundle); err != nil {
+			if err := json.Unmarshal([]byte(sp.data.String()), &bundle); err != nil {
 				return b, fmt.Errorf("decode stored manifest bundle: %w", err)
 			}
 			b.Manifests, b.DeleteOption, b.ManifestConfigs = bundle.Manifests, bundle.DeleteOption, bundle.ManifestConfigs
@@ -216,7 +216,7 @@ func presentBundle(r *resource) (restBundle, error) {
 	}
 	if st := r.Status; st != nil {
 		m := map[string]any{}
-		if err := json.Unmarshal(st.data, &m); err != nil {
+		if err := json.Unmarshal([]byte(st.data.String()), &m); err != nil {
 			return b, fmt.Errorf("decode stored status: %w", err)
 		}
 		delete(m, "manifestBundle")

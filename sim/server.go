@@ -39,6 +39,8 @@ type Server struct {
 	// subscribers, like Maestro's status controller.
 	statusQueue *queue[statusItem]
 	pending     *pendingSpecs
+	agents      *agentStreams
+	bundles     *bundleCache
 	sources     *sourceSubscribers
 
 	broker *sdkgrpc.GRPCBroker
@@ -80,6 +82,8 @@ func StartWithLogger(ctx context.Context, c Config, log *slog.Logger) (*Server, 
 		specQueue:   newQueue[specItem](),
 		statusQueue: newQueue[statusItem](),
 		pending:     newPendingSpecs(),
+		agents:      newAgentStreams(),
+		bundles:     newBundleCache(),
 		sources:     newSourceSubscribers(),
 		done:        make(chan struct{}),
 	}

@@ -266,7 +266,7 @@ func (s *Server) statusWorker() {
 		if len(subs) == 0 {
 			continue
 		}
-		evt, err := forwardEvent(&item.res, item.status)
+		evt, err := forwardEvent(&item.res, item.status, s.bundles)
 		if err != nil {
 			s.log.Error("encode status for source", "resource", item.res.ID, "err", err)
 			continue

@@ -1,18 +1,15 @@
 package sim
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/event"
 	cetypes "github.com/cloudevents/sdk-go/v2/types"
 	"github.com/google/uuid"
-	workpayload "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/payload"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/generic/types"
 
 	"github.com/cereplay/cereplay/maestro"
@@ -27,9 +24,7 @@ type spec struct {
 	// context is the source's event context; it is cloned, never changed.
 	context event.EventContext
 	// data is the ManifestBundle with object keys sorted.
-	data []byte
-	// raw is the data as received, to tell a real update from a repeat.
-	raw []byte
+	data blob
 	// meta is the work metadata object with name := resource id (nil when
 	// the event had no metadata extension), and metaJSON its sorted JSON:
 	// what a resync response carries.
@@ -38,12 +33,6 @@ type spec struct {
 	// metaCreated is metaJSON plus creationTimestamp, what creates and
 	// updates carry (Maestro's ResourceService.Get adds it).
 	metaCreated string
-
-	// bundle is the ManifestBundle re-marshalled in struct order, as it is
-	// embedded in status forwarded to sources; built on first use.
-	bundleOnce sync.Once
-	bundle     []byte
-	bundleErr  error
 }
 
 // sameAs reports whether two specs carry the same event: Maestro treats an
@@ -55,7 +44,7 @@ func (sp *spec) sameAs(o *spec) bool {
 	return sp.context.GetID() == o.context.GetID() &&
 		sp.context.GetTime().Equal(o.context.GetTime()) &&
 		sp.metaJSON == o.metaJSON &&
-		bytes.Equal(sp.raw, o.raw)
+		sp.data == o.data
 }
 
 // errInvalidManifest marks a spec whose manifests Maestro's validation
@@ -99,20 +88,16 @@ func decodeSpecRequest(evt *cloudevents.Event) (specRequest, error) {
 // is the creation time of the resource, which Maestro adds to the metadata
 // of every spec event it sends.
 func newSpec(evt *cloudevents.Event, resourceID string, created time.Time) (*spec, error) {
-	sp := &spec{context: evt.Context.Clone(), raw: evt.Data()}
-	if len(sp.raw) > 0 {
-		var doc any
-		if err := json.Unmarshal(sp.raw, &doc); err != nil {
+	sp := &spec{context: evt.Context.Clone()}
+	if raw := evt.Data(); len(raw) > 0 {
+		sorted, doc, err := canonicalJSON(raw)
+		if err != nil {
 			return nil, fmt.Errorf("failed to convert cloudevent to resource payload: data is not JSON: %v", err)
 		}
 		if err := validateBundle(doc); err != nil {
 			return nil, fmt.Errorf("%w, %v", errInvalidManifest, err)
 		}
-		sorted, err := json.Marshal(doc) // maps marshal with sorted keys
-		if err != nil {
-			return nil, fmt.Errorf("failed to convert cloudevent to resource payload: %v", err)
-		}
-		sp.data = sorted
+		sp.data = newBlob(sorted)
 	}
 	if v, ok := evt.Extensions()[types.ExtensionWorkMeta]; ok {
 		s, err := cetypes.ToString(v)
@@ -161,30 +146,28 @@ func marshalString(v any) (string, error) {
 // validateBundle applies the checks of Maestro's ValidateManifestBundle that
 // a replayed workload can trip: a JSON object whose manifests are objects
 // with apiVersion, kind and metadata.name, none listed twice.
-func validateBundle(doc any) error {
-	obj, ok := doc.(map[string]any)
-	if !ok {
+func validateBundle(d *jdoc) error {
+	if d.vals[d.root].kind != '{' {
 		return errors.New("failed to decode manifest bundle: data is not a JSON object")
 	}
-	raw, ok := obj["manifests"]
-	if !ok || raw == nil {
+	list := d.member(d.root, "manifests")
+	if list < 0 || d.vals[list].kind == 'l' {
 		return nil
 	}
-	list, ok := raw.([]any)
-	if !ok {
+	if d.vals[list].kind != '[' {
 		return errors.New("failed to decode manifest bundle: manifests is not a list")
 	}
-	seen := make(map[string]bool, len(list))
-	for i, m := range list {
-		mo, ok := m.(map[string]any)
-		if !ok {
+	items := d.items(list)
+	seen := make(map[string]bool, len(items))
+	for i, m := range items {
+		if d.vals[m].kind != '{' {
 			return fmt.Errorf("manifest at index %d is not an object", i)
 		}
-		apiVersion, _ := mo["apiVersion"].(string)
-		kind, _ := mo["kind"].(string)
-		md, _ := mo["metadata"].(map[string]any)
-		name, _ := md["name"].(string)
-		ns, _ := md["namespace"].(string)
+		apiVersion := d.str(d.memberOr(m, "apiVersion"))
+		kind := d.str(d.memberOr(m, "kind"))
+		md := d.memberOr(m, "metadata")
+		name := d.str(d.memberOr(md, "name"))
+		ns := d.str(d.memberOr(md, "namespace"))
 		switch {
 		case apiVersion == "":
 			return fmt.Errorf("manifest at index %d: apiVersion is required", i)
@@ -192,8 +175,7 @@ func validateBundle(doc any) error {
 			return fmt.Errorf("manifest at index %d: kind is required", i)
 		case name == "":
 			return fmt.Errorf("manifest at index %d: metadata.name is required", i)
-		}
-		if _, ok := md["generateName"]; ok {
+		case d.memberOr(md, "generateName") >= 0:
 			return fmt.Errorf("manifest at index %d: metadata.generateName is not allowed", i)
 		}
 		key := apiVersion + "/" + kind + "/" + ns + "/" + name
@@ -203,24 +185,6 @@ func validateBundle(doc any) error {
 		seen[key] = true
 	}
 	return nil
-}
-
-// bundleJSON is the spec as a ManifestBundle marshalled in struct order,
-// the form Maestro embeds as manifestBundle in forwarded status.
-func (sp *spec) bundleJSON() ([]byte, error) {
-	sp.bundleOnce.Do(func() {
-		if len(sp.data) == 0 {
-			sp.bundle = []byte(`{"manifests":null}`)
-			return
-		}
-		var b workpayload.ManifestBundle
-		if err := json.Unmarshal(sp.data, &b); err != nil {
-			sp.bundleErr = fmt.Errorf("decode stored spec as a manifest bundle: %w", err)
-			return
-		}
-		sp.bundle, sp.bundleErr = json.Marshal(&b)
-	})
-	return sp.bundle, sp.bundleErr
 }
 
 // metadataFor is the metadata extension a spec event to an agent carries:
@@ -246,7 +210,7 @@ func (r *resource) metadataFor(withTimes bool) (string, error) {
 // current resource version, the resource id and consumer, and for a
 // resource being deleted a fresh id and time plus deletiontimestamp.
 func (r *resource) agentEvent(eventType string, withTimes bool) (*cloudevents.Event, error) {
-	evt := &cloudevents.Event{Context: r.Spec.context.Clone(), DataEncoded: r.Spec.data}
+	evt := &cloudevents.Event{Context: r.Spec.context.Clone(), DataEncoded: r.Spec.data.Bytes()}
 	evt.SetSource(maestro.BrokerSource)
 	evt.SetType(eventType)
 	if err := evt.Context.SetExtension(types.ExtensionResourceID, r.ID); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/bwmarrin/snowflake"
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -21,7 +22,7 @@ import (
 // agent's id, time, source and extensions) and its data, kept verbatim.
 type statusRecord struct {
 	context    event.EventContext
-	data       []byte
+	data       blob
 	SequenceID string
 	StatusHash string
 }
@@ -32,7 +33,7 @@ func (st *statusRecord) sameAs(o *statusRecord) bool {
 	return st.context.GetID() == o.context.GetID() &&
 		st.SequenceID == o.SequenceID &&
 		st.StatusHash == o.StatusHash &&
-		bytes.Equal(st.data, o.data)
+		st.data == o.data
 }
 
 // statusRequest is a decoded agent status (Maestro's codec Decode).
@@ -73,7 +74,7 @@ func decodeStatus(evt *cloudevents.Event) (statusRequest, error) {
 	if err != nil {
 		return statusRequest{}, err
 	}
-	rec := &statusRecord{context: evt.Context.Clone(), data: data}
+	rec := &statusRecord{context: evt.Context.Clone(), data: newBlob(bytes.TrimSpace(data))}
 	if v, ok := ext[types.ExtensionStatusUpdateSequenceID]; ok {
 		rec.SequenceID, _ = cetypes.ToString(v)
 	}
@@ -136,14 +137,14 @@ func sequenceNewer(a, b string) (bool, error) {
 // forwardEvent builds the status event Maestro sends to the source: the
 // agent's event with the spec's metadata and the data extended with
 // manifestBundle, the stored spec.
-func forwardEvent(r *resource, st *statusRecord) (*cloudevents.Event, error) {
-	data := st.data
+func forwardEvent(r *resource, st *statusRecord, bundles *bundleCache) (*cloudevents.Event, error) {
+	data := st.data.Bytes()
 	if r.Spec != nil {
-		bundle, err := r.Spec.bundleJSON()
+		bundle, err := bundles.get(r.Spec.data)
 		if err != nil {
 			return nil, err
 		}
-		data = withBundle(bundle, st.data)
+		data = withBundle(bundle.String(), st.data.String())
 	}
 	evt := &cloudevents.Event{Context: st.context.Clone(), DataEncoded: data}
 	if r.Spec != nil && r.Spec.meta != nil {
@@ -162,12 +163,11 @@ func forwardEvent(r *resource, st *statusRecord) (*cloudevents.Event, error) {
 // the status: ManifestBundleStatus marshals manifestBundle first, and the
 // agent SDK writes the rest in struct order already, so the bytes equal
 // Maestro's decode-and-marshal (checked against the golden vectors).
-func withBundle(bundle, status []byte) []byte {
-	status = bytes.TrimSpace(status)
+func withBundle(bundle, status string) []byte {
 	out := make([]byte, 0, len(bundle)+len(status)+20)
 	out = append(out, `{"manifestBundle":`...)
 	out = append(out, bundle...)
-	rest := bytes.TrimSpace(status[1:])
+	rest := strings.TrimSpace(status[1:])
 	if len(rest) > 0 && rest[0] != '}' {
 		out = append(out, ',')
 	}

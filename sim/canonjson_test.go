@@ -1,0 +1,100 @@
+package sim
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// reference is what Maestro does: decode into interface{} and marshal.
+func reference(src []byte) ([]byte, error) {
+	var v any
+	if err := json.Unmarshal(src, &v); err != nil {
+		return nil, err
+	}
+	return json.Marshal(v)
+}
+
+func TestCanonicalJSON(t *testing.T) {
+	cases := []string{
+		`{"b":1,"a":[true,false,null],"c":{"z":"x","y":""}}`,
+		` { "a" : 1.0 , "b" : 1e3, "c": -0, "d": 12345678901234567890, "e": 0.000001, "f": 1e-7, "g": 1.5e300 } `,
+		`{"html":"<a href=\"x\">&</a>","u":"\u00e9\u2028","esc":"\n\t\\","bad":"` + "\xff" + `"}`,
+		`{"dup":1,"dup":2,"a":{"k":1,"k":{"z":1,"a":2}}}`,
+		`{"\u0062":1,"a":2,"é":3,"e":4}`,
+		`[]`, `{}`, `"s"`, `7`, `null`, `[{"b":1,"a":2},[],{}]`,
+	}
+	shared := filepath.Join(sharedDir(t), "protocol", "payloads")
+	files, _ := filepath.Glob(filepath.Join(shared, "*.json"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, string(b))
+	}
+	if len(files) == 0 {
+		t.Fatal("no payload files in", shared)
+	}
+	for _, c := range cases {
+		want, err := reference([]byte(c))
+		if err != nil {
+			t.Fatalf("reference %q: %v", c, err)
+		}
+		got, _, err := canonicalJSON([]byte(c))
+		if err != nil {
+			t.Fatalf("canonicalJSON %q: %v", c, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("canonicalJSON(%.80q)\n got %s\nwant %s", c, got, want)
+		}
+	}
+	for _, bad := range []string{``, `{`, `{"a":}`, `[1,]`, `{"a":1}x`, `nul`} {
+		if _, _, err := canonicalJSON([]byte(bad)); err == nil {
+			t.Errorf("canonicalJSON(%q) accepted invalid JSON", bad)
+		}
+	}
+}
+
+// FuzzCanonicalJSON checks canonicalJSON against decode-and-marshal on any
+// input: same bytes for valid JSON, an error for invalid.
+func FuzzCanonicalJSON(f *testing.F) {
+	for _, s := range []string{`{"b":1,"a":[1.5,"x<"]}`, `[{"k":{"k":1,"k":2}}]`, `"\u2029"`, `1e21`, `-12.5e-3`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want, werr := reference(b)
+		got, _, gerr := canonicalJSON(b)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("%q: reference err %v, canonicalJSON err %v", b, werr, gerr)
+		}
+		if werr == nil && !bytes.Equal(got, want) {
+			t.Fatalf("%q:\n got %s\nwant %s", b, got, want)
+		}
+	})
+}
+
+func BenchmarkCanonicalJSON(b *testing.B) {
+	src, err := os.ReadFile(filepath.Join(sharedDir(b), "protocol", "payloads", "guestbook-manifestbundle.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("canonicalJSON", func(b *testing.B) {
+		b.SetBytes(int64(len(src)))
+		for b.Loop() {
+			if _, _, err := canonicalJSON(src); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("unmarshal+marshal", func(b *testing.B) {
+		b.SetBytes(int64(len(src)))
+		for b.Loop() {
+			if _, err := reference(src); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
