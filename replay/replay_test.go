@@ -156,6 +156,10 @@ func TestReplayRunIDsAndDuplicates(t *testing.T) {
 	if !strings.Contains(text.String(), "duplicates: 6") || !strings.Contains(text.String(), "--run-id") {
 		t.Fatalf("the summary does not name the duplicates:\n%s", text.String())
 	}
+	idmap, err := os.ReadFile(filepath.Join(again.Dir, IDMapFile))
+	if err != nil || strings.Count(string(idmap), "\n") != 1+6 {
+		t.Fatalf("idmap.tsv: %q, %v", idmap, err)
+	}
 	b, err := os.ReadFile(filepath.Join(again.Dir, RunFile))
 	if err != nil || !strings.Contains(string(b), "ce-resourceid") || !strings.Contains(string(b), "ce-sequenceid") {
 		t.Fatalf("run.json does not list the rewrites: %s %v", b, err)

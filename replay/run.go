@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -54,6 +55,8 @@ type runner struct {
 	start  time.Time     // when Run began
 	t0     time.Time     // the schedule's start instant
 	origin time.Duration // the trace offset played at t0
+
+	idmap     *bufio.Writer // original<TAB>remapped resource ids, with a run id
 
 	streamCtx context.Context // subscriptions live until the end of the run
 	wg        sync.WaitGroup  // stream goroutines
@@ -129,6 +132,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		replyLate:     NewLatency(),
 	}
 	r.start = r.clock.Now()
+	if r.remap != nil {
+		f, err := os.Create(filepath.Join(dir, IDMapFile))
+		if err != nil {
+			return nil, fmt.Errorf("replay: %w", err)
+		}
+		defer f.Close()
+		r.idmap = bufio.NewWriter(f)
+		fmt.Fprintf(r.idmap, "# original resource id\tresource id under run id %s\n", cfg.RunID)
+	}
 	r.out = newOutbox(r.start, r.clock, r.m)
 	r.tr = newTracker(r.out.emit, func(s *statusState) { r.disp.schedule(r.streamCtx, s) }, r.replyDelay)
 	r.disp = newDispatcher(r.clock, r.fireStatus)
@@ -196,6 +208,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		runErr = fmt.Errorf("replay: outcomes: %w", err)
 	}
 
+	if r.idmap != nil {
+		if err := r.idmap.Flush(); err != nil && runErr == nil {
+			runErr = fmt.Errorf("replay: %s: %w", IDMapFile, err)
+		}
+	}
 	sum := r.summary(man, end)
 	if ctx.Err() != nil {
 		sum.Problems = append(sum.Problems, "interrupted: the rest of the trace was not played")
@@ -757,6 +774,10 @@ func (r *runner) sendSpec(ctx context.Context, m recMeta, rec *format.Record, du
 	}
 	tracked := isSpecRequest(rec.EventType)
 	s := &specState{meta: m, cluster: k.ClusterName, wireRID: r.remap.id(rec.ResourceID)}
+	if r.idmap != nil && rec.EventType == maestro.TypeSpecCreate {
+		// One line per created resource; only this goroutine writes.
+		fmt.Fprintf(r.idmap, "%s\t%s\n", rec.ResourceID, s.wireRID)
+	}
 	if tracked {
 		r.tr.register(s)
 	}
