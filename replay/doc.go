@@ -18,5 +18,14 @@
 //     run-id remapping).
 //   - stats.go, metrics.go, results.go: histograms, Prometheus metrics and
 //     the run folder (run.json, outcomes, summary.json).
-//   - run.go: Config and Run, which wires everything together.
+//   - config.go, run.go: Config and Run, which wires everything together.
+//   - play.go: the connect phase and the schedule loop over the trace.
+//   - send.go: publishing spec events and status replies.
+//   - patch.go, consumers.go: wire-byte attribute patching, consumer
+//     creation through REST.
+//
+// Trigger semantics: a status record's Trigger is the spec record it
+// answers (or the server>agent record of that spec's delivery) and its
+// Delay is how long the agent waited after the spec arrived. The replay
+// sends it at (actual delivery time) + Delay/speed, or at once with Max.
 package replay

@@ -1,0 +1,328 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cereplay/cereplay/format"
+)
+
+// trace reading with one record of look-ahead (the connect phase reads
+// until the first record that is not a subscribe).
+type traceReader struct {
+	rd     *format.Reader
+	peeked *format.Record
+	next   uint64 // index of the next record
+}
+
+func (t *traceReader) read() (*format.Record, uint64, error) {
+	if p := t.peeked; p != nil {
+		t.peeked = nil
+		t.next++
+		return p, t.next - 1, nil
+	}
+	rec, err := t.rd.Next()
+	if err != nil {
+		return nil, 0, err
+	}
+	t.next++
+	return rec, t.next - 1, nil
+}
+
+func (t *traceReader) unread(rec *format.Record) {
+	t.peeked = rec
+	t.next--
+}
+
+// play runs the connect phase and then the schedule.
+func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manifest) error {
+	tr := &traceReader{rd: rd}
+	total := man.Records
+	var done atomic.Int64
+	if r.cfg.Progress != nil {
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			t := time.NewTicker(100 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					r.cfg.Progress(done.Load(), total)
+					return
+				case <-t.C:
+					r.cfg.Progress(done.Load(), total)
+				}
+			}
+		}()
+	}
+
+	if err := r.connectPhase(ctx, tr, man, &done); err != nil {
+		return err
+	}
+	// The schedule starts at the first record after the connect phase:
+	// the subscribes at the head of a trace were just played, and their
+	// recorded span (minutes, for batched agents) is not waited for again.
+	if rec, _, err := tr.read(); err == nil {
+		r.origin = rec.Offset
+		tr.unread(rec)
+	}
+	r.t0 = r.cfg.StartAt
+	if r.t0.IsZero() {
+		r.t0 = r.clock.Now()
+	}
+	r.notef("playing %s from %s", r.cfg.mode(), r.t0.UTC().Format(time.RFC3339Nano))
+
+	var (
+		paced     uint64
+		lastDue   time.Duration
+		cut       bool
+		cutOffset time.Duration
+	)
+	for {
+		if ctx.Err() != nil {
+			return nil // interrupted: account for what was sent
+		}
+		rec, i, err := tr.read()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("replay: read trace record %d: %w", i, err)
+		}
+		if done.Add(1)%1024 == 0 {
+			r.tr.prune(rec.Offset - replyHorizon)
+		}
+		if r.cfg.Max {
+			r.backpressure(ctx)
+		}
+		if rec.Type != format.TypeEvent {
+			continue
+		}
+		if cut && rec.Offset > cutOffset+replyHorizon {
+			return nil
+		}
+		m := metaOf(i, rec)
+		switch rec.Flow {
+		case format.FlowSourceToServer:
+			if cut {
+				continue
+			}
+			n := paced
+			paced++
+			due := r.cfg.Pacer.Due(n, r.sinceOrigin(rec.Offset))
+			if r.cfg.Limit > 0 && int64(n) >= r.cfg.Limit || r.cfg.Duration > 0 && due > r.cfg.Duration {
+				cut, cutOffset = true, rec.Offset
+				continue
+			}
+			lastDue = due
+			r.sendSpec(ctx, m, rec, due)
+		case format.FlowAgentToServer:
+			if rec.HasTrigger {
+				if cut && !r.tr.known(rec.Trigger) {
+					continue
+				}
+				r.addStatus(m, rec)
+				continue
+			}
+			if cut {
+				continue
+			}
+			r.sendPlain(ctx, m, rec, r.untriggeredDue(rec, lastDue))
+		case format.FlowServerToAgent:
+			if cut && !r.tr.known(rec.Trigger) {
+				continue
+			}
+			r.tr.expectDelivery(m, rec.Trigger, rec.HasTrigger)
+		case format.FlowServerToSource:
+			if cut && !r.tr.known(rec.Trigger) {
+				continue
+			}
+			r.tr.expectForward(m, rec.Trigger, rec.HasTrigger)
+		case format.FlowAgentSubscribe, format.FlowSourceSubscribe:
+			if cut {
+				continue
+			}
+			due := r.t0.Add(r.untriggeredDue(rec, lastDue))
+			if err := r.clock.SleepUntil(ctx, due); err != nil {
+				return nil
+			}
+			r.sends.add()
+			go func() {
+				defer r.sends.done()
+				r.subscribeRecord(m, rec)
+			}()
+		}
+	}
+}
+
+// backpressure holds the reader at --max while too many sends wait for
+// their deliveries: without a schedule nothing else bounds how far the
+// trace is read ahead of the target, and every waiting reply holds its
+// event in memory.
+func (r *runner) backpressure(ctx context.Context) {
+	limit := 8 * r.cfg.MaxInflight
+	for r.tr.pending() > limit && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// sinceOrigin is a record's offset from the start of the schedule.
+func (r *runner) sinceOrigin(off time.Duration) time.Duration {
+	if off < r.origin {
+		return 0
+	}
+	return off - r.origin
+}
+
+// untriggeredDue is the due time of a record the pacer does not count
+// (subscribes, agent events that answer nothing): its scaled offset when
+// playing by speed, else the due time of the last spec event.
+func (r *runner) untriggeredDue(rec *format.Record, lastDue time.Duration) time.Duration {
+	if _, speed := r.cfg.Pacer.(SpeedPacer); speed {
+		return scale(r.sinceOrigin(rec.Offset), r.cfg.Speed)
+	}
+	return lastDue
+}
+
+// connectPhase subscribes the agents and sources of the subscribe records
+// at the head of the trace (and, for a trace without any, every consumer
+// and source of the manifest) before T0, so no spec is sent to an agent
+// that is not listening yet (PROTOCOL.md §11.4).
+func (r *runner) connectPhase(ctx context.Context, tr *traceReader, man *format.Manifest, done *atomic.Int64) error {
+	type job struct {
+		m   recMeta
+		rec *format.Record // nil for a connect the trace does not record
+	}
+	var jobs []job
+	for {
+		rec, i, err := tr.read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("replay: read trace record %d: %w", i, err)
+		}
+		if rec.Type != format.TypeEvent || !rec.Flow.Subscribe() {
+			tr.unread(rec)
+			break
+		}
+		done.Add(1)
+		jobs = append(jobs, job{metaOf(i, rec), rec})
+	}
+	if man.CountsByFlow[format.FlowAgentSubscribe.String()] == 0 {
+		for _, c := range man.Consumers {
+			if r.cfg.Shard.Owns(c) {
+				jobs = append(jobs, job{recMeta{flow: format.FlowAgentSubscribe, actor: c}, nil})
+			}
+		}
+	}
+	if man.CountsByFlow[format.FlowSourceSubscribe.String()] == 0 {
+		for _, s := range man.Sources {
+			jobs = append(jobs, job{recMeta{flow: format.FlowSourceSubscribe, actor: s}, nil})
+		}
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	r.notef("connecting %d streams", len(jobs))
+	start := r.clock.Now()
+	work := make(chan job)
+	var wg sync.WaitGroup
+	for w := 0; w < r.cfg.ConnectWorkers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				if j.rec != nil {
+					r.subscribeRecord(j.m, j.rec)
+				} else if j.m.flow == format.FlowAgentSubscribe {
+					_ = r.agentFor(j.m.actor).connect(r.streamCtx)
+				} else {
+					for _, addr := range r.cfg.SourceAddrs {
+						_ = r.sourceFor(j.m.actor, addr).connect(r.streamCtx)
+					}
+				}
+			}
+		}()
+	}
+	var err error
+	for n, j := range jobs {
+		if r.cfg.ConnectRate > 0 {
+			due := start.Add(time.Duration(float64(n) * float64(time.Second) / r.cfg.ConnectRate))
+			if err = r.clock.SleepUntil(ctx, due); err != nil {
+				break
+			}
+		}
+		select {
+		case work <- j:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			break
+		}
+	}
+	close(work)
+	wg.Wait()
+	r.notef("connected in %v", r.clock.Now().Sub(start).Round(time.Millisecond))
+	if err != nil {
+		return nil // interrupted: nothing more to play, account for the rest
+	}
+	return nil
+}
+
+// subscribeRecord plays a subscribe record and writes its outcome.
+func (r *runner) subscribeRecord(m recMeta, rec *format.Record) {
+	if rec.Flow == format.FlowAgentSubscribe {
+		if !r.cfg.Shard.Owns(rec.Actor) {
+			r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: noteOtherShard})
+			return
+		}
+		a := r.agentFor(rec.Actor)
+		if len(rec.Data) > 0 && !a.started.Load() {
+			a.subReq = append([]byte(nil), rec.Data...)
+		}
+		if a.started.Load() {
+			r.out.emit(m, format.Outcome{Status: format.OutcomeSent, Note: "already subscribed"})
+			return
+		}
+		start := time.Now()
+		err := a.connect(r.streamCtx)
+		r.out.emit(m, subscribeOutcome(err, time.Since(start)))
+		return
+	}
+	// A source listens on every source address: with several independent
+	// instances, statuses come back where their spec went.
+	var firstErr error
+	start := time.Now()
+	for _, addr := range r.cfg.SourceAddrs {
+		s := r.sourceFor(rec.Actor, addr)
+		if len(rec.Data) > 0 && !s.started.Load() {
+			s.subReq = append([]byte(nil), rec.Data...)
+		}
+		if err := s.connect(r.streamCtx); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("%s: %w", addr, err)
+		}
+	}
+	r.out.emit(m, subscribeOutcome(firstErr, time.Since(start)))
+}
+
+func subscribeOutcome(err error, lat time.Duration) format.Outcome {
+	if err != nil {
+		st := status.Convert(errors.Unwrap(err))
+		if st == nil || st.Code() == codes.OK {
+			st = status.Convert(err)
+		}
+		return format.Outcome{Status: format.OutcomeFailed, Code: uint32(st.Code()), Latency: lat, Note: err.Error()}
+	}
+	return format.Outcome{Status: format.OutcomeSent, Latency: lat}
+}

@@ -1,0 +1,247 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cereplay/cereplay/format"
+	"github.com/cereplay/cereplay/maestro"
+)
+
+// acquire takes an in-flight slot for a spec (or other) send.
+func (r *runner) acquire(ctx context.Context) bool { return r.take(ctx, r.sem) }
+
+func (r *runner) release() { r.give(r.sem) }
+
+// Status replies have their own slots, so a flood of spec publishes at
+// --max cannot starve the replies (and pile them up in memory).
+func (r *runner) acquireStatus(ctx context.Context) bool { return r.take(ctx, r.stSem) }
+
+func (r *runner) releaseStatus() { r.give(r.stSem) }
+
+func (r *runner) take(ctx context.Context, sem chan struct{}) bool {
+	select {
+	case sem <- struct{}{}:
+		r.m.inflight.Inc()
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (r *runner) give(sem chan struct{}) {
+	<-sem
+	r.m.inflight.Dec()
+}
+
+// call publishes one event and returns the call's latency, its gRPC code
+// (0 when OK) and the error message.
+func (r *runner) call(ctx context.Context, cc *grpc.ClientConn, addr string, ce []byte) (time.Duration, uint32, string) {
+	if cc == nil {
+		return 0, uint32(codes.Unavailable), "no connection to " + addr
+	}
+	cctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+	defer cancel()
+	start := time.Now()
+	err := publish(cctx, cc, ce)
+	lat := time.Since(start)
+	r.lastSend.Store(time.Now().UnixNano())
+	r.publishLat.get(addr).Record(lat)
+	r.m.latency.WithLabelValues("publish").Observe(lat.Seconds())
+	if err != nil {
+		r.countError(err)
+		st := status.Convert(err)
+		return lat, uint32(st.Code()), st.Message()
+	}
+	return lat, 0, ""
+}
+
+// isSpecRequest reports whether a source event is a spec the agent must
+// receive (create, update, delete); status resync requests are not.
+func isSpecRequest(t string) bool {
+	return t == maestro.TypeSpecCreate || t == maestro.TypeSpecUpdate || t == maestro.TypeSpecDelete
+}
+
+// sendSpec waits until a source event is due and publishes it.
+func (r *runner) sendSpec(ctx context.Context, m recMeta, rec *format.Record, due time.Duration) {
+	k, err := maestro.ExtractKeys(rec.Data)
+	if err != nil {
+		r.out.emit(m, format.Outcome{Status: format.OutcomeFailed, Code: uint32(codes.InvalidArgument),
+			Note: fmt.Sprintf("trace record %d: %v", m.index, err)})
+		return
+	}
+	if k.ClusterName != "" && !r.cfg.Shard.Owns(k.ClusterName) {
+		r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: noteOtherShard})
+		return
+	}
+	addr := r.cfg.SourceAddrs[0]
+	if k.ClusterName != "" {
+		addr = r.sourceAddrFor(r.agentFor(k.ClusterName))
+	}
+	src := r.sourceFor(rec.Actor, addr)
+	ce, err := r.remap.event(rec.Data, rec.ResourceID, 0, false, "")
+	if err != nil {
+		r.out.emit(m, format.Outcome{Status: format.OutcomeFailed, Code: uint32(codes.InvalidArgument), Note: err.Error()})
+		return
+	}
+	dueAt := r.t0.Add(due)
+	if r.clock.SleepUntil(ctx, dueAt) != nil || !r.acquire(ctx) {
+		r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: the run was interrupted"})
+		return
+	}
+	tracked := isSpecRequest(rec.EventType)
+	s := &specState{meta: m, cluster: k.ClusterName, wireRID: r.remap.id(rec.ResourceID)}
+	if r.idmap != nil && rec.EventType == maestro.TypeSpecCreate {
+		// One line per created resource; only this goroutine writes.
+		fmt.Fprintf(r.idmap, "%s\t%s\n", rec.ResourceID, s.wireRID)
+	}
+	if tracked {
+		r.tr.register(s)
+	}
+	// Lateness is measured where the schedule releases the send; the
+	// goroutine that makes the call starts microseconds later and that
+	// time counts in the Publish latency.
+	now := r.clock.Now()
+	late := now.Sub(dueAt)
+	if !r.cfg.Max {
+		r.sendLate.Record(late)
+		r.m.lateness.Observe(late.Seconds())
+	}
+	if r.cfg.LateDrop > 0 && !r.cfg.Max && late > r.cfg.LateDrop {
+		r.release()
+		o := format.Outcome{Status: format.OutcomeDroppedLate, Lateness: late}
+		if tracked {
+			r.tr.specNotSent(s, o)
+		} else {
+			r.out.emit(m, o)
+		}
+		return
+	}
+	s.sentAt, s.lateness = now, late
+	r.sends.add()
+	go func() {
+		defer r.sends.done()
+		defer r.release()
+		if tracked {
+			r.tr.addSpec(s)
+		}
+		lat, code, msg := r.call(r.streamCtx, src.cc, addr, ce)
+		r.specsSent.Add(1)
+		if tracked {
+			r.tr.specSent(s, lat, code, msg)
+			return
+		}
+		r.out.emit(m, plainOutcome(late, lat, code, msg))
+	}()
+}
+
+func plainOutcome(late, lat time.Duration, code uint32, msg string) format.Outcome {
+	if code != 0 {
+		return format.Outcome{Status: format.OutcomeFailed, Code: code, Lateness: late, Latency: lat, Note: msg}
+	}
+	return format.Outcome{Status: format.OutcomeSent, Lateness: late, Latency: lat}
+}
+
+// sendPlain publishes an agent event that answers nothing (a spec resync
+// request, a status without a trigger) at its due time.
+func (r *runner) sendPlain(ctx context.Context, m recMeta, rec *format.Record, due time.Duration) {
+	if !r.cfg.Shard.Owns(rec.Actor) {
+		r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: noteOtherShard})
+		return
+	}
+	a := r.agentFor(rec.Actor)
+	seq := ""
+	if strings.HasSuffix(rec.EventType, ".status.update_request") {
+		seq = r.seq.Next()
+	}
+	ce, err := r.remap.event(rec.Data, rec.ResourceID, 0, false, seq)
+	if err != nil {
+		r.out.emit(m, format.Outcome{Status: format.OutcomeFailed, Code: uint32(codes.InvalidArgument), Note: err.Error()})
+		return
+	}
+	dueAt := r.t0.Add(due)
+	if r.clock.SleepUntil(ctx, dueAt) != nil || !r.acquire(ctx) {
+		r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: the run was interrupted"})
+		return
+	}
+	r.sends.add()
+	go func() {
+		defer r.sends.done()
+		defer r.release()
+		late := r.clock.Now().Sub(dueAt)
+		lat, code, msg := r.call(r.streamCtx, a.cc, a.addr, ce)
+		r.out.emit(m, plainOutcome(late, lat, code, msg))
+	}()
+}
+
+// addStatus hands a status reply to the tracker, which fires it once the
+// spec it answers has reached the agent.
+func (r *runner) addStatus(m recMeta, rec *format.Record) {
+	if !r.cfg.Shard.Owns(rec.Actor) {
+		r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: noteOtherShard})
+		return
+	}
+	// A copy: a reply can wait long for its spec, and a slice of the
+	// record would keep its whole trace segment in memory.
+	st := &statusState{meta: m, agent: rec.Actor, delay: rec.Delay, data: append([]byte(nil), rec.Data...)}
+	r.tr.addStatus(st, rec.Trigger, true)
+}
+
+// fireStatus runs on the dispatcher when a status is due: it rewrites the
+// version and sequence id and publishes it on the agent's connection.
+func (r *runner) fireStatus(st *statusState) {
+	if !r.acquireStatus(r.streamCtx) {
+		r.tr.statusNotSent(st, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: the run ended"})
+		return
+	}
+	now := r.clock.Now()
+	late := now.Sub(st.due)
+	r.replyLate.Record(late)
+	if r.cfg.LateDrop > 0 && !r.cfg.Max && late > r.cfg.LateDrop {
+		r.releaseStatus()
+		r.tr.statusNotSent(st, format.Outcome{Status: format.OutcomeDroppedLate, Lateness: late})
+		return
+	}
+	a := r.agentFor(st.agent)
+	r.sends.add()
+	go func() {
+		defer r.sends.done()
+		defer r.releaseStatus()
+		version, has := r.tr.statusVersion(st)
+		seq := r.seq.Next()
+		ce, err := r.remap.event(st.data, st.meta.rid, version, has, seq)
+		st.data = nil
+		if err != nil {
+			r.tr.statusNotSent(st, format.Outcome{Status: format.OutcomeFailed, Code: uint32(codes.InvalidArgument), Note: err.Error()})
+			return
+		}
+		st.seq, st.sentAt, st.lateness = seq, r.clock.Now(), late
+		r.tr.statusSending(st)
+		lat, code, msg := r.call(r.streamCtx, a.cc, a.addr, ce)
+		r.statusesSent.Add(1)
+		r.tr.statusSent(st, lat, code, msg)
+	}()
+}
+
+// counter counts goroutines in flight. Unlike sync.WaitGroup it may be
+// incremented while someone waits for zero (statuses fire during the
+// settle wait).
+type counter struct{ n atomic.Int64 }
+
+func (c *counter) add() { c.n.Add(1) }
+
+func (c *counter) done() { c.n.Add(-1) }
+
+// wait polls until nothing is in flight.
+func (c *counter) wait() {
+	for c.n.Load() > 0 {
+		time.Sleep(time.Millisecond)
+	}
+}
