@@ -164,13 +164,15 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 	}
 }
 
-// backpressure holds the reader at --max while too many sends wait for
-// their deliveries: without a schedule nothing else bounds how far the
-// trace is read ahead of the target, and every waiting reply holds its
-// event in memory.
+// backpressure holds the reader at --max while too many specs wait for
+// their delivery or replies for their send: without a schedule nothing
+// else bounds how far the trace is read ahead of the target, and every
+// waiting reply holds its event in memory. Statuses waiting only for their
+// forward hold nothing and do not count: the target's forward latency must
+// not throttle its intake.
 func (r *runner) backpressure(ctx context.Context) {
 	limit := 8 * r.cfg.MaxInflight
-	for r.tr.pending() > limit && ctx.Err() == nil {
+	for r.tr.holding() > limit && ctx.Err() == nil {
 		time.Sleep(time.Millisecond)
 	}
 }

@@ -63,6 +63,7 @@ type statusState struct {
 	forwarded         bool
 	fwdAt             time.Time
 	reported          bool
+	left              bool // no longer counted in tracker.unsent
 	expects           []recMeta // server>source records waiting
 }
 
@@ -84,6 +85,7 @@ type tracker struct {
 
 	pendingSpecs    int // sent or in flight, not delivered
 	pendingStatuses int // read, not finished (waiting, scheduled, in flight or not forwarded)
+	unsent          int // read, not yet handed to Publish: each holds its event
 
 	unexpectedSpecs    int64 // deliveries with no spec waiting for them
 	unexpectedStatuses int64 // forwards with an unknown sequence id
@@ -199,6 +201,7 @@ func (t *tracker) failWaiters(s *specState, why string) []outcomeOf {
 	for _, st := range s.statuses {
 		st.failed, st.reported = true, true
 		t.pendingStatuses--
+		t.leaveUnsent(st)
 		out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: " + why}})
 		out = append(out, t.statusWaitersMissing(st, "not sent: "+why)...)
 	}
@@ -345,6 +348,7 @@ func (t *tracker) addStatus(st *statusState, trigger uint64, has bool) {
 	t.statusByIdx[st.meta.index] = st
 	t.order = append(t.order, orderEntry{offset: st.meta.offset, index: st.meta.index, status: true})
 	t.pendingStatuses++
+	t.unsent++
 	if !s.delivered {
 		s.statuses = append(s.statuses, st)
 		t.mu.Unlock()
@@ -368,7 +372,17 @@ func (t *tracker) statusVersion(st *statusState) (int64, bool) {
 func (t *tracker) statusSending(st *statusState) {
 	t.mu.Lock()
 	t.bySeq[st.seq] = st
+	t.leaveUnsent(st)
 	t.mu.Unlock()
+}
+
+// leaveUnsent stops counting a status as holding its event. Call with
+// t.mu held.
+func (t *tracker) leaveUnsent(st *statusState) {
+	if !st.left {
+		st.left = true
+		t.unsent--
+	}
 }
 
 // statusNotSent ends a status dropped before sending.
@@ -376,6 +390,7 @@ func (t *tracker) statusNotSent(st *statusState, o format.Outcome) {
 	t.mu.Lock()
 	st.failed, st.reported = true, true
 	t.pendingStatuses--
+	t.leaveUnsent(st)
 	out := t.statusWaitersMissing(st, "its status was not sent")
 	t.mu.Unlock()
 	t.emit(st.meta, o)
@@ -473,6 +488,15 @@ func (t *tracker) known(i uint64) bool {
 	return t.specByIdx[i] != nil || t.statusByIdx[i] != nil
 }
 
+// holding returns how many sends hold their event in memory or wait for a
+// delivery before their reply can go: specs not yet delivered and replies
+// not yet sent. It bounds how far --max reads ahead.
+func (t *tracker) holding() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pendingSpecs + t.unsent
+}
+
 // pending returns how many sends still wait for their delivery.
 func (t *tracker) pending() int {
 	t.mu.Lock()
@@ -514,6 +538,7 @@ func (t *tracker) finish() {
 		}
 	}
 	t.pendingStatuses = 0
+	t.unsent = 0
 	t.mu.Unlock()
 	t.emitAll(out)
 }

@@ -86,7 +86,7 @@ func TestTrackerAnyOrder(t *testing.T) {
 	if o := h.only(t, 1, format.OutcomeDelivered); o.Delivery != 7*time.Millisecond {
 		t.Fatalf("status outcome %+v", o)
 	}
-	if h.tr.duplicateForwards != 1 || h.tr.pending() != 0 {
+	if h.tr.duplicateForwards != 1 || h.tr.pending() != 0 || h.tr.holding() != 0 {
 		t.Fatalf("duplicates %d, pending %d", h.tr.duplicateForwards, h.tr.pending())
 	}
 	// Late records that expect the deliveries.
@@ -124,8 +124,8 @@ func TestTrackerFailuresAndFinish(t *testing.T) {
 	if _, ok := h.tr.delivered(maestro.Keys{ResourceID: "r2", Deleting: true}, time.Now()); ok {
 		t.Fatal("a delete matched a pending create")
 	}
-	if h.tr.pending() != 2 {
-		t.Fatalf("pending %d, want 2", h.tr.pending())
+	if h.tr.pending() != 2 || h.tr.holding() != 2 {
+		t.Fatalf("pending %d, holding %d, want 2 and 2", h.tr.pending(), h.tr.holding())
 	}
 	h.tr.finish()
 	h.only(t, 3, format.OutcomeMissing)
