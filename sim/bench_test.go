@@ -83,9 +83,9 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	wg.Add(1)
 	go drain(sc, &e.statuses)
 	deadline := time.Now().Add(time.Minute)
-	for e.srv.broker.Subscribers().Len() < benchAgents || len(e.srv.sources.of(goldenSource)) < 1 {
+	for e.srv.agentStreamCount() < benchAgents || len(e.srv.sources.of(goldenSource)) < 1 {
 		if time.Now().After(deadline) {
-			b.Fatalf("only %d of %d agent streams registered", e.srv.broker.Subscribers().Len(), benchAgents)
+			b.Fatalf("only %d of %d agent streams registered", e.srv.agentStreamCount(), benchAgents)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -88,3 +88,76 @@ func structOrderBundle(data blob) (blob, error) {
 	}
 	return newBlob(out), nil
 }
+
+// canonCache remembers, for spec data seen before, its canonical form (or
+// why it was refused), so that the identical specs of a scale run are
+// parsed once. Bounded like bundleCache.
+type canonCache struct {
+	mu sync.Mutex
+	m  map[blob]canonResult
+}
+
+type canonResult struct {
+	sorted blob
+	err    error
+}
+
+func newCanonCache() *canonCache { return &canonCache{m: make(map[blob]canonResult)} }
+
+// get returns the canonical JSON of raw spec data after validating its
+// manifests; errors wrap errInvalidManifest or describe bad JSON.
+func (c *canonCache) get(raw []byte) (blob, error) {
+	key := newBlob(raw)
+	c.mu.Lock()
+	r, ok := c.m[key]
+	c.mu.Unlock()
+	if ok {
+		return r.sorted, r.err
+	}
+	sorted, doc, err := canonicalJSON(raw)
+	if err != nil {
+		r.err = fmt.Errorf("failed to convert cloudevent to resource payload: data is not JSON: %v", err)
+	} else if err := validateBundle(doc); err != nil {
+		r.err = fmt.Errorf("%w, %v", errInvalidManifest, err)
+	} else {
+		r.sorted = newBlob(sorted)
+	}
+	c.mu.Lock()
+	if len(c.m) >= bundleCacheSize {
+		clear(c.m)
+	}
+	c.m[key] = r
+	c.mu.Unlock()
+	return r.sorted, r.err
+}
+
+// statusCache remembers which status data was already checked (JSON
+// object, Deleted condition), keyed by its interned bytes.
+type statusCache struct {
+	mu sync.Mutex
+	m  map[blob]statusCheck
+}
+
+type statusCheck struct {
+	deleted bool
+	err     error
+}
+
+func newStatusCache() *statusCache { return &statusCache{m: make(map[blob]statusCheck)} }
+
+func (c *statusCache) check(data blob) (bool, error) {
+	c.mu.Lock()
+	r, ok := c.m[data]
+	c.mu.Unlock()
+	if ok {
+		return r.deleted, r.err
+	}
+	r.deleted, r.err = statusDeleted([]byte(data.String()))
+	c.mu.Lock()
+	if len(c.m) >= bundleCacheSize {
+		clear(c.m)
+	}
+	c.m[data] = r
+	c.mu.Unlock()
+	return r.deleted, r.err
+}

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"hash/fnv"
 	"fmt"
 	"sync"
 	"time"
@@ -22,9 +23,41 @@ import (
 // which Maestro wraps the same way, plus sim's publish latency, metrics,
 // a guard against events the SDK would crash on, and the redelivery of
 // spec events that found no subscriber.
+//
+// Agents are spread by cluster name over several SDK brokers (brokerShards).
+// One broker, as in Maestro, scans every subscriber for every event it
+// delivers; with 3,000 agents that scan was the largest cost of sim's
+// spec path. A cluster's streams, its spec events and its resync requests
+// always meet in the same shard, so what each agent sees is unchanged.
 type brokerServer struct {
-	*sdkgrpc.GRPCBroker
+	pbv1.UnimplementedCloudEventServiceServer
 	s *Server
+}
+
+// brokerShards is the number of SDK brokers agents are spread over.
+const brokerShards = 64
+
+// brokerFor returns the SDK broker that serves cluster.
+func (s *Server) brokerFor(cluster string) *sdkgrpc.GRPCBroker {
+	h := fnv.New32a()
+	h.Write([]byte(cluster))
+	return s.brokers[h.Sum32()%uint32(len(s.brokers))]
+}
+
+// agentSubscribed reports whether the SDK has registered a stream of
+// cluster.
+func (s *Server) agentSubscribed(cluster string) bool {
+	return s.brokerFor(cluster).IsConsumerSubscribed(cluster)
+}
+
+// agentStreamCount is the number of agent streams registered in the SDK
+// brokers.
+func (s *Server) agentStreamCount() int {
+	n := 0
+	for _, b := range s.brokers {
+		n += b.Subscribers().Len()
+	}
+	return n
 }
 
 func (b *brokerServer) Publish(ctx context.Context, req *pbv1.PublishRequest) (*emptypb.Empty, error) {
@@ -33,7 +66,7 @@ func (b *brokerServer) Publish(ctx context.Context, req *pbv1.PublishRequest) (*
 		return nil, status.Error(codes.InvalidArgument, "failed to convert protobuf to cloudevent: publish request has no event")
 	}
 	b.s.metrics.received.WithLabelValues(portBroker, typeLabel(req.Event.GetType())).Inc()
-	return b.GRPCBroker.Publish(ctx, req)
+	return b.s.brokerFor(maestro.StringAttr(req.Event, maestro.AttrClusterName)).Publish(ctx, req)
 }
 
 func (b *brokerServer) Subscribe(req *pbv1.SubscriptionRequest, stream pbv1.CloudEventService_SubscribeServer) error {
@@ -44,7 +77,7 @@ func (b *brokerServer) Subscribe(req *pbv1.SubscriptionRequest, stream pbv1.Clou
 	}
 	b.s.metrics.subscribers.WithLabelValues(portBroker).Inc()
 	defer b.s.metrics.subscribers.WithLabelValues(portBroker).Dec()
-	return b.GRPCBroker.Subscribe(req, stream)
+	return b.s.brokerFor(req.GetClusterName()).Subscribe(req, stream)
 }
 
 // agentSub is one agent stream as counted in agentStreams: counted once
@@ -143,7 +176,7 @@ func (b *brokerService) RegisterHandler(context.Context, server.EventHandler) {}
 // newer sequence id. An error becomes FailedPrecondition in the SDK broker.
 func (b *brokerService) HandleStatusUpdate(_ context.Context, evt *cloudevents.Event) error {
 	s := b.s
-	req, err := decodeStatus(evt)
+	req, err := decodeStatus(evt, s.checked)
 	if err != nil {
 		return fmt.Errorf("failed to decode cloudevent: %v", err)
 	}
@@ -154,6 +187,11 @@ func (b *brokerService) HandleStatusUpdate(_ context.Context, evt *cloudevents.E
 	}
 	if found.Consumer != req.Consumer {
 		return fmt.Errorf("unmatched consumer name %s for resource %s", req.Consumer, req.ResourceID)
+	}
+	if found.Spec != nil && found.Spec.meta != nil {
+		// Maestro replaces the agent's metadata with the spec's, which
+		// every forwarded event and REST view sets anew: no need to keep it.
+		_ = req.Record.context.SetExtension(types.ExtensionWorkMeta, nil)
 	}
 	now := time.Now()
 	if req.Deleted {
@@ -199,7 +237,7 @@ func (s *Server) specWorker() {
 		if !ok {
 			continue // removed meanwhile
 		}
-		if s.broker == nil {
+		if len(s.brokers) == 0 {
 			continue // no broker port
 		}
 		if !s.agents.has(r.Consumer) {
@@ -215,7 +253,7 @@ func (s *Server) specWorker() {
 			s.log.Error("encode spec for agent", "resource", r.ID, "err", err)
 			continue
 		}
-		if err := s.broker.HandleEvent(ctx, evt); err != nil {
+		if err := s.brokerFor(r.Consumer).HandleEvent(ctx, evt); err != nil {
 			s.log.Error("deliver spec to agent", "resource", r.ID, "err", err)
 			continue
 		}
@@ -233,7 +271,7 @@ func (s *Server) redeliverWhenSubscribed(ctx context.Context, sub *agentSub) {
 	cluster := sub.cluster
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	for !s.broker.IsConsumerSubscribed(cluster) {
+	for !s.agentSubscribed(cluster) {
 		select {
 		case <-ctx.Done():
 			return

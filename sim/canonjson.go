@@ -22,7 +22,7 @@ import (
 // json.Unmarshal plus json.Marshal. The doc it returns is the same index,
 // for checks that need values (validateBundle).
 func canonicalJSON(src []byte) ([]byte, *jdoc, error) {
-	d := &jdoc{src: src, vals: make([]jval, 0, len(src)/16)}
+	d := &jdoc{src: src, vals: make([]jval, 0, len(src)/10+1)}
 	root, p, err := d.parse(d.skipSpace(0), 0)
 	if err == nil && d.skipSpace(p) != len(src) {
 		err = errSyntax
@@ -57,15 +57,17 @@ type jdoc struct {
 	vals []jval
 	kids []int32
 	root int32
+	// escKeys holds the decoded names of members whose name token has
+	// escapes, by value index; rare, so kept out of jval.
+	escKeys map[int32]string
 }
 
 type jval struct {
 	kind       byte // '{', '[', '"', '0' (number), 'l' (true, false, null)
 	start, end int32
 	// keyStart, keyEnd delimit the member name token of a value inside an
-	// object; key holds its decoded form when it has escapes.
+	// object; keyEsc says its decoded form is in jdoc.escKeys.
 	keyStart, keyEnd int32
-	key              string
 	keyEsc           bool
 	first, n         int32 // range in kids, for containers
 }
@@ -127,10 +129,15 @@ func (d *jdoc) parse(p, depth int) (int32, int, error) {
 					kv := &d.vals[kid]
 					kv.keyStart, kv.keyEnd = int32(ks), int32(ke)
 					if !plainString(d.src[ks:ke]) {
-						kv.keyEsc = true
-						if kv.key, err = d.decodeString(ks, ke); err != nil {
+						key, err := d.decodeString(ks, ke)
+						if err != nil {
 							return 0, 0, err
 						}
+						if d.escKeys == nil {
+							d.escKeys = make(map[int32]string)
+						}
+						d.vals[kid].keyEsc = true
+						d.escKeys[kid] = key
 					}
 				}
 				members = append(members, kid)
@@ -318,7 +325,7 @@ func (d *jdoc) member(i int32, key string) int32 {
 func (d *jdoc) keyBytes(k int32) []byte {
 	v := &d.vals[k]
 	if v.keyEsc {
-		return []byte(v.key)
+		return []byte(d.escKeys[k])
 	}
 	return d.src[v.keyStart+1 : v.keyEnd-1]
 }
@@ -359,7 +366,7 @@ func (d *jdoc) write(out []byte, i int32) ([]byte, error) {
 			}
 			wrote = true
 			if kv := &d.vals[k]; kv.keyEsc {
-				out = appendString(out, kv.key)
+				out = appendString(out, d.escKeys[k])
 			} else {
 				out = append(out, d.src[kv.keyStart:kv.keyEnd]...)
 			}

@@ -33,7 +33,7 @@ func FuzzPublish(f *testing.F) {
 		f.Fatal(err)
 	}
 	source := &sourceServer{s: srv}
-	broker := &brokerServer{GRPCBroker: srv.broker, s: srv}
+	broker := &brokerServer{s: srv}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		req := &pbv1.PublishRequest{}
 		if err := proto.Unmarshal(b, req); err != nil {

@@ -41,9 +41,13 @@ type Server struct {
 	pending     *pendingSpecs
 	agents      *agentStreams
 	bundles     *bundleCache
+	canon       *canonCache
+	checked     *statusCache
 	sources     *sourceSubscribers
 
-	broker *sdkgrpc.GRPCBroker
+	// brokers are the SDK brokers of the agent port, agents spread over
+	// them by cluster (brokerFor).
+	brokers []*sdkgrpc.GRPCBroker
 
 	sourceGRPC, brokerGRPC *grpc.Server
 	httpServers            []*http.Server
@@ -84,6 +88,8 @@ func StartWithLogger(ctx context.Context, c Config, log *slog.Logger) (*Server, 
 		pending:     newPendingSpecs(),
 		agents:      newAgentStreams(),
 		bundles:     newBundleCache(),
+		canon:       newCanonCache(),
+		checked:     newStatusCache(),
 		sources:     newSourceSubscribers(),
 		done:        make(chan struct{}),
 	}
@@ -174,6 +180,9 @@ func (s *Server) grpcOptions(port string, t TLSFiles) ([]grpc.ServerOption, erro
 		grpc.MaxRecvMsgSize(s.cfg.MaxReceiveMessageSize),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
+		// Release a connection's write buffer between writes: 3,000 idle
+		// agent connections would otherwise hold 32 KiB each.
+		grpc.SharedWriteBuffer(true),
 		grpc.ConnectionTimeout(120 * time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
@@ -209,10 +218,13 @@ func (s *Server) serveBroker(lis net.Listener) error {
 	bo := sdkgrpc.NewBrokerOptions()
 	bo.HeartbeatCheckInterval = s.cfg.HeartbeatInterval
 	bo.HeartbeatDisabled = s.cfg.HeartbeatInterval <= 0
-	s.broker = sdkgrpc.NewGRPCBroker(bo)
-	s.broker.RegisterService(context.Background(), workpayload.ManifestBundleEventDataType, &brokerService{s: s})
+	for range brokerShards {
+		b := sdkgrpc.NewGRPCBroker(bo)
+		b.RegisterService(context.Background(), workpayload.ManifestBundleEventDataType, &brokerService{s: s})
+		s.brokers = append(s.brokers, b)
+	}
 	s.brokerGRPC = grpc.NewServer(opts...)
-	pbv1.RegisterCloudEventServiceServer(s.brokerGRPC, &brokerServer{GRPCBroker: s.broker, s: s})
+	pbv1.RegisterCloudEventServiceServer(s.brokerGRPC, &brokerServer{s: s})
 	s.serveGRPC(s.brokerGRPC, lis)
 	return nil
 }

@@ -59,7 +59,7 @@ func (src *sourceServer) Publish(ctx context.Context, req *pbv1.PublishRequest) 
 	accepted := time.Now()
 	switch eventType.Action {
 	case "create_request":
-		sp, err := newSpec(evt, sr.ResourceID, accepted)
+		sp, err := newSpec(evt, sr.ResourceID, accepted, s.canon)
 		if err != nil {
 			return nil, specError("create", err)
 		}
@@ -81,7 +81,7 @@ func (src *sourceServer) Publish(ctx context.Context, req *pbv1.PublishRequest) 
 		if !ok {
 			return nil, fmt.Errorf("failed to get resource: Resource with id='%s' not found", sr.ResourceID)
 		}
-		sp, err := newSpec(evt, sr.ResourceID, found.CreatedAt)
+		sp, err := newSpec(evt, sr.ResourceID, found.CreatedAt, s.canon)
 		if err != nil {
 			return nil, specError("update", err)
 		}

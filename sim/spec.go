@@ -87,17 +87,14 @@ func decodeSpecRequest(evt *cloudevents.Event) (specRequest, error) {
 // newSpec prepares a source's create or update event for storage. created
 // is the creation time of the resource, which Maestro adds to the metadata
 // of every spec event it sends.
-func newSpec(evt *cloudevents.Event, resourceID string, created time.Time) (*spec, error) {
+func newSpec(evt *cloudevents.Event, resourceID string, created time.Time, canon *canonCache) (*spec, error) {
 	sp := &spec{context: evt.Context.Clone()}
 	if raw := evt.Data(); len(raw) > 0 {
-		sorted, doc, err := canonicalJSON(raw)
+		sorted, err := canon.get(raw)
 		if err != nil {
-			return nil, fmt.Errorf("failed to convert cloudevent to resource payload: data is not JSON: %v", err)
+			return nil, err
 		}
-		if err := validateBundle(doc); err != nil {
-			return nil, fmt.Errorf("%w, %v", errInvalidManifest, err)
-		}
-		sp.data = newBlob(sorted)
+		sp.data = sorted
 	}
 	if v, ok := evt.Extensions()[types.ExtensionWorkMeta]; ok {
 		s, err := cetypes.ToString(v)
@@ -117,6 +114,8 @@ func newSpec(evt *cloudevents.Event, resourceID string, created time.Time) (*spe
 		if sp.metaCreated, err = metaWithTimes(meta, created, time.Time{}); err != nil {
 			return nil, err
 		}
+		// Every delivery sets metadata anew; do not keep the source's copy.
+		_ = sp.context.SetExtension(types.ExtensionWorkMeta, nil)
 	}
 	return sp, nil
 }

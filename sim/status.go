@@ -48,7 +48,7 @@ type statusRequest struct {
 // decodeStatus reads what Maestro requires of an agent's status event:
 // resourceid, resourceversion, clustername and originalsource "maestro",
 // and data that decodes as a ManifestBundleStatus.
-func decodeStatus(evt *cloudevents.Event) (statusRequest, error) {
+func decodeStatus(evt *cloudevents.Event, checked *statusCache) (statusRequest, error) {
 	ext := evt.Extensions()
 	id, err := cetypes.ToString(ext[types.ExtensionResourceID])
 	if err != nil {
@@ -69,12 +69,12 @@ func decodeStatus(evt *cloudevents.Event) (statusRequest, error) {
 	if original != maestro.BrokerSource {
 		return statusRequest{}, fmt.Errorf("unmatched original source id %s for resource %s", original, id)
 	}
-	data := evt.Data()
-	deleted, err := statusDeleted(data)
+	data := newBlob(bytes.TrimSpace(evt.Data()))
+	deleted, err := checked.check(data)
 	if err != nil {
 		return statusRequest{}, err
 	}
-	rec := &statusRecord{context: evt.Context.Clone(), data: newBlob(bytes.TrimSpace(data))}
+	rec := &statusRecord{context: evt.Context.Clone(), data: data}
 	if v, ok := ext[types.ExtensionStatusUpdateSequenceID]; ok {
 		rec.SequenceID, _ = cetypes.ToString(v)
 	}

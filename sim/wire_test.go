@@ -50,7 +50,7 @@ func newRawEnv(t *testing.T) *rawEnv {
 	e.agentB = subscribe(t, e.broker, maestro.AgentSubscription("maestro-cluster-2"))
 	e.sourceStream = subscribe(t, e.source, maestro.SourceSubscription(goldenSource))
 	eventually(t, "streams registered", func() bool {
-		return e.srv.broker.IsConsumerSubscribed(goldenCluster) && e.srv.broker.IsConsumerSubscribed("maestro-cluster-2") &&
+		return e.srv.agentSubscribed(goldenCluster) && e.srv.agentSubscribed("maestro-cluster-2") &&
 			len(e.srv.sources.of(goldenSource)) == 1
 	})
 	return e
