@@ -2,8 +2,8 @@ package sim
 
 import (
 	"context"
-	"hash/fnv"
 	"fmt"
+	"hash/fnv"
 	"sync"
 	"time"
 
