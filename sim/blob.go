@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"unique"
+	"unsafe"
 
 	workpayload "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/payload"
 )
@@ -22,7 +23,9 @@ func newBlob(b []byte) blob {
 	if len(b) == 0 {
 		return blob{}
 	}
-	return blob{h: unique.Make(string(b)), set: true}
+	// unique.Make clones a string it stores, so it may look at b in place;
+	// b is not changed during the call. This saves a copy of every event.
+	return blob{h: unique.Make(unsafe.String(&b[0], len(b))), set: true}
 }
 
 func (b blob) String() string {

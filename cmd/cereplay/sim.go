@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 
 	"github.com/go-logr/logr"
@@ -71,6 +73,20 @@ func runSim(c *cli.Context) error {
 		SourceTLS:         sim.TLSFiles{CertFile: c.String("source-tls-cert"), KeyFile: c.String("source-tls-key"), ClientCAFile: c.String("source-client-ca")},
 		BrokerTLS:         sim.TLSFiles{CertFile: c.String("broker-tls-cert"), KeyFile: c.String("broker-tls-key"), ClientCAFile: c.String("broker-client-ca")},
 	}
+	for _, name := range []string{"source-listen", "broker-listen", "rest-listen", "metrics-listen", "health-listen"} {
+		if addr := c.String(name); addr != "" {
+			if _, port, err := net.SplitHostPort(addr); err != nil {
+				return usagef("sim: --%s %q: want host:port (port 0 picks a free one): %v", name, addr, err)
+			} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+				return usagef("sim: --%s %q: port %q is not a number from 0 to 65535", name, addr, port)
+			}
+		}
+	}
+	for _, pair := range [][2]string{{"source-tls-cert", "source-tls-key"}, {"broker-tls-cert", "broker-tls-key"}} {
+		if (c.String(pair[0]) == "") != (c.String(pair[1]) == "") {
+			return usagef("sim: --%s and --%s go together", pair[0], pair[1])
+		}
+	}
 	if cfg.PublishLatency < 0 {
 		return usagef("sim: --publish-latency %v is negative", cfg.PublishLatency)
 	}
@@ -90,9 +106,9 @@ func runSim(c *cli.Context) error {
 		// sim serves thousands of streams, so every garbage collection
 		// scans thousands of goroutine stacks: collecting less often cuts
 		// its CPU per event by about a third, for a larger heap that the
-		// soft limit keeps below 4 GiB. GOGC or GOMEMLIMIT override.
+		// soft limit keeps below 2 GiB. GOGC or GOMEMLIMIT override.
 		debug.SetGCPercent(400)
-		debug.SetMemoryLimit(4 << 30)
+		debug.SetMemoryLimit(2 << 30)
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
