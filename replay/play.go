@@ -168,11 +168,11 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 // their delivery or replies for their send: without a schedule nothing
 // else bounds how far the trace is read ahead of the target, and every
 // waiting reply holds its event in memory. Statuses waiting only for their
-// forward hold nothing and do not count: the target's forward latency must
-// not throttle its intake.
+// forward hold little, so many more of them may wait: the target's forward
+// latency should not throttle its intake, only bound the replay's memory.
 func (r *runner) backpressure(ctx context.Context) {
-	limit := 8 * r.cfg.MaxInflight
-	for r.tr.holding() > limit && ctx.Err() == nil {
+	hold, pend := 8*r.cfg.MaxInflight, 32*r.cfg.MaxInflight
+	for (r.tr.holding() > hold || r.tr.pending() > pend) && ctx.Err() == nil {
 		time.Sleep(time.Millisecond)
 	}
 }
