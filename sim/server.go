@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
+	"k8s.io/klog/v2"
 	workpayload "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/payload"
 	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
 	sdkgrpc "open-cluster-management.io/sdk-go/pkg/cloudevents/server/grpc"
@@ -29,6 +31,7 @@ import (
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
+	klogger logr.Logger // for the SDK, which logs through klog
 	store   *store
 	metrics *metrics
 
@@ -76,12 +79,16 @@ func StartWithLogger(ctx context.Context, c Config, log *slog.Logger) (*Server, 
 	if c.MaxReceiveMessageSize == 0 {
 		c.MaxReceiveMessageSize = defaultMaxReceive
 	}
+	klogger := logr.Discard()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	} else {
+		klogger = logr.FromSlogHandler(log.Handler())
 	}
 	s := &Server{
 		cfg:         c,
 		log:         log,
+		klogger:     klogger,
 		store:       newStore(),
 		specQueue:   newQueue[specItem](),
 		statusQueue: newQueue[statusItem](),
@@ -186,8 +193,8 @@ func (s *Server) grpcOptions(port string, t TLSFiles) ([]grpc.ServerOption, erro
 		grpc.ConnectionTimeout(120 * time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.ChainUnaryInterceptor(recoverUnary(s.log), s.metrics.unaryInterceptor(port)),
-		grpc.ChainStreamInterceptor(recoverStream(s.log), s.metrics.streamInterceptor(port)),
+		grpc.ChainUnaryInterceptor(recoverUnary(s.log), s.metrics.unaryInterceptor(port), s.sdkLoggerUnary),
+		grpc.ChainStreamInterceptor(recoverStream(s.log), s.metrics.streamInterceptor(port), s.sdkLoggerStream),
 	}
 	if t.Enabled() {
 		cfg, err := t.serverTLS()
@@ -325,6 +332,25 @@ func (s *Server) sleepLatency(ctx context.Context) {
 	case <-s.done:
 	}
 }
+
+// sdkLoggerUnary and sdkLoggerStream give the SDK broker, which logs
+// through klog.FromContext, sim's logger in the request context: its
+// messages (one per subscription, 3,000 in a scale run) follow sim's
+// logger instead of klog's process-wide default.
+func (s *Server) sdkLoggerUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	return h(klog.NewContext(ctx, s.klogger), req)
+}
+
+func (s *Server) sdkLoggerStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	return h(srv, &loggedStream{ServerStream: ss, ctx: klog.NewContext(ss.Context(), s.klogger)})
+}
+
+type loggedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (l *loggedStream) Context() context.Context { return l.ctx }
 
 // recoverUnary turns a panic in a handler into an Internal error, so that
 // no input can crash the server.

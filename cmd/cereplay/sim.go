@@ -10,9 +10,7 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/go-logr/logr"
 	"github.com/urfave/cli/v2"
-	"k8s.io/klog/v2"
 
 	"github.com/cereplay/cereplay/sim"
 )
@@ -94,13 +92,9 @@ func runSim(c *cli.Context) error {
 	if n < 0 {
 		return usagef("sim: --consumers %d is negative", n)
 	}
-	var log *slog.Logger
+	var log *slog.Logger // nil: quiet; the SDK's messages follow it too
 	if c.Bool("verbose") {
 		log = slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
-	} else {
-		// The SDK broker logs every subscription through klog; 3,000 agents
-		// would flood the terminal.
-		klog.SetLogger(logr.Discard())
 	}
 	if os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == "" {
 		// sim serves thousands of streams, so every garbage collection
