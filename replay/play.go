@@ -257,6 +257,7 @@ func (r *runner) connectPhase(ctx context.Context, tr *traceReader, man *format.
 		}()
 	}
 	var err error
+	sent := 0
 	for n, j := range jobs {
 		if r.cfg.ConnectRate > 0 {
 			due := start.Add(time.Duration(float64(n) * float64(time.Second) / r.cfg.ConnectRate))
@@ -272,13 +273,18 @@ func (r *runner) connectPhase(ctx context.Context, tr *traceReader, man *format.
 		if err != nil {
 			break
 		}
+		sent++
 	}
 	close(work)
 	wg.Wait()
-	r.notef("connected in %v", r.clock.Now().Sub(start).Round(time.Millisecond))
-	if err != nil {
-		return nil // interrupted: nothing more to play, account for the rest
+	for _, j := range jobs[sent:] {
+		if j.rec != nil {
+			r.out.emit(j.m, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: the run was interrupted"})
+		}
 	}
+	// An interrupted connect phase is not an error of the run: the
+	// schedule loop sees the cancelled context and stops at once.
+	r.notef("connected in %v", r.clock.Now().Sub(start).Round(time.Millisecond))
 	return nil
 }
 

@@ -348,3 +348,32 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	return w.b.Write(p)
 }
+
+// An interrupted run stops sending, still writes its results, gives no
+// record two outcomes, and is not OK.
+func TestReplayInterrupted(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simConfig())
+	trace := t.TempDir()
+	testTrace{Clusters: 2, Works: 50, Gap: 20 * time.Millisecond}.write(t, trace) // 2 s of specs
+	cfg := baseConfig(s, trace, filepath.Join(t.TempDir(), "run"))
+	cfg.CreateConsumers, cfg.Settle = true, time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OK() || !strings.Contains(strings.Join(res.Summary.Problems, ";"), "interrupted") {
+		t.Fatalf("interrupted run: ok %v, problems %v", res.OK(), res.Summary.Problems)
+	}
+	outs := readOutcomes(t, res.Dir)
+	for i, o := range outs {
+		if len(o) != 1 {
+			t.Errorf("record %d has %d outcomes", i, len(o))
+		}
+	}
+	if sent := res.Summary.SpecsSent; sent == 0 || sent >= 100 {
+		t.Errorf("%d specs sent before the interruption, want some but not all", sent)
+	}
+}
