@@ -63,7 +63,7 @@ type statusState struct {
 	forwarded         bool
 	fwdAt             time.Time
 	reported          bool
-	left              bool // no longer counted in tracker.unsent
+	left              bool      // no longer counted in tracker.unsent
 	expects           []recMeta // server>source records waiting
 }
 
