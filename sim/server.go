@@ -121,6 +121,16 @@ func StartWithLogger(ctx context.Context, c Config, log *slog.Logger) (*Server, 
 // listen binds every listener first, so that a busy port fails Start
 // before anything serves, then starts serving.
 func (s *Server) listen() error {
+	// Load TLS material first, so that a bad file fails before any port
+	// is bound.
+	sourceOpts, err := s.grpcOptions(portSource, s.cfg.SourceTLS)
+	if err != nil {
+		return err
+	}
+	brokerOpts, err := s.grpcOptions(portBroker, s.cfg.BrokerTLS)
+	if err != nil {
+		return err
+	}
 	type bound struct {
 		name string
 		lis  net.Listener
@@ -152,12 +162,11 @@ func (s *Server) listen() error {
 		all = append(all, bound{l.name, lis, l.dst})
 	}
 	for _, b := range all {
-		var err error
 		switch b.name {
 		case "source":
-			err = s.serveSource(b.lis)
+			s.serveSource(b.lis, sourceOpts)
 		case "broker":
-			err = s.serveBroker(b.lis)
+			s.serveBroker(b.lis, brokerOpts)
 		case "REST":
 			s.serveHTTP(b.lis, s.restHandler())
 		case "metrics":
@@ -171,10 +180,6 @@ func (s *Server) listen() error {
 				fmt.Fprintln(w, "OK")
 			})
 			s.serveHTTP(b.lis, mux)
-		}
-		if err != nil {
-			b.lis.Close()
-			return err
 		}
 	}
 	return nil
@@ -206,22 +211,13 @@ func (s *Server) grpcOptions(port string, t TLSFiles) ([]grpc.ServerOption, erro
 	return opts, nil
 }
 
-func (s *Server) serveSource(lis net.Listener) error {
-	opts, err := s.grpcOptions(portSource, s.cfg.SourceTLS)
-	if err != nil {
-		return err
-	}
+func (s *Server) serveSource(lis net.Listener, opts []grpc.ServerOption) {
 	s.sourceGRPC = grpc.NewServer(opts...)
 	pbv1.RegisterCloudEventServiceServer(s.sourceGRPC, &sourceServer{s: s})
 	s.serveGRPC(s.sourceGRPC, lis)
-	return nil
 }
 
-func (s *Server) serveBroker(lis net.Listener) error {
-	opts, err := s.grpcOptions(portBroker, s.cfg.BrokerTLS)
-	if err != nil {
-		return err
-	}
+func (s *Server) serveBroker(lis net.Listener, opts []grpc.ServerOption) {
 	bo := sdkgrpc.NewBrokerOptions()
 	bo.HeartbeatCheckInterval = s.cfg.HeartbeatInterval
 	bo.HeartbeatDisabled = s.cfg.HeartbeatInterval <= 0
@@ -233,7 +229,6 @@ func (s *Server) serveBroker(lis net.Listener) error {
 	s.brokerGRPC = grpc.NewServer(opts...)
 	pbv1.RegisterCloudEventServiceServer(s.brokerGRPC, &brokerServer{s: s})
 	s.serveGRPC(s.brokerGRPC, lis)
-	return nil
 }
 
 func (s *Server) serveGRPC(g *grpc.Server, lis net.Listener) {

@@ -460,3 +460,72 @@ func TestHeartbeats(t *testing.T) {
 		}
 	}
 }
+
+// TestResyncResponseMatchesGolden stores golden 01 for an agent that then
+// asks for everything: the answer is golden 06 exactly (a resync carries
+// the stored metadata, without creationTimestamp).
+func TestResyncResponseMatchesGolden(t *testing.T) {
+	e := newRawEnv(t)
+	mustPublish(t, e.source, golden(t, "01-source-spec-create_request"))
+	e.agentA.next(t)
+	mustPublish(t, e.broker, golden(t, "05b-agent-spec-resync_request-empty"))
+	got, want := e.agentA.next(t), golden(t, "06-broker-to-agent-spec-resync_response")
+	if !proto.Equal(got, want) {
+		t.Fatalf("resync response differs from golden 06:\n got %v\nwant %v", withoutVolatile(got), withoutVolatile(want))
+	}
+}
+
+// TestDeleteMatchesGolden deletes golden 01 with golden 09: the agent gets
+// golden 10 but for what Maestro makes new at delete time (id, time,
+// deletiontimestamp, and the timestamps inside metadata).
+func TestDeleteMatchesGolden(t *testing.T) {
+	e := newRawEnv(t)
+	mustPublish(t, e.source, golden(t, "01-source-spec-create_request"))
+	e.agentA.next(t)
+	mustPublish(t, e.source, golden(t, "09-source-spec-delete_request"))
+	got, want := e.agentA.next(t), golden(t, "10-broker-to-agent-spec-delete_request")
+	volatile := []string{maestro.AttrTime, maestro.AttrDeletionTimestamp, maestro.AttrMetadata}
+	g, w := withoutVolatile(got, volatile...), withoutVolatile(want, volatile...)
+	g.Id, w.Id = "", ""
+	if !proto.Equal(g, w) {
+		t.Fatalf("delete differs from golden 10:\n got %v\nwant %v", g, w)
+	}
+	if got.GetId() == want.GetId() || uuid.Validate(got.GetId()) != nil {
+		t.Fatalf("delete id %q: want a new uuid", got.GetId())
+	}
+	for _, k := range volatile {
+		if _, ok := got.GetAttributes()[k]; !ok {
+			t.Errorf("delete lacks %s", k)
+		}
+	}
+	meta := maestro.StringAttr(got, maestro.AttrMetadata)
+	for _, key := range []string{`"creationTimestamp":"`, `"deletionTimestamp":"`, `"name":"dda8b541-0bb7-5b43-b48c-ffff60a10ea1"`} {
+		if !strings.Contains(meta, key) {
+			t.Errorf("delete metadata %s lacks %s", meta, key)
+		}
+	}
+}
+
+// TestInvalidManifest checks Maestro's manifest validation on create.
+func TestInvalidManifest(t *testing.T) {
+	e := newRawEnv(t)
+	for name, data := range map[string]string{
+		"no kind":     `{"manifests":[{"apiVersion":"v1","metadata":{"name":"a"}}]}`,
+		"no name":     `{"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}]}`,
+		"duplicate":   `{"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}},{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}]}`,
+		"not object":  `[1]`,
+		"not JSON":    `{"manifests":`,
+		"generateNam": `{"manifests":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","generateName":"x"}}]}`,
+	} {
+		ev := specEvent(t, maestro.TypeSpecCreate, goldenCluster, uuid.NewString(), 0)
+		ev.Data = &pbv1.CloudEvent_BinaryData{BinaryData: []byte(data)}
+		want := "failed to create resource: the manifest in the resource is invalid"
+		if name == "not JSON" {
+			want = "failed to decode cloudevent: failed to convert cloudevent to resource payload"
+		}
+		err := publish(e.source, ev)
+		if s, _ := status.FromError(err); s.Code() != codes.Unknown || !strings.Contains(s.Message(), want) {
+			t.Errorf("%s: %v, want Unknown %q", name, err, want)
+		}
+	}
+}
