@@ -188,7 +188,7 @@ func (b *brokerService) HandleStatusUpdate(_ context.Context, evt *cloudevents.E
 	if found.Consumer != req.Consumer {
 		return fmt.Errorf("unmatched consumer name %s for resource %s", req.Consumer, req.ResourceID)
 	}
-	if found.Spec != nil && found.Spec.meta != nil {
+	if found.Spec != nil && found.Spec.hasMeta {
 		// Maestro replaces the agent's metadata with the spec's, which
 		// every forwarded event and REST view sets anew: no need to keep it.
 		_ = req.Record.context.SetExtension(types.ExtensionWorkMeta, nil)

@@ -56,7 +56,7 @@ func newMetrics(s *Server) *metrics {
 		}, []string{"port", "type"}),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sim_events_sent_total",
-			Help: "CloudEvents handed to Subscribe streams, by port and event type (heartbeats excluded).",
+			Help: "CloudEvents sent, by port and event type: spec events handed to a consumer's agent streams (counted once per consumer), status sent on each source stream; heartbeats and spec resync answers excluded.",
 		}, []string{"port", "type"}),
 		subscribers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sim_subscribers",

@@ -193,7 +193,7 @@ func presentBundle(r *resource) (restBundle, error) {
 		b.DeletedAt = &t
 	}
 	if sp := r.Spec; sp != nil {
-		if sp.meta != nil {
+		if sp.hasMeta {
 			meta, err := r.metadataFor(true)
 			if err != nil {
 				return b, err

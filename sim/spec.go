@@ -25,10 +25,10 @@ type spec struct {
 	context event.EventContext
 	// data is the ManifestBundle with object keys sorted.
 	data blob
-	// meta is the work metadata object with name := resource id (nil when
-	// the event had no metadata extension), and metaJSON its sorted JSON:
-	// what a resync response carries.
-	meta     map[string]any
+	// hasMeta says the event had a metadata extension; metaJSON is that
+	// work metadata with name := resource id, as sorted JSON: what a resync
+	// response carries.
+	hasMeta  bool
 	metaJSON string
 	// metaCreated is metaJSON plus creationTimestamp, what creates and
 	// updates carry (Maestro's ResourceService.Get adds it).
@@ -107,7 +107,7 @@ func newSpec(evt *cloudevents.Event, resourceID string, created time.Time, canon
 		}
 		// Maestro names the work after the resource id on the agent.
 		meta["name"] = resourceID
-		sp.meta = meta
+		sp.hasMeta = true
 		if sp.metaJSON, err = marshalString(meta); err != nil {
 			return nil, err
 		}
@@ -193,12 +193,16 @@ func validateBundle(d *jdoc) error {
 func (r *resource) metadataFor(withTimes bool) (string, error) {
 	sp := r.Spec
 	switch {
-	case sp.meta == nil:
+	case !sp.hasMeta:
 		return "", nil
 	case !withTimes:
 		return sp.metaJSON, nil
 	case r.deleting():
-		return metaWithTimes(sp.meta, r.CreatedAt, r.DeletedAt)
+		meta := map[string]any{}
+		if err := json.Unmarshal([]byte(sp.metaJSON), &meta); err != nil {
+			return "", fmt.Errorf("decode stored metadata: %w", err)
+		}
+		return metaWithTimes(meta, r.CreatedAt, r.DeletedAt)
 	default:
 		return sp.metaCreated, nil
 	}
@@ -221,7 +225,7 @@ func (r *resource) agentEvent(eventType string, withTimes bool) (*cloudevents.Ev
 	if err := evt.Context.SetExtension(types.ExtensionClusterName, r.Consumer); err != nil {
 		return nil, err
 	}
-	if r.Spec.meta != nil {
+	if r.Spec.hasMeta {
 		meta, err := r.metadataFor(withTimes)
 		if err != nil {
 			return nil, err

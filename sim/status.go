@@ -147,7 +147,7 @@ func forwardEvent(r *resource, st *statusRecord, bundles *bundleCache) (*cloudev
 		data = withBundle(bundle.String(), st.data.String())
 	}
 	evt := &cloudevents.Event{Context: st.context.Clone(), DataEncoded: data}
-	if r.Spec != nil && r.Spec.meta != nil {
+	if r.Spec != nil && r.Spec.hasMeta {
 		meta, err := r.metadataFor(true)
 		if err != nil {
 			return nil, err
