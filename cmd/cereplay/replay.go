@@ -40,7 +40,12 @@ func replayCommand() *cli.Command {
 			"node-1 snowflake sequenceid; --run-id remaps resource ids so a trace can be replayed into\n" +
 			"the same Maestro again. Every record ends with one outcome (sent, failed with its gRPC\n" +
 			"code, dropped late, skipped, delivered, missing), written to --out with run.json and\n" +
-			"summary.json. Exit status 0 only when everything was sent and delivered (see --allow-*).",
+			"summary.json. Exit status 0 only when everything was sent and delivered (see --allow-*).\n\n" +
+			"Timing: the subscribes at the head of the trace are played first, as fast as possible (or\n" +
+			"at --connect-rate); the schedule starts when they are done (or at --start-at) with the\n" +
+			"first record after them. Event i is due at T0 + offset_i/speed (or i/rate), never by\n" +
+			"adding up gaps; its lateness is measured and reported. --metrics-listen also serves\n" +
+			"/debug/pprof/ of the replayer.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "source-addr", Value: "127.0.0.1:8090", Usage: "Maestro source gRPC address(es), comma-separated"},
 			&cli.StringFlag{Name: "broker-addr", Value: "127.0.0.1:8091", Usage: "Maestro broker gRPC address(es), comma-separated; agents are spread over them"},
@@ -56,7 +61,7 @@ func replayCommand() *cli.Command {
 			&cli.Float64Flag{Name: "speed", Value: 1, Usage: "play recorded offsets and reply delays this many times faster"},
 			&cli.Float64Flag{Name: "rate", Usage: "spec events per second, evenly spaced, instead of recorded offsets"},
 			&cli.BoolFlag{Name: "max", Usage: "send as fast as the target accepts, bounded by --max-inflight"},
-			&cli.IntFlag{Name: "max-inflight", Value: replay.DefaultMaxInflight, Usage: "Publish calls in flight at most"},
+			&cli.IntFlag{Name: "max-inflight", Value: replay.DefaultMaxInflight, Usage: "Publish calls in flight at most, for spec events and for status replies each"},
 			&cli.Int64Flag{Name: "limit", Usage: "play only the first N spec events (and their replies)"},
 			&cli.DurationFlag{Name: "duration", Usage: "play only the sends due in the first D after the start"},
 			&cli.StringFlag{Name: "start-at", Usage: "start instant (RFC 3339), so several replayers share one schedule"},
