@@ -45,6 +45,17 @@ func (b blob) Bytes() []byte {
 
 func (b blob) Len() int { return len(b.String()) }
 
+// view returns the bytes without copying them. The caller must only read
+// them: they are the interned string's memory. Spec deliveries hand them
+// to the SDK, which only reads event data.
+func (b blob) view() []byte {
+	if !b.set {
+		return nil
+	}
+	s := b.h.Value()
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
 // bundleCache maps a spec's sorted data to the ManifestBundle marshalled in
 // struct order, the form Maestro embeds in status forwarded to sources.
 // Building it takes a typed decode and encode; with identical specs one

@@ -213,7 +213,7 @@ func (r *resource) metadataFor(withTimes bool) (string, error) {
 // current resource version, the resource id and consumer, and for a
 // resource being deleted a fresh id and time plus deletiontimestamp.
 func (r *resource) agentEvent(eventType string, withTimes bool) (*cloudevents.Event, error) {
-	evt := &cloudevents.Event{Context: r.Spec.context.Clone(), DataEncoded: r.Spec.data.Bytes()}
+	evt := &cloudevents.Event{Context: r.Spec.context.Clone(), DataEncoded: r.Spec.data.view()}
 	evt.SetSource(maestro.BrokerSource)
 	evt.SetType(eventType)
 	if err := evt.Context.SetExtension(types.ExtensionResourceID, r.ID); err != nil {
