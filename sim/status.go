@@ -138,13 +138,15 @@ func sequenceNewer(a, b string) (bool, error) {
 // agent's event with the spec's metadata and the data extended with
 // manifestBundle, the stored spec.
 func forwardEvent(r *resource, st *statusRecord, bundles *bundleCache) (*cloudevents.Event, error) {
-	data := st.data.Bytes()
+	var data []byte
 	if r.Spec != nil {
 		bundle, err := bundles.get(r.Spec.data)
 		if err != nil {
 			return nil, err
 		}
 		data = withBundle(bundle.String(), st.data.String())
+	} else {
+		data = st.data.Bytes()
 	}
 	evt := &cloudevents.Event{Context: st.context.Clone(), DataEncoded: data}
 	if r.Spec != nil && r.Spec.hasMeta {
