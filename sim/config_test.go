@@ -3,8 +3,15 @@ package sim
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
+
+	"github.com/cereplay/cereplay/maestro"
 )
 
 func TestStartRefusesBadConfig(t *testing.T) {
@@ -56,4 +63,49 @@ func TestCloseStopsOnContext(t *testing.T) {
 	if err := srv.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
+}
+
+// TestCloseLeavesNoGoroutines runs traffic through every part of a sim,
+// closes it and the clients, and checks that the goroutines are gone.
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		srv, err := Start(context.Background(), LoopbackConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		if err := srv.CreateConsumer(goldenCluster); err != nil {
+			t.Fatal(err)
+		}
+		source, broker := dialConn(t, srv.SourceAddr()), dialConn(t, srv.BrokerAddr())
+		defer source.Close()
+		defer broker.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		agent, err := pbv1.NewCloudEventServiceClient(broker).Subscribe(ctx, maestro.AgentSubscription(goldenCluster))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := agent.Header(); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "agent registered", func() bool { return srv.agents.has(goldenCluster) })
+		if _, err := pbv1.NewCloudEventServiceClient(source).Publish(ctx, &pbv1.PublishRequest{Event: golden(t, "01-source-spec-create_request")}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := agent.Recv(); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	eventually(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before+2 })
+}
+
+func dialConn(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }
