@@ -119,6 +119,11 @@ func connOptions(sec []grpc.DialOption, reconnectMin, reconnectMax time.Duration
 	return append(sec,
 		grpc.WithReadBufferSize(4<<10),
 		grpc.WithWriteBufferSize(4<<10),
+		// Static 64 KiB flow-control windows: the dynamic (BDP) window can
+		// grow to megabytes per connection, which thousands of agents
+		// cannot afford; every stream is drained at once anyway.
+		grpc.WithStaticStreamWindowSize(64<<10),
+		grpc.WithStaticConnWindowSize(64<<10),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: 5 * time.Second}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
 	)
