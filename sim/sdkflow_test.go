@@ -46,6 +46,9 @@ func startSDKAgent(t *testing.T, ctx context.Context, addr, cluster string) *wor
 	factory := workinformers.NewSharedInformerFactoryWithOptions(holder.WorkInterface(), 5*time.Minute, workinformers.WithNamespace(cluster))
 	informer := factory.Work().V1().ManifestWorks()
 	go informer.Informer().Run(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), informer.Informer().HasSynced) {
+		t.Fatal("agent informer did not sync")
+	}
 	return holder
 }
 
@@ -64,6 +67,13 @@ func startSDKSource(t *testing.T, ctx context.Context, addr, sourceID string) *w
 	informer := factory.Work().V1().ManifestWorks()
 	store.SetInformer(informer.Informer())
 	go informer.Informer().Run(ctx.Done())
+	// The holder's client is shared by every namespace (ManifestWorks sets
+	// its namespace), so wait until the informer's list and watch calls
+	// are done before the test uses it: otherwise the race detector sees
+	// the SDK's own data race.
+	if !cache.WaitForCacheSync(ctx.Done(), informer.Informer().HasSynced) {
+		t.Fatal("source informer did not sync")
+	}
 	return holder
 }
 
