@@ -19,7 +19,7 @@ import (
 
 // benchAgents is the scale of Maestro's published test: 3,000 clusters,
 // each with its own agent connection and Subscribe stream.
-var benchAgents = 3000
+const benchAgents = 3000
 
 // benchPublishers is how many goroutines publish at once, spread over a
 // few connections, as a replayer's sources and agents do.
