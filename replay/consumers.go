@@ -1,21 +1,16 @@
 package replay
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-)
 
-// consumersPath is Maestro's consumer collection (PROTOCOL.md §11.3).
-const consumersPath = "/api/maestro/v1/consumers"
+	"github.com/cereplay/cereplay/maestro"
+)
 
 // ConsumerCount says what creating the consumers did.
 type ConsumerCount struct {
@@ -23,20 +18,21 @@ type ConsumerCount struct {
 	Present int64 `json:"present"` // 409: already there
 }
 
-// createConsumers creates every consumer through the REST API, concurrently,
-// before any spec refers to it (Maestro refuses resources of unknown
-// consumers). A 409 counts as present. progress, if set, gets (done, total).
+// createConsumers creates every consumer through Maestro's REST API
+// (maestro.RESTClient), concurrently, before any spec refers to it: Maestro
+// refuses resources of unknown consumers. A 409 counts as present.
+// progress, if set, gets (done, total).
 func createConsumers(ctx context.Context, baseURL string, tlsCfg *tls.Config, token string, names []string,
 	workers int, progress func(done, total int64)) (ConsumerCount, error) {
 	if baseURL == "" {
 		return ConsumerCount{}, fmt.Errorf("replay: creating consumers needs the REST URL (--rest-url)")
 	}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		TLSClientConfig:     tlsCfg,
-		MaxIdleConnsPerHost: workers,
-	}}
-	defer client.CloseIdleConnections()
-	url := strings.TrimRight(baseURL, "/") + consumersPath
+	transport := &http.Transport{TLSClientConfig: tlsCfg, MaxIdleConnsPerHost: workers}
+	defer transport.CloseIdleConnections()
+	client, err := maestro.NewRESTClient(baseURL, &http.Client{Timeout: 30 * time.Second, Transport: transport}, token)
+	if err != nil {
+		return ConsumerCount{}, fmt.Errorf("replay: %w", err)
+	}
 	var (
 		created, present, done atomic.Int64
 		firstErr               error
@@ -51,13 +47,13 @@ func createConsumers(ctx context.Context, baseURL string, tlsCfg *tls.Config, to
 		go func() {
 			defer wg.Done()
 			for name := range jobs {
-				code, err := postConsumer(ctx, client, url, token, name)
+				isNew, err := client.CreateConsumer(ctx, name)
 				switch {
 				case err != nil:
-					errOnce.Do(func() { firstErr = err; cancel() })
-				case code == http.StatusCreated || code == http.StatusOK:
+					errOnce.Do(func() { firstErr = fmt.Errorf("replay: %w", err); cancel() })
+				case isNew:
 					created.Add(1)
-				case code == http.StatusConflict:
+				default:
 					present.Add(1)
 				}
 				if n := done.Add(1); progress != nil {
@@ -81,28 +77,4 @@ feed:
 		return c, firstErr
 	}
 	return c, ctx.Err()
-}
-
-func postConsumer(ctx context.Context, client *http.Client, url, token, name string) (int, error) {
-	body, _ := json.Marshal(map[string]string{"name": name})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return 0, fmt.Errorf("replay: create consumer %s: %w", name, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("replay: create consumer %s: %w", name, err)
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	switch resp.StatusCode {
-	case http.StatusCreated, http.StatusOK, http.StatusConflict:
-		return resp.StatusCode, nil
-	}
-	return resp.StatusCode, fmt.Errorf("replay: create consumer %s: POST %s: %s: %s",
-		name, url, resp.Status, strings.TrimSpace(string(msg)))
 }

@@ -141,9 +141,14 @@ func TestReplayRunIDsAndDuplicates(t *testing.T) {
 		checkAccounting(t, trace, res.Dir)
 		return res
 	}
-	for _, id := range []string{"first", "second"} {
-		if res := run(id); !res.OK() {
+	for i, id := range []string{"first", "second"} {
+		res := run(id)
+		if !res.OK() {
 			t.Fatalf("run %s not OK: %v %v", id, res.Summary.Problems, res.Summary.Outcomes)
+		}
+		// The second run finds the consumers the first one created (409).
+		if created, present := res.Summary.ConsumersCreated, res.Summary.ConsumersPresent; i == 0 && created != 2 || i == 1 && present != 2 {
+			t.Errorf("run %s: consumers created %d, present %d", id, created, present)
 		}
 	}
 	again := run("first")
