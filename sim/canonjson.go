@@ -451,3 +451,56 @@ func appendString(out []byte, s string) []byte {
 	b, _ := json.Marshal(s) // a string always marshals
 	return append(out, b...)
 }
+
+// member is an object member given as its name and its JSON value.
+type member struct {
+	key   string
+	value []byte
+}
+
+// objectWith writes the root object with the given members set (replaced
+// or added), as Go writes the decoded map after setting those keys. The
+// root must be an object.
+func (d *jdoc) objectWith(extra ...member) ([]byte, error) {
+	root := d.vals[d.root]
+	if root.kind != '{' {
+		return nil, errors.New("not a JSON object")
+	}
+	type entry struct {
+		key []byte
+		kid int32 // -1 for an extra
+		ext int
+	}
+	entries := make([]entry, 0, int(root.n)+len(extra))
+	for _, k := range d.kids[root.first : root.first+root.n] {
+		entries = append(entries, entry{key: d.keyBytes(k), kid: k})
+	}
+	for i, m := range extra {
+		entries = append(entries, entry{key: []byte(m.key), kid: -1, ext: i})
+	}
+	// Stable: of equal keys the last wins, and extras come after members.
+	slices.SortStableFunc(entries, func(a, b entry) int { return bytes.Compare(a.key, b.key) })
+	out := make([]byte, 0, len(d.src)+64)
+	out = append(out, '{')
+	wrote := false
+	for j, e := range entries {
+		if j+1 < len(entries) && bytes.Equal(entries[j+1].key, e.key) {
+			continue
+		}
+		if wrote {
+			out = append(out, ',')
+		}
+		wrote = true
+		out = appendString(out, string(e.key))
+		out = append(out, ':')
+		if e.kid < 0 {
+			out = append(out, extra[e.ext].value...)
+			continue
+		}
+		var err error
+		if out, err = d.write(out, e.kid); err != nil {
+			return nil, err
+		}
+	}
+	return append(out, '}'), nil
+}

@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -73,7 +74,56 @@ func FuzzCanonicalJSON(f *testing.F) {
 		if werr == nil && !bytes.Equal(got, want) {
 			t.Fatalf("%q:\n got %s\nwant %s", b, got, want)
 		}
+		if wantWith, err := referenceWith(b); err == nil {
+			gotWith, err := objectWithNameAndTime(b)
+			if err != nil || !bytes.Equal(gotWith, wantWith) {
+				t.Fatalf("objectWith(%q):\n got %s (%v)\nwant %s", b, gotWith, err, wantWith)
+			}
+		}
 	})
+}
+
+// referenceWith decodes an object, sets name and creationTimestamp and
+// marshals it: what Maestro does to work metadata.
+func referenceWith(src []byte) ([]byte, error) {
+	var m map[string]any
+	if err := json.Unmarshal(src, &m); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, errors.New("not an object")
+	}
+	m["name"] = "id-<1>"
+	m["creationTimestamp"] = "2024-12-20T08:30:00Z"
+	return json.Marshal(m)
+}
+
+func objectWithNameAndTime(src []byte) ([]byte, error) {
+	_, d, err := canonicalJSON(src)
+	if err != nil {
+		return nil, err
+	}
+	return d.objectWith(member{"name", appendString(nil, "id-<1>")}, member{"creationTimestamp", []byte(`"2024-12-20T08:30:00Z"`)})
+}
+
+func TestObjectWith(t *testing.T) {
+	for _, c := range []string{
+		`{}`, `{"name":"w","namespace":"c","labels":{"b":"1","a":"2"}}`,
+		`{"uid":"u","name":1,"name":2,"annotations":{"x":"<y>"},"creationTimestamp":"old"}`,
+		`{"\u006eame":"escaped key","zz":null}`,
+	} {
+		want, err := referenceWith([]byte(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := objectWithNameAndTime([]byte(c))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("objectWith(%s)\n got %s (%v)\nwant %s", c, got, err, want)
+		}
+	}
+	if _, err := objectWithNameAndTime([]byte(`[1]`)); err == nil {
+		t.Error("objectWith accepted an array")
+	}
 }
 
 func BenchmarkCanonicalJSON(b *testing.B) {

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -101,45 +100,34 @@ func newSpec(evt *cloudevents.Event, resourceID string, created time.Time, canon
 		if err != nil {
 			return nil, fmt.Errorf("failed to convert cloudevent to resource payload: metadata: %v", err)
 		}
-		meta := map[string]any{}
-		if err := json.Unmarshal([]byte(s), &meta); err != nil {
+		_, doc, err := canonicalJSON([]byte(s))
+		if err == nil && doc.vals[doc.root].kind != '{' {
+			err = errors.New("not a JSON object")
+		}
+		if err != nil {
 			return nil, fmt.Errorf("failed to convert cloudevent to resource payload: failed to unmarshal metadata extension to object: %v", err)
 		}
 		// Maestro names the work after the resource id on the agent.
-		meta["name"] = resourceID
-		sp.hasMeta = true
-		if sp.metaJSON, err = marshalString(meta); err != nil {
+		name := member{"name", appendString(nil, resourceID)}
+		meta, err := doc.objectWith(name)
+		if err != nil {
 			return nil, err
 		}
-		if sp.metaCreated, err = metaWithTimes(meta, created, time.Time{}); err != nil {
+		withCreated, err := doc.objectWith(name, timeMember("creationTimestamp", created))
+		if err != nil {
 			return nil, err
 		}
+		sp.hasMeta, sp.metaJSON, sp.metaCreated = true, string(meta), string(withCreated)
 		// Every delivery sets metadata anew; do not keep the source's copy.
 		_ = sp.context.SetExtension(types.ExtensionWorkMeta, nil)
 	}
 	return sp, nil
 }
 
-// metaWithTimes adds creationTimestamp and, when deleting, deletionTimestamp
-// to a copy of meta, formatted as Maestro does (RFC 3339, seconds).
-func metaWithTimes(meta map[string]any, created, deleted time.Time) (string, error) {
-	m := make(map[string]any, len(meta)+2)
-	for k, v := range meta {
-		m[k] = v
-	}
-	m["creationTimestamp"] = created.UTC().Format(time.RFC3339)
-	if !deleted.IsZero() {
-		m["deletionTimestamp"] = deleted.UTC().Format(time.RFC3339)
-	}
-	return marshalString(m)
-}
-
-func marshalString(v any) (string, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return "", fmt.Errorf("marshal metadata: %v", err)
-	}
-	return string(b), nil
+// timeMember is a metadata timestamp as Maestro writes it (RFC 3339,
+// seconds, UTC).
+func timeMember(key string, t time.Time) member {
+	return member{key, appendString(nil, t.UTC().Format(time.RFC3339))}
 }
 
 // validateBundle applies the checks of Maestro's ValidateManifestBundle that
@@ -198,11 +186,12 @@ func (r *resource) metadataFor(withTimes bool) (string, error) {
 	case !withTimes:
 		return sp.metaJSON, nil
 	case r.deleting():
-		meta := map[string]any{}
-		if err := json.Unmarshal([]byte(sp.metaJSON), &meta); err != nil {
+		_, doc, err := canonicalJSON([]byte(sp.metaJSON))
+		if err != nil {
 			return "", fmt.Errorf("decode stored metadata: %w", err)
 		}
-		return metaWithTimes(meta, r.CreatedAt, r.DeletedAt)
+		b, err := doc.objectWith(timeMember("creationTimestamp", r.CreatedAt), timeMember("deletionTimestamp", r.DeletedAt))
+		return string(b), err
 	default:
 		return sp.metaCreated, nil
 	}

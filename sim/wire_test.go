@@ -529,3 +529,14 @@ func TestInvalidManifest(t *testing.T) {
 		}
 	}
 }
+
+// TestBadMetadata: work metadata that is not a JSON object is refused when
+// Maestro would fail to store it.
+func TestBadMetadata(t *testing.T) {
+	e := newRawEnv(t)
+	for _, meta := range []string{`null`, `[1]`, `{"name":`, `"s"`} {
+		ev := specEvent(t, maestro.TypeSpecCreate, goldenCluster, uuid.NewString(), 0)
+		maestro.SetStringAttr(ev, maestro.AttrMetadata, meta)
+		wantCode(t, publish(e.source, ev), codes.Unknown, "failed to unmarshal metadata extension to object")
+	}
+}
