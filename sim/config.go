@@ -45,6 +45,12 @@ type Config struct {
 	// must present a certificate signed by it (mTLS).
 	SourceTLS, BrokerTLS TLSFiles
 
+	// BearerToken, when set, is required on every call to both gRPC ports
+	// as "authorization: Bearer <token>" metadata; calls without it fail
+	// with Unauthenticated. Maestro checks tokens with a Kubernetes
+	// TokenReview; sim compares with this one value. Never logged.
+	BearerToken string
+
 	// MaxReceiveMessageSize limits one received gRPC message (Maestro's
 	// --grpc-max-receive-message-size, 4 MiB). Zero means 4 MiB.
 	MaxReceiveMessageSize int

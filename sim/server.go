@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
 	workpayload "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/payload"
@@ -198,8 +200,8 @@ func (s *Server) grpcOptions(port string, t TLSFiles) ([]grpc.ServerOption, erro
 		grpc.ConnectionTimeout(120 * time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.ChainUnaryInterceptor(recoverUnary(s.log), s.metrics.unaryInterceptor(port), s.sdkLoggerUnary),
-		grpc.ChainStreamInterceptor(recoverStream(s.log), s.metrics.streamInterceptor(port), s.sdkLoggerStream),
+		grpc.ChainUnaryInterceptor(recoverUnary(s.log), s.metrics.unaryInterceptor(port), s.authUnary, s.sdkLoggerUnary),
+		grpc.ChainStreamInterceptor(recoverStream(s.log), s.metrics.streamInterceptor(port), s.authStream, s.sdkLoggerStream),
 	}
 	if t.Enabled() {
 		cfg, err := t.serverTLS()
@@ -326,6 +328,35 @@ func (s *Server) sleepLatency(ctx context.Context) {
 	case <-ctx.Done():
 	case <-s.done:
 	}
+}
+
+// authUnary and authStream require Config.BearerToken, when set.
+func (s *Server) authUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if err := s.checkToken(ctx); err != nil {
+		return nil, err
+	}
+	return h(ctx, req)
+}
+
+func (s *Server) authStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if err := s.checkToken(ss.Context()); err != nil {
+		return err
+	}
+	return h(srv, ss)
+}
+
+func (s *Server) checkToken(ctx context.Context) error {
+	if s.cfg.BearerToken == "" {
+		return nil
+	}
+	want := "Bearer " + s.cfg.BearerToken
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, got := range md.Get("authorization") {
+		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1 {
+			return nil
+		}
+	}
+	return status.Error(codes.Unauthenticated, "sim: missing or wrong bearer token in the authorization metadata")
 }
 
 // sdkLoggerUnary and sdkLoggerStream give the SDK broker, which logs

@@ -17,7 +17,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
 
 	"github.com/cereplay/cereplay/maestro"
@@ -145,5 +148,55 @@ func TestTLS(t *testing.T) {
 		return c
 	}()); err == nil {
 		t.Fatal("Start accepted missing certificate files")
+	}
+}
+
+// bearer is per-RPC credentials that send a token without TLS (tests only).
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return false }
+
+func TestBearerToken(t *testing.T) {
+	srv := startSim(t, func(c *Config) { c.BearerToken = "s3cret" })
+	if err := srv.CreateConsumer(goldenCluster); err != nil {
+		t.Fatal(err)
+	}
+	ev := golden(t, "01-source-spec-create_request")
+	for _, tc := range []struct {
+		token string
+		code  codes.Code
+	}{{"", codes.Unauthenticated}, {"wrong", codes.Unauthenticated}, {"s3cret", codes.OK}} {
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		if tc.token != "" {
+			opts = append(opts, grpc.WithPerRPCCredentials(bearer(tc.token)))
+		}
+		conn, err := grpc.NewClient(srv.SourceAddr(), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = pbv1.NewCloudEventServiceClient(conn).Publish(context.Background(), &pbv1.PublishRequest{Event: ev})
+		conn.Close()
+		if status.Code(err) != tc.code {
+			t.Errorf("token %q: %v, want %v", tc.token, err, tc.code)
+		}
+		bconn, err := grpc.NewClient(srv.BrokerAddr(), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, err := pbv1.NewCloudEventServiceClient(bconn).Subscribe(context.Background(), maestro.AgentSubscription(goldenCluster))
+		if err == nil {
+			_, err = sc.Header()
+			if err == nil && tc.code != codes.OK {
+				_, err = sc.Recv()
+			}
+		}
+		bconn.Close()
+		if status.Code(err) != tc.code {
+			t.Errorf("broker subscribe with token %q: %v, want %v", tc.token, err, tc.code)
+		}
 	}
 }

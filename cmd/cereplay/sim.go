@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -35,7 +36,8 @@ func simCommand() *cli.Command {
 			"   cereplay sim\n" +
 			"   cereplay sim --consumers 3000 --publish-latency 2ms\n" +
 			"   cereplay sim --source-listen 127.0.0.1:0 --broker-listen 127.0.0.1:0 --rest-listen 127.0.0.1:0\n" +
-			"   cereplay sim --broker-tls-cert tls.crt --broker-tls-key tls.key --broker-client-ca ca.crt",
+			"   cereplay sim --broker-tls-cert tls.crt --broker-tls-key tls.key --broker-client-ca ca.crt\n" +
+			"   cereplay sim --token-file token.txt",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "source-listen", Value: d.SourceListen, Usage: "`host:port` of the source gRPC port (Maestro 8090)"},
 			&cli.StringFlag{Name: "broker-listen", Value: d.BrokerListen, Usage: "`host:port` of the agent gRPC broker (Maestro 8091)"},
@@ -51,6 +53,7 @@ func simCommand() *cli.Command {
 			&cli.StringFlag{Name: "broker-tls-cert", Usage: "PEM certificate `file` to serve the broker port with TLS 1.3"},
 			&cli.StringFlag{Name: "broker-tls-key", Usage: "PEM key `file` of --broker-tls-cert"},
 			&cli.StringFlag{Name: "broker-client-ca", Usage: "PEM CA `file`: require agent client certificates signed by it (mTLS)"},
+			&cli.StringFlag{Name: "token-file", Usage: "require the bearer token in `file` on both gRPC ports (authorization metadata)"},
 			&cli.BoolFlag{Name: "verbose", Usage: "log server and SDK messages to stderr"},
 		},
 		Action: runSim,
@@ -84,6 +87,15 @@ func runSim(c *cli.Context) error {
 	for _, pair := range [][2]string{{"source-tls-cert", "source-tls-key"}, {"broker-tls-cert", "broker-tls-key"}} {
 		if (c.String(pair[0]) == "") != (c.String(pair[1]) == "") {
 			return usagef("sim: --%s and --%s go together", pair[0], pair[1])
+		}
+	}
+	if f := c.String("token-file"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("sim: --token-file: %w", err)
+		}
+		if cfg.BearerToken = strings.TrimSpace(string(b)); cfg.BearerToken == "" {
+			return fmt.Errorf("sim: --token-file %s is empty", f)
 		}
 	}
 	if cfg.PublishLatency < 0 {

@@ -91,6 +91,11 @@ func TestSimUsageErrors(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 naming %s", tc.args, code, stderr, tc.want)
 		}
 	}
+	code, _, stderr := runCLI(t, "sim", "--token-file", "/nonexistent/token", "--source-listen", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0",
+		"--rest-listen", "", "--metrics-listen", "", "--health-listen", "")
+	if code != 1 || !strings.Contains(stderr, "--token-file") {
+		t.Errorf("missing token file: exit %d, stderr %q", code, stderr)
+	}
 	code, out, _ := runCLI(t, "sim", "--help")
 	if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "--publish-latency") {
 		t.Fatalf("--help: %d %q", code, out)
