@@ -112,21 +112,25 @@ func (bearer) RequireTransportSecurity() bool { return true }
 // Keepalive stays off (PROTOCOL.md §10: Maestro punishes pings without
 // streams), and buffers are smaller than gRPC's 32 KiB defaults because a
 // replay holds thousands of connections that each carry a few KiB at a time.
-func connOptions(sec []grpc.DialOption, reconnectMin, reconnectMax time.Duration) []grpc.DialOption {
+//
+// Agent connections (agent true) also get static 64 KiB flow-control
+// windows: the dynamic (BDP) window can grow to megabytes per connection,
+// which thousands of agents cannot afford. A source's connection carries
+// every forwarded status (12 KB each) and keeps the dynamic window.
+func connOptions(sec []grpc.DialOption, reconnectMin, reconnectMax time.Duration, agent bool) []grpc.DialOption {
 	bc := backoff.DefaultConfig
 	bc.BaseDelay = reconnectMin
 	bc.MaxDelay = reconnectMax
-	return append(sec,
+	opts := append(append([]grpc.DialOption(nil), sec...),
 		grpc.WithReadBufferSize(4<<10),
 		grpc.WithWriteBufferSize(4<<10),
-		// Static 64 KiB flow-control windows: the dynamic (BDP) window can
-		// grow to megabytes per connection, which thousands of agents
-		// cannot afford; every stream is drained at once anyway.
-		grpc.WithStaticStreamWindowSize(64<<10),
-		grpc.WithStaticConnWindowSize(64<<10),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: 5 * time.Second}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
 	)
+	if agent {
+		opts = append(opts, grpc.WithStaticStreamWindowSize(64<<10), grpc.WithStaticConnWindowSize(64<<10))
+	}
+	return opts
 }
 
 // rawMsg is a protobuf message kept as its wire bytes: the replay sends

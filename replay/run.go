@@ -38,20 +38,21 @@ func (r *Result) OK() bool { return r != nil && r.Summary != nil && r.Summary.OK
 
 // runner is the state of one Run.
 type runner struct {
-	cfg    Config
-	clock  Clock
-	m      *metrics
-	tr     *tracker
-	out    *outbox
-	remap  *remapper
-	seq    *maestro.SequenceIDs
-	disp   *dispatcher
-	sem    chan struct{} // Publish calls in flight: specs and other sends
-	stSem  chan struct{} // Publish calls in flight: status replies
-	dialOp []grpc.DialOption
-	start  time.Time     // when Run began
-	t0     time.Time     // the schedule's start instant
-	origin time.Duration // the trace offset played at t0
+	cfg        Config
+	clock      Clock
+	m          *metrics
+	tr         *tracker
+	out        *outbox
+	remap      *remapper
+	seq        *maestro.SequenceIDs
+	disp       *dispatcher
+	sem        chan struct{} // Publish calls in flight: specs and other sends
+	stSem      chan struct{} // Publish calls in flight: status replies
+	agentDial  []grpc.DialOption
+	sourceDial []grpc.DialOption
+	start      time.Time     // when Run began
+	t0         time.Time     // the schedule's start instant
+	origin     time.Duration // the trace offset played at t0
 
 	idmap *bufio.Writer // original<TAB>remapped resource ids, with a run id
 
@@ -118,7 +119,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		seq:           maestro.NewSequenceIDs(),
 		sem:           make(chan struct{}, cfg.MaxInflight),
 		stSem:         make(chan struct{}, cfg.MaxInflight),
-		dialOp:        connOptions(dialOptions(tlsCfg, token), cfg.ReconnectMin, cfg.ReconnectMax),
+		agentDial:     connOptions(dialOptions(tlsCfg, token), cfg.ReconnectMin, cfg.ReconnectMax, true),
+		sourceDial:    connOptions(dialOptions(tlsCfg, token), cfg.ReconnectMin, cfg.ReconnectMax, false),
 		agents:        map[string]*agent{},
 		sources:       map[string]*source{},
 		conns:         map[string]*grpc.ClientConn{},
@@ -304,11 +306,15 @@ func (r *runner) replyDelay(d time.Duration) time.Duration {
 
 // conn returns the shared connection for key, dialing it on first use
 // (grpc.NewClient connects lazily). Call with r.mu held.
-func (r *runner) conn(addr, key string) *grpc.ClientConn {
+func (r *runner) conn(addr, key string, agent bool) *grpc.ClientConn {
 	if cc := r.conns[key]; cc != nil {
 		return cc
 	}
-	cc, err := grpc.NewClient(addr, r.dialOp...)
+	opts := r.sourceDial
+	if agent {
+		opts = r.agentDial
+	}
+	cc, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		// NewClient fails only on a malformed target; every call on the
 		// nil connection would fail, so report it loudly once.
@@ -345,7 +351,7 @@ func (r *runner) agentFor(cluster string) *agent {
 	r.perAddr[addr]++
 	req, _ := proto.Marshal(maestro.AgentSubscription(cluster)) // cannot fail for a plain message
 	a := &agent{r: r, cluster: cluster, addr: addr, subReq: req, versions: map[string]int64{},
-		cc: r.conn(addr, fmt.Sprintf("broker %s #%d", addr, group))}
+		cc: r.conn(addr, fmt.Sprintf("broker %s #%d", addr, group), true)}
 	r.agents[cluster] = a
 	return a
 }
@@ -371,7 +377,7 @@ func (r *runner) sourceFor(id, addr string) *source {
 		return s
 	}
 	req, _ := proto.Marshal(maestro.SourceSubscription(id))
-	s := &source{r: r, id: id, addr: addr, subReq: req, cc: r.conn(addr, "source "+id+" "+addr)}
+	s := &source{r: r, id: id, addr: addr, subReq: req, cc: r.conn(addr, "source "+id+" "+addr, false)}
 	r.sources[key] = s
 	return s
 }
