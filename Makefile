@@ -24,10 +24,10 @@ unit:
 
 # Each fuzz target runs briefly; the seed corpus also runs in `unit`.
 fuzz:
-	@for t in $$(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' . | sed 's/^func //'); do \
-		pkg=$$(grep -rlE "^func $$t\(" --include='*_test.go' . | xargs -n1 dirname | head -1); \
+	@grep -rHoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' . | sed -E 's#^(.*)/[^/]+_test\.go:func (Fuzz[A-Za-z0-9_]+)$$#\1 \2#' | sort -u | \
+	while read -r pkg t; do \
 		echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg > /tmp/cereplay-fuzz.log 2>&1 || { cat /tmp/cereplay-fuzz.log; exit 1; }; \
 	done
 
 bench:

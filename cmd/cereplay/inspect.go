@@ -68,6 +68,9 @@ func printManifest(w io.Writer, dir string, m *format.Manifest) error {
 	fmt.Fprintf(tw, "consumers\t%d%s\n", len(m.Consumers), sample(m.Consumers))
 	fmt.Fprintf(tw, "sources\t%d%s\n", len(m.Sources), sample(m.Sources))
 	fmt.Fprintf(tw, "records\t%d in %d segments\n", m.Records, len(m.Segments))
+	if m.Outcomes > 0 {
+		fmt.Fprintf(tw, "  outcomes\t%d (a replay's results: cereplay cat shows each)\n", m.Outcomes)
+	}
 	for _, k := range sortedKeys(m.CountsByFlow) {
 		fmt.Fprintf(tw, "  flow %s\t%d\n", k, m.CountsByFlow[k])
 	}
