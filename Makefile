@@ -13,14 +13,17 @@ all: build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cereplay
 
-# test = vet + every test with the race detector + a short run of each fuzz target.
+# test = vet + every test with the race detector (-short: the 100,000-record
+# and full-scale tests shrink) + every test at full size without it + a short
+# run of each fuzz target.
 test: vet unit fuzz
 
 vet:
 	$(GO) vet ./...
 
 unit:
-	$(GO) test -race -count=1 -timeout 10m ./...
+	$(GO) test -race -short -count=1 -timeout 10m ./...
+	$(GO) test -count=1 -timeout 10m ./...
 
 # Each fuzz target runs briefly; the seed corpus also runs in `unit`.
 fuzz:
