@@ -10,32 +10,12 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/cereplay/cereplay/internal/sharedtest"
 )
 
-// sharedDir finds ../shared beside the repository root (the folder that
-// holds go.mod), or skips the test when it is truly absent.
-func sharedDir(tb testing.TB) string {
-	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(dir, "..", "shared")
-	if _, err := os.Stat(shared); err != nil {
-		tb.Skipf("shared reference folder absent: %v", err)
-	}
-	return shared
-}
+// sharedDir is ../shared beside the repository root.
+func sharedDir(tb testing.TB) string { return sharedtest.Dir(tb) }
 
 // golden are real wire messages encoded by the SDK (protocol/examples):
 // a spec create (4.6 KB), statuses of 8.1 and 8.6 KB and a forwarded

@@ -9,32 +9,12 @@ import (
 	"time"
 
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/payload"
+
+	"github.com/cereplay/cereplay/internal/sharedtest"
 )
 
-// sharedDir returns ../shared beside the repository root, or skips the test
-// when it is absent.
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(dir, "..", "shared")
-	if _, err := os.Stat(shared); os.IsNotExist(err) {
-		t.Skipf("%s is absent", shared)
-	}
-	return shared
-}
+// sharedDir is ../shared beside the repository root.
+func sharedDir(t testing.TB) string { return sharedtest.Dir(t) }
 
 // compactFile reads a JSON file and returns it compacted.
 func compactFile(t testing.TB, path string) []byte {

@@ -9,32 +9,12 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
+
+	"github.com/cereplay/cereplay/internal/sharedtest"
 )
 
-// examplesDir returns ../shared/protocol/examples relative to the repository
-// root, skipping the test only when the shared directory is absent.
-func examplesDir(tb testing.TB) string {
-	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(dir, "..", "shared")
-	if _, err := os.Stat(shared); os.IsNotExist(err) {
-		tb.Skipf("shared directory %s is absent", shared)
-	}
-	return filepath.Join(shared, "protocol", "examples")
-}
+// examplesDir is ../shared/protocol/examples beside the repository root.
+func examplesDir(tb testing.TB) string { return sharedtest.Examples(tb) }
 
 // golden is one example message of the protocol.
 type golden struct {

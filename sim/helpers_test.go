@@ -17,6 +17,7 @@ import (
 	"k8s.io/klog/v2"
 	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
 
+	"github.com/cereplay/cereplay/internal/sharedtest"
 	"github.com/cereplay/cereplay/maestro"
 )
 
@@ -122,30 +123,8 @@ func (s *stream) none(t testing.TB, d time.Duration) {
 	}
 }
 
-// sharedDir is ../shared relative to the repository root; the test is
-// skipped only when it is absent.
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(dir, "..", "shared")
-	if _, err := os.Stat(shared); os.IsNotExist(err) {
-		t.Skipf("%s is absent", shared)
-	}
-	return shared
-}
+// sharedDir is ../shared beside the repository root.
+func sharedDir(t testing.TB) string { return sharedtest.Dir(t) }
 
 // golden reads the CloudEvent of a protocol example (unwrapping a
 // PublishRequest for client messages).

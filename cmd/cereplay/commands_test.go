@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cereplay/cereplay/format"
+	"github.com/cereplay/cereplay/internal/sharedtest"
 	"github.com/cereplay/cereplay/maestro"
 )
 
@@ -18,10 +19,7 @@ import (
 // returns the CloudEvent bytes (unwrapping a PublishRequest).
 func sharedExample(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "protocol", "examples", name))
-	if os.IsNotExist(err) {
-		t.Skip("../shared/protocol/examples is not here")
-	}
+	b, err := os.ReadFile(filepath.Join(sharedtest.Examples(t), name))
 	if err != nil {
 		t.Fatal(err)
 	}

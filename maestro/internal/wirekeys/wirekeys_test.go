@@ -10,6 +10,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
+
+	"github.com/cereplay/cereplay/internal/sharedtest"
 )
 
 // goldenEvents returns the CloudEvent wire bytes of every golden example
@@ -17,23 +19,7 @@ import (
 // are unwrapped), keyed by example name.
 func goldenEvents(tb testing.TB) map[string][]byte {
 	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		if filepath.Dir(dir) == dir {
-			tb.Fatal("go.mod not found above the test directory")
-		}
-		dir = filepath.Dir(dir)
-	}
-	examples := filepath.Join(dir, "..", "shared", "protocol", "examples")
-	if _, err := os.Stat(filepath.Join(dir, "..", "shared")); os.IsNotExist(err) {
-		tb.Skip("shared directory is absent")
-	}
+	examples := sharedtest.Examples(tb)
 	files, err := filepath.Glob(filepath.Join(examples, "*.pb.bin"))
 	if err != nil {
 		tb.Fatal(err)
