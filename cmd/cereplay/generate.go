@@ -7,9 +7,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/cereplay/cereplay/generate"
 )
@@ -79,10 +77,10 @@ func runGenerate(c *cli.Context) error {
 	// nothing will mistake it for a whole one.
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	progress, done := generateProgress(c, p.Records())
+	bar := newProgress(c.App.ErrWriter, c.Bool("quiet"), "generating")
 	start := time.Now()
-	m, err := generate.Generate(ctx, dir, p, progress)
-	done()
+	m, err := generate.Generate(ctx, dir, p, bar.callback())
+	bar.Finish()
 	if err != nil {
 		return err
 	}
@@ -131,23 +129,4 @@ func generateParams(c *cli.Context) (generate.Params, error) {
 		return p, usagef("--available-delay: %v", err)
 	}
 	return p, nil
-}
-
-// generateProgress returns the progress callback: a bar on stderr when it
-// is a terminal and --quiet is not set, else nothing. done clears the bar.
-func generateProgress(c *cli.Context, total int64) (progress func(done, total int64), done func()) {
-	f, ok := c.App.ErrWriter.(*os.File)
-	if c.Bool("quiet") || !ok || !term.IsTerminal(int(f.Fd())) {
-		return nil, func() {}
-	}
-	bar := progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(f),
-		progressbar.OptionSetDescription("generating"),
-		progressbar.OptionShowCount(),
-		progressbar.OptionSetItsString("records"),
-		progressbar.OptionShowIts(),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionClearOnFinish(),
-	)
-	return func(n, _ int64) { _ = bar.Set64(n) }, func() { _ = bar.Finish(); _ = bar.Exit() }
 }

@@ -6,13 +6,10 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/cereplay/cereplay/replay"
 )
@@ -101,15 +98,12 @@ func replayAction(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	quiet := c.Bool("quiet")
-	if !quiet {
+	if !c.Bool("quiet") {
 		cfg.Log = c.App.ErrWriter
-		if f, ok := c.App.ErrWriter.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			bar := newBar(c.App.ErrWriter)
-			cfg.Progress = bar.update
-			defer bar.finish()
-		}
 	}
+	bar := newProgress(c.App.ErrWriter, c.Bool("quiet"), "replay")
+	cfg.Progress = bar.callback()
+	defer bar.Finish()
 	res, err := replay.Run(ctx, cfg)
 	if res != nil && res.Summary != nil {
 		if werr := res.Summary.WriteText(c.App.Writer); werr != nil && err == nil {
@@ -213,42 +207,4 @@ func replayConfig(c *cli.Context, dir string) (replay.Config, error) {
 		return cfg, usagef("replay: --token-file needs TLS (--ca-file): the token would travel in clear text")
 	}
 	return cfg, nil
-}
-
-// bar is the terminal progress bar: records done with rate and ETA.
-type bar struct {
-	mu sync.Mutex
-	pb *progressbar.ProgressBar
-	w  interface{ Write([]byte) (int, error) }
-}
-
-func newBar(w interface{ Write([]byte) (int, error) }) *bar { return &bar{w: w} }
-
-func (b *bar) update(done, total int64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.pb == nil {
-		b.pb = progressbar.NewOptions64(total,
-			progressbar.OptionSetWriter(b.w),
-			progressbar.OptionSetDescription("replay"),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("records"),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
-	}
-	if total != b.pb.GetMax64() {
-		b.pb.ChangeMax64(total)
-	}
-	_ = b.pb.Set64(done)
-}
-
-func (b *bar) finish() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.pb != nil {
-		_ = b.pb.Finish()
-	}
 }
