@@ -164,15 +164,9 @@ func (d *decbuf) uvarint(field string) uint64 {
 		return 0
 	}
 	x, n := binary.Uvarint(d.b[d.off:])
-	if n <= 0 {
-		if n == 0 {
-			d.fail("%w: record body ends inside %s", ErrTruncated, field)
-		} else {
-			d.fail("%w: %s overflows 64 bits", ErrFraming, field)
-		}
+	if !d.advance(n, field) {
 		return 0
 	}
-	d.off += n
 	return x
 }
 
@@ -181,16 +175,25 @@ func (d *decbuf) varint(field string) int64 {
 		return 0
 	}
 	x, n := binary.Varint(d.b[d.off:])
-	if n <= 0 {
-		if n == 0 {
-			d.fail("%w: record body ends inside %s", ErrTruncated, field)
-		} else {
-			d.fail("%w: %s overflows 64 bits", ErrFraming, field)
-		}
+	if !d.advance(n, field) {
 		return 0
 	}
-	d.off += n
 	return x
+}
+
+// advance moves past a varint of n bytes as encoding/binary reports it:
+// 0 means the body ended inside it, a negative n that it overflows.
+func (d *decbuf) advance(n int, field string) bool {
+	switch {
+	case n == 0:
+		d.fail("%w: record body ends inside %s", ErrTruncated, field)
+		return false
+	case n < 0:
+		d.fail("%w: %s overflows 64 bits", ErrFraming, field)
+		return false
+	}
+	d.off += n
+	return true
 }
 
 // bytes reads a uvarint length and that many bytes, without copying.
