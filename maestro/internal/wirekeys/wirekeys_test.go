@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -51,37 +50,6 @@ func goldenEvents(tb testing.TB) map[string][]byte {
 	return events
 }
 
-// reference applies Extract's rules to a fully decoded event. ok is false
-// when Extract must fail.
-func reference(ce *pbv1.CloudEvent) (k Keys, ok bool) {
-	attrs := ce.GetAttributes()
-	k = Keys{
-		Type:           ce.GetType(),
-		ID:             ce.GetId(),
-		Source:         ce.GetSource(),
-		ClusterName:    attrs[AttrClusterName].GetCeString(),
-		ResourceID:     attrs[AttrResourceID].GetCeString(),
-		OriginalSource: attrs[AttrOriginalSource].GetCeString(),
-		SequenceID:     attrs[AttrSequenceID].GetCeString(),
-	}
-	_, k.Deleting = attrs[AttrDeletionTimestamp]
-	if rv, found := attrs[AttrResourceVersion]; found {
-		switch a := rv.GetAttr().(type) {
-		case *pbv1.CloudEventAttributeValue_CeInteger:
-			k.ResourceVersion = int64(a.CeInteger)
-		case *pbv1.CloudEventAttributeValue_CeString:
-			v, err := strconv.ParseInt(a.CeString, 10, 64)
-			if err != nil {
-				return Keys{}, false
-			}
-			k.ResourceVersion = v
-		default:
-			return Keys{}, false
-		}
-		k.HasResourceVersion = true
-	}
-	return k, true
-}
 
 func TestExtractMatchesReferenceOnGolden(t *testing.T) {
 	for name, b := range goldenEvents(t) {
@@ -89,7 +57,7 @@ func TestExtractMatchesReferenceOnGolden(t *testing.T) {
 		if err := proto.Unmarshal(b, ce); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		want, ok := reference(ce)
+		want, ok := FromDecoded(ce)
 		got, err := Extract(b)
 		if !ok || err != nil || got != want {
 			t.Errorf("%s: got %+v (%v), want %+v", name, got, err, want)
@@ -116,7 +84,7 @@ func FuzzExtractKeys(f *testing.F) {
 		if perr := proto.Unmarshal(b, ce); perr != nil {
 			return // Extract does not validate what it skips; any answer is fine.
 		}
-		want, ok := reference(ce)
+		want, ok := FromDecoded(ce)
 		if !ok {
 			if err == nil {
 				t.Fatalf("Extract accepted an event the reference rejects: %+v", got)
