@@ -50,7 +50,6 @@ func goldenEvents(tb testing.TB) map[string][]byte {
 	return events
 }
 
-
 func TestExtractMatchesReferenceOnGolden(t *testing.T) {
 	for name, b := range goldenEvents(t) {
 		ce := &pbv1.CloudEvent{}
