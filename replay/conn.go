@@ -115,23 +115,44 @@ func (bearer) RequireTransportSecurity() bool { return true }
 //
 // Agent connections (agent true) also get static 64 KiB flow-control
 // windows: the dynamic (BDP) window can grow to megabytes per connection,
-// which thousands of agents cannot afford. A source's connection carries
-// every forwarded status (12 KB each) and keeps the dynamic window.
+// which thousands of agents cannot afford.
+//
+// A source's connection is the opposite: one connection carries every
+// Publish of the run and every forwarded status (12 KB each, 1.8 GB for
+// the default trace), so it gets 64 KiB buffers and static 16 MiB
+// windows. With the dynamic window, which starts at 64 KiB (five
+// statuses), the target could only send a few statuses per round trip
+// through both schedulers; under the load of thousands of agent streams
+// that round trip took milliseconds, the forward stream crawled, and
+// --max backpressure (which waits for forwards) held the whole replay to
+// its pace.
 func connOptions(sec []grpc.DialOption, reconnectMin, reconnectMax time.Duration, agent bool) []grpc.DialOption {
 	bc := backoff.DefaultConfig
 	bc.BaseDelay = reconnectMin
 	bc.MaxDelay = reconnectMax
 	opts := append(append([]grpc.DialOption(nil), sec...),
-		grpc.WithReadBufferSize(4<<10),
-		grpc.WithWriteBufferSize(4<<10),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: 5 * time.Second}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
 	)
 	if agent {
-		opts = append(opts, grpc.WithStaticStreamWindowSize(64<<10), grpc.WithStaticConnWindowSize(64<<10))
+		return append(opts,
+			grpc.WithReadBufferSize(4<<10),
+			grpc.WithWriteBufferSize(4<<10),
+			grpc.WithStaticStreamWindowSize(64<<10),
+			grpc.WithStaticConnWindowSize(64<<10))
 	}
-	return opts
+	return append(opts,
+		grpc.WithReadBufferSize(sourceBufferSize),
+		grpc.WithWriteBufferSize(sourceBufferSize),
+		grpc.WithStaticStreamWindowSize(sourceWindowSize),
+		grpc.WithStaticConnWindowSize(sourceWindowSize))
 }
+
+// Transport sizes of a source's connection (see connOptions).
+const (
+	sourceBufferSize = 64 << 10
+	sourceWindowSize = 16 << 20
+)
 
 // rawMsg is a protobuf message kept as its wire bytes: the replay sends
 // trace bytes as they are and parses received events with

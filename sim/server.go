@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -174,6 +175,10 @@ func (s *Server) listen() error {
 		case "metrics":
 			mux := http.NewServeMux()
 			mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+			// Profiles of sim itself, to see where a large replay
+			// spends sim's CPU and where its goroutines wait.
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 			s.serveHTTP(b.lis, mux)
 		case "health":
 			mux := http.NewServeMux()
