@@ -74,7 +74,7 @@ func replayCommand() *cli.Command {
 			&cli.Int64Flag{Name: "allow-dropped", Usage: "late-dropped sends that still count as success"},
 			&cli.StringFlag{Name: "out", Usage: "results folder (default runs/<UTC timestamp>)"},
 			&cli.StringFlag{Name: "metrics-listen", Usage: "serve Prometheus metrics here during the run, e.g. 127.0.0.1:9100"},
-			&cli.Int64Flag{Name: "memory-limit-mib", Value: 320, Usage: "soft memory limit of the Go runtime in MiB (GOMEMLIMIT wins when set; 0: none)"},
+			&cli.Int64Flag{Name: "memory-limit-mib", Value: 400, Usage: "soft memory limit of the Go runtime in MiB (GOMEMLIMIT wins when set; 0: none)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar and notes, only the summary"},
 		},
 		Action: replayAction,
