@@ -6,8 +6,8 @@
 #
 # Measured 2026-11-28 (2 cores shared with other jobs): 318 s before the
 # source connection got static 16 MiB windows, 149 s after; 68 s (peak RSS
-# 427 MB) with --memory-limit-mib 400: at the default 320 MiB the live heap
-# sits at the soft limit and the replayer spends most of its CPU in GC.
+# 427 MB) with --memory-limit-mib 400, now the default: at 320 MiB the live
+# heap sat at the soft limit and the replayer spent most of its CPU in GC.
 #
 # Usage: bench/replay-max.sh [extra replay flags]. Takes minutes; the
 # trace is generated once into $BENCH_DIR (default /tmp) and reused.
