@@ -154,27 +154,30 @@ func replayConfig(c *cli.Context, dir string) (replay.Config, error) {
 			ServerName: c.String("server-name"), TokenFile: c.String("token-file"),
 		},
 	}
-	positive := map[string]bool{
-		"speed":            c.Float64("speed") > 0,
-		"rate":             c.Float64("rate") >= 0,
-		"connect-rate":     c.Float64("connect-rate") >= 0,
-		"agents-per-conn":  c.Int("agents-per-conn") >= 1,
-		"max-inflight":     c.Int("max-inflight") >= 1,
-		"limit":            c.Int64("limit") >= 0,
-		"duration":         c.Duration("duration") >= 0,
-		"late-drop":        c.Duration("late-drop") >= 0,
-		"settle":           c.Duration("settle") >= 0,
-		"publish-timeout":  c.Duration("publish-timeout") > 0,
-		"reconnect-min":    c.Duration("reconnect-min") > 0,
-		"allow-failed":     c.Int64("allow-failed") >= 0,
-		"allow-missing":    c.Int64("allow-missing") >= 0,
-		"allow-dropped":    c.Int64("allow-dropped") >= 0,
-		"memory-limit-mib": c.Int64("memory-limit-mib") >= 0,
+	// Each numeric flag with the range it must be in, checked in this order.
+	ranges := []struct {
+		name string
+		ok   bool
+	}{
+		{"speed", c.Float64("speed") > 0},
+		{"rate", c.Float64("rate") >= 0},
+		{"connect-rate", c.Float64("connect-rate") >= 0},
+		{"agents-per-conn", c.Int("agents-per-conn") >= 1},
+		{"max-inflight", c.Int("max-inflight") >= 1},
+		{"limit", c.Int64("limit") >= 0},
+		{"duration", c.Duration("duration") >= 0},
+		{"late-drop", c.Duration("late-drop") >= 0},
+		{"settle", c.Duration("settle") >= 0},
+		{"publish-timeout", c.Duration("publish-timeout") > 0},
+		{"reconnect-min", c.Duration("reconnect-min") > 0},
+		{"allow-failed", c.Int64("allow-failed") >= 0},
+		{"allow-missing", c.Int64("allow-missing") >= 0},
+		{"allow-dropped", c.Int64("allow-dropped") >= 0},
+		{"memory-limit-mib", c.Int64("memory-limit-mib") >= 0},
 	}
-	for _, name := range []string{"speed", "rate", "connect-rate", "agents-per-conn", "max-inflight", "limit", "duration",
-		"late-drop", "settle", "publish-timeout", "reconnect-min", "allow-failed", "allow-missing", "allow-dropped", "memory-limit-mib"} {
-		if !positive[name] {
-			return cfg, usagef("replay: --%s %s: out of range", name, c.Value(name))
+	for _, r := range ranges {
+		if !r.ok {
+			return cfg, usagef("replay: --%s %s: out of range", r.name, c.Value(r.name))
 		}
 	}
 	modes := 0
