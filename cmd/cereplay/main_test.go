@@ -35,6 +35,8 @@ func TestExitCodes(t *testing.T) {
 		{"missing trace", []string{"inspect", "/nonexistent/trace"}, 1, "/nonexistent/trace"},
 		{"bad flow", []string{"cat", "--flow", "sideways", "x"}, 2, "--flow"},
 		{"negative limit", []string{"cat", "--limit", "-1", "x"}, 2, "--limit"},
+		{"replay speed out of range", []string{"replay", "--speed", "0", "x"}, 2, "--speed 0: out of range"},
+		{"replay negative settle", []string{"replay", "--settle", "-1s", "x"}, 2, "--settle -1s: out of range"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

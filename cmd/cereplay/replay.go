@@ -177,7 +177,7 @@ func replayConfig(c *cli.Context, dir string) (replay.Config, error) {
 	}
 	for _, r := range ranges {
 		if !r.ok {
-			return cfg, usagef("replay: --%s %s: out of range", r.name, c.Value(r.name))
+			return cfg, usagef("replay: --%s %v: out of range", r.name, c.Value(r.name))
 		}
 	}
 	modes := 0
