@@ -43,3 +43,53 @@ func TestReaderMemoryBounded(t *testing.T) {
 		t.Errorf("peak heap %d MB while reading a %d MB trace; want under %d MB", peak>>20, m.RawBytes>>20, limit>>20)
 	}
 }
+
+// TestReaderReuseBuffers reads a trace of 64 segments twice, with and
+// without ReuseBuffers, and checks every record is the same (compared
+// before the next call to Next, the validity ReuseBuffers promises), and
+// that reusing allocates a small part of what a plain read does: the
+// decompressed segments are the garbage it exists to avoid.
+func TestReaderReuseBuffers(t *testing.T) {
+	c := loadCorpus(t)
+	dir := t.TempDir()
+	n := 8_000 // 64 segments: the first few, decoded ahead, are new either way
+	m := writeTrace(t, c, dir, n, WriterOptions{SegmentSize: 1 << 20})
+	read := func(reuse bool, check func(i int, rec *Record)) uint64 {
+		r, err := Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		if reuse {
+			r.ReuseBuffers()
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for i := 0; ; i++ {
+			rec, err := r.Next()
+			if err == io.EOF {
+				if i != n {
+					t.Fatalf("reuse=%v: %d records, want %d", reuse, i, n)
+				}
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(i, rec)
+		}
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	var want []Record
+	plain := read(false, func(_ int, rec *Record) { want = append(want, *rec) })
+	reused := read(true, func(i int, rec *Record) {
+		if !equalRecords(rec, &want[i]) {
+			t.Fatalf("record %d differs when reading with ReuseBuffers", i)
+		}
+	})
+	t.Logf("%d segments, %d MB raw: allocated %d MB plain, %d MB reusing", len(m.Segments), m.RawBytes>>20, plain>>20, reused>>20)
+	if reused*4 > plain {
+		t.Errorf("reading with ReuseBuffers allocated %d bytes, plain %d: want under a quarter", reused, plain)
+	}
+}

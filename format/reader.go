@@ -29,6 +29,12 @@ type Reader struct {
 	done    chan struct{}
 	wg      sync.WaitGroup
 
+	// reuse, set by ReuseBuffers, sends each finished segment's buffer to
+	// free, where the decoders take it for a later segment.
+	reuse  bool
+	free   chan []byte
+	curRaw []byte // the decompressed stream that cur points into
+
 	cur   []Record
 	pos   int
 	seg   int // segments consumed
@@ -44,6 +50,7 @@ type segFile struct {
 
 type segResult struct {
 	recs []Record
+	raw  []byte // the decompressed stream the records point into
 	err  error
 }
 
@@ -93,6 +100,7 @@ func newReader(m *Manifest, files []segFile) (*Reader, error) {
 		dec:     dec,
 		results: make(chan chan segResult, ahead),
 		done:    make(chan struct{}),
+		free:    make(chan []byte, ahead+1),
 	}
 	r.wg.Add(1)
 	go r.feed()
@@ -125,11 +133,25 @@ func (r *Reader) feed() {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			recs, err := readSegment(r.dec, f.path, f.info)
-			ch <- segResult{recs, err}
+			var buf []byte
+			select {
+			case buf = <-r.free:
+			default:
+			}
+			recs, raw, err := readSegmentInto(r.dec, f.path, f.info, buf)
+			ch <- segResult{recs, raw, err}
 		}()
 	}
 }
+
+// ReuseBuffers lets the Reader decompress segments into the buffers of
+// segments the caller has finished with, instead of allocating a new one
+// (up to the segment size, 4 MiB by default) for each: reading a 2 GB
+// trace then makes a few megabytes of garbage, not 2 GB. The price is
+// that a record returned by Next, and its Data, are valid only until the
+// next call to Next: copy what must outlive it. Call it before the first
+// Next.
+func (r *Reader) ReuseBuffers() { r.reuse = true }
 
 // Manifest returns the trace's manifest (nil for OpenSegment).
 func (r *Reader) Manifest() *Manifest { return r.m }
@@ -165,7 +187,13 @@ func (r *Reader) Next() (*Record, error) {
 			r.err = streamErr(f.path, int64(segmentHeaderSize), 0, fmt.Errorf("%w: first offset %d ns is before the previous segment's last %d ns", ErrOrder, res.recs[0].Offset, r.last))
 			return nil, r.err
 		}
-		r.cur, r.pos = res.recs, 0
+		if r.reuse && r.curRaw != nil {
+			select {
+			case r.free <- r.curRaw:
+			default:
+			}
+		}
+		r.cur, r.curRaw, r.pos = res.recs, res.raw, 0
 	}
 	rec := &r.cur[r.pos]
 	r.pos++
@@ -194,44 +222,53 @@ func (r *Reader) Close() error {
 // readSegment reads, checks and decodes one segment file. info, when not
 // nil, is what the manifest says about it.
 func readSegment(dec *zstd.Decoder, path string, info *SegmentInfo) ([]Record, error) {
+	recs, _, err := readSegmentInto(dec, path, info, nil)
+	return recs, err
+}
+
+// readSegmentInto is readSegment decompressing into buf when it is big
+// enough; it also returns the decompressed stream the records point into.
+func readSegmentInto(dec *zstd.Decoder, path string, info *SegmentInfo, buf []byte) ([]Record, []byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fileErr(path, 0, fmt.Errorf("%w: %v", ErrMissingSegment, err))
+			return nil, nil, fileErr(path, 0, fmt.Errorf("%w: %v", ErrMissingSegment, err))
 		}
-		return nil, fmt.Errorf("format: read segment: %w", err)
+		return nil, nil, fmt.Errorf("format: read segment: %w", err)
 	}
 	shaOK := true
-	var dst []byte
+	dst := buf[:0]
 	if info != nil {
 		if n := int64(len(b)); n < info.CompressedBytes {
-			return nil, fileErr(path, n, fmt.Errorf("%w: file is %d bytes, the manifest says %d", ErrTruncated, n, info.CompressedBytes))
+			return nil, nil, fileErr(path, n, fmt.Errorf("%w: file is %d bytes, the manifest says %d", ErrTruncated, n, info.CompressedBytes))
 		} else if n > info.CompressedBytes {
-			return nil, fileErr(path, info.CompressedBytes, fmt.Errorf("%w: file is %d bytes, the manifest says %d", ErrChecksum, n, info.CompressedBytes))
+			return nil, nil, fileErr(path, info.CompressedBytes, fmt.Errorf("%w: file is %d bytes, the manifest says %d", ErrChecksum, n, info.CompressedBytes))
 		}
 		sum := sha256.Sum256(b)
 		shaOK = hex.EncodeToString(sum[:]) == info.SHA256
-		dst = make([]byte, 0, info.RawBytes)
+		if int64(cap(dst)) < info.RawBytes {
+			dst = make([]byte, 0, info.RawBytes)
+		}
 	}
 	raw, err := dec.DecodeAll(b, dst)
 	if err != nil {
-		return nil, zstdError(path, b, err)
+		return nil, nil, zstdError(path, b, err)
 	}
 	recs, err := decodeSegment(path, raw)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !shaOK {
 		// zstd and every record CRC passed: the damage is in bytes that
 		// do not change the content (padding, checksum field).
-		return nil, fileErr(path, 0, fmt.Errorf("%w: file SHA-256 differs from the manifest's %s", ErrChecksum, info.SHA256))
+		return nil, nil, fileErr(path, 0, fmt.Errorf("%w: file SHA-256 differs from the manifest's %s", ErrChecksum, info.SHA256))
 	}
 	if info != nil {
 		if err := checkSegmentInfo(recs, int64(len(raw)), info); err != nil {
-			return nil, fileErr(path, 0, err)
+			return nil, nil, fileErr(path, 0, err)
 		}
 	}
-	return recs, nil
+	return recs, raw, nil
 }
 
 func checkSegmentInfo(recs []Record, raw int64, info *SegmentInfo) error {

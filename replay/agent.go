@@ -79,8 +79,8 @@ func (a *agent) loop(ctx context.Context, st grpc.ClientStream) {
 
 // drain reads the stream until it fails, timestamping every message.
 func (a *agent) drain(st grpc.ClientStream) error {
+	var m rawMsg // reused: handle keeps nothing of m.b
 	for {
-		var m rawMsg
 		if err := st.RecvMsg(&m); err != nil {
 			return err
 		}

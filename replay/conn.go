@@ -157,7 +157,13 @@ const (
 // rawMsg is a protobuf message kept as its wire bytes: the replay sends
 // trace bytes as they are and parses received events with
 // maestro.ExtractKeys, never decoding them fully.
-type rawMsg struct{ b []byte }
+type rawMsg struct {
+	// head goes on the wire before b: the tag and length that make a
+	// CloudEvent's bytes a PublishRequest, so the event is never copied
+	// to wrap it.
+	head []byte
+	b    []byte
+}
 
 // rawCodec passes rawMsg bytes through gRPC untouched. The content type stays
 // application/grpc (ForceCodecV2 does not change it), so servers decode the
@@ -171,15 +177,25 @@ func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if !ok {
 		return nil, fmt.Errorf("replay: raw codec cannot marshal %T", v)
 	}
-	return mem.BufferSlice{mem.SliceBuffer(m.b)}, nil
+	if len(m.head) == 0 {
+		return mem.BufferSlice{mem.SliceBuffer(m.b)}, nil
+	}
+	return mem.BufferSlice{mem.SliceBuffer(m.head), mem.SliceBuffer(m.b)}, nil
 }
 
+// Unmarshal copies the message into m.b, reusing its capacity: a stream
+// that receives into one rawMsg allocates only when a message is bigger
+// than any before it (gRPC frees data after Unmarshal, so it must be
+// copied), and must be done with the previous message's bytes.
 func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	m, ok := v.(*rawMsg)
 	if !ok {
 		return fmt.Errorf("replay: raw codec cannot unmarshal into %T", v)
 	}
-	m.b = data.Materialize()
+	m.b = m.b[:0]
+	for _, buf := range data {
+		m.b = append(m.b, buf.ReadOnlyData()...)
+	}
 	return nil
 }
 
@@ -188,17 +204,19 @@ func (rawCodec) Name() string { return "proto" }
 var rawCall = grpc.ForceCodecV2(rawCodec{})
 
 // publishRequest wraps marshalled CloudEvent bytes as a PublishRequest
-// (field 1, length-delimited), without decoding them.
-func publishRequest(ce []byte) []byte {
-	b := make([]byte, 0, len(ce)+protowire.SizeVarint(uint64(len(ce)))+1)
-	b = protowire.AppendTag(b, 1, protowire.BytesType)
-	return protowire.AppendBytes(b, ce)
+// (field 1, length-delimited) without copying them: the tag and length go
+// in head, the event bytes follow.
+func publishRequest(ce []byte) *rawMsg {
+	head := make([]byte, 0, 1+protowire.SizeVarint(uint64(len(ce))))
+	head = protowire.AppendTag(head, 1, protowire.BytesType)
+	return &rawMsg{head: protowire.AppendVarint(head, uint64(len(ce))), b: ce}
 }
 
-// publish sends one marshalled CloudEvent with the Publish RPC.
+// publish sends one marshalled CloudEvent with the Publish RPC. ce must not
+// change until publish returns.
 func publish(ctx context.Context, cc *grpc.ClientConn, ce []byte) error {
 	var resp rawMsg
-	return cc.Invoke(ctx, methodPublish, &rawMsg{b: publishRequest(ce)}, &resp, rawCall)
+	return cc.Invoke(ctx, methodPublish, publishRequest(ce), &resp, rawCall)
 }
 
 // subscribeDesc describes the server-streaming Subscribe RPC.

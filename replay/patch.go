@@ -19,15 +19,18 @@ const (
 
 var errPatch = errors.New("replay: malformed cloudevent")
 
-// patchAttrs returns the wire bytes of a CloudEvent with some attributes
-// replaced, without decoding the rest of the event (the data, ~8 KB for a
+// patchAttrs appends to dst the wire bytes of a CloudEvent with some
+// attributes replaced, without decoding the rest of the event (the data, ~8 KB for a
 // status, is copied as bytes). The entries of the replaced keys are
 // removed and new entries appended; protobuf map entries may come in any
 // order, so the result decodes to exactly the event maestro.Set* would
 // give. Values are built by the caller (with the maestro setters), so this
 // only knows the layout of cloudevent.proto.
-func patchAttrs(ce []byte, set map[string]*pbv1.CloudEventAttributeValue) ([]byte, error) {
-	out := make([]byte, 0, len(ce)+64*len(set))
+func patchAttrs(dst, ce []byte, set map[string]*pbv1.CloudEventAttributeValue) ([]byte, error) {
+	out := dst
+	if out == nil {
+		out = make([]byte, 0, len(ce)+64*len(set))
+	}
 	for b := ce; len(b) > 0; {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {

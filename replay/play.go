@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,14 @@ func (t *traceReader) read() (*format.Record, uint64, error) {
 func (t *traceReader) unread(rec *format.Record) {
 	t.peeked = rec
 	t.next--
+}
+
+// keep copies a record that must outlive the next read: the trace is read
+// with format.Reader.ReuseBuffers, so a record is valid only until then.
+func keep(rec *format.Record) *format.Record {
+	c := *rec
+	c.Data = bytes.Clone(rec.Data)
+	return &c
 }
 
 // play runs the connect phase and then the schedule.
@@ -155,6 +164,7 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 			if err := r.clock.SleepUntil(ctx, due); err != nil {
 				return nil
 			}
+			rec := keep(rec)
 			r.sends.add()
 			go func() {
 				defer r.sends.done()
@@ -219,7 +229,7 @@ func (r *runner) connectPhase(ctx context.Context, tr *traceReader, man *format.
 			break
 		}
 		done.Add(1)
-		jobs = append(jobs, job{metaOf(i, rec), rec})
+		jobs = append(jobs, job{metaOf(i, rec), keep(rec)})
 	}
 	if man.CountsByFlow[format.FlowAgentSubscribe.String()] == 0 {
 		for _, c := range man.Consumers {

@@ -72,7 +72,9 @@ func TestReplayFullAccounting(t *testing.T) {
 	t.Parallel()
 	s := startSim(t, simConfig())
 	trace, out := t.TempDir(), filepath.Join(t.TempDir(), "run")
-	testTrace{Clusters: 3, Works: 4}.write(t, trace)
+	// 16 KiB segments hold two or three events each: every event the
+	// replay sends or waits for outlives the buffer it was read from.
+	testTrace{Clusters: 3, Works: 4, SegmentSize: 16 << 10}.write(t, trace)
 
 	cfg := baseConfig(s, trace, out)
 	cfg.Max = true

