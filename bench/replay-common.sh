@@ -1,4 +1,6 @@
 # Sourced by bench/replay-*.sh: build, a cached trace, a sim on free ports.
+# SIM_PREFIX and REPLAY_PREFIX go before the sim and replay commands, e.g.
+# SIM_PREFIX="taskset -c 1" REPLAY_PREFIX="taskset -c 0" to give each a core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/cereplay}
@@ -26,7 +28,7 @@ trace() {
 
 # start_sim: a sim on free loopback ports; sets SOURCE, BROKER, REST.
 start_sim() {
-	"$BIN" sim --source-listen 127.0.0.1:0 --broker-listen 127.0.0.1:0 --rest-listen 127.0.0.1:0 \
+	${SIM_PREFIX:-} "$BIN" sim --source-listen 127.0.0.1:0 --broker-listen 127.0.0.1:0 --rest-listen 127.0.0.1:0 \
 		--metrics-listen 127.0.0.1:0 --health-listen 127.0.0.1:0 "$@" > "$work/sim.out" 2> "$work/sim.err" &
 	sim_pid=$!
 	for _ in $(seq 100); do
@@ -44,11 +46,11 @@ start_sim() {
 replay() {
 	local rc=0
 	echo "== cereplay replay $* $TRACE"
-	/usr/bin/time -f '%e %M' -o "$work/replay.time" "$BIN" replay --quiet --out "$work/run" \
+	/usr/bin/time -f "%e %M %U %S" -o "$work/replay.time" ${REPLAY_PREFIX:-} "$BIN" replay --quiet --out "$work/run" \
 		--source-addr "$SOURCE" --broker-addr "$BROKER" --rest-url "$REST" "$@" "$TRACE" || rc=$?
 	# GNU time writes "Command exited with non-zero status N" first.
-	read -r wall rss_kb < <(tail -n 1 "$work/replay.time")
-	echo "wall ${wall}s, peak RSS $((rss_kb / 1024)) MiB, exit $rc"
+	read -r wall rss_kb cpu_u cpu_s < <(tail -n 1 "$work/replay.time")
+	echo "wall ${wall}s, CPU ${cpu_u}s user ${cpu_s}s sys, peak RSS $((rss_kb / 1024)) MiB, exit $rc"
 	jq -r '"records \(.records), outcomes \(.outcomes), \(.events_per_second|floor) events/s over \(.send_seconds|floor)s of sending",
 		"send lateness us: p50 \(.send_lateness.p50_us) p99 \(.send_lateness.p99_us) p99.9 \(.send_lateness.p99_9_us) max \(.send_lateness.max_us) (n=\(.send_lateness.count))",
 		"spec delivery ms: p50 \(.spec_delivery_latency.p50_us/1000) p99 \(.spec_delivery_latency.p99_us/1000)",

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/cereplay/cereplay/internal/cputime"
 )
 
 // benchRecords pre-builds distinct records (4-12 KB real wire messages
@@ -65,11 +67,11 @@ func BenchmarkWrite(b *testing.B) {
 		b.Run(v.name, func(b *testing.B) {
 			b.SetBytes(raw)
 			var m *Manifest
-			cpu := processCPU()
+			cpu := cputime.Process()
 			for i := 0; b.Loop(); i++ {
 				m = writeBench(b, filepath.Join(b.TempDir(), fmt.Sprint(i)), pool, v)
 			}
-			reportCPU(b, raw, processCPU()-cpu)
+			reportCPU(b, raw, cputime.Process()-cpu)
 			b.ReportMetric(float64(m.RawBytes)/float64(m.CompressedBytes), "ratio")
 		})
 	}
@@ -86,7 +88,7 @@ func BenchmarkRead(b *testing.B) {
 			dir := b.TempDir()
 			writeBench(b, dir, pool, v)
 			b.SetBytes(raw)
-			cpu := processCPU()
+			cpu := cputime.Process()
 			for b.Loop() {
 				r, err := Open(dir)
 				if err != nil {
@@ -108,7 +110,7 @@ func BenchmarkRead(b *testing.B) {
 					b.Fatalf("read %d records, want %d", n, benchRecordsPerOp)
 				}
 			}
-			reportCPU(b, raw, processCPU()-cpu)
+			reportCPU(b, raw, cputime.Process()-cpu)
 		})
 	}
 }

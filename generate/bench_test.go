@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cereplay/cereplay/format"
+	"github.com/cereplay/cereplay/internal/cputime"
 )
 
 // benchParams is a tenth of the default trace: 300 clusters × 50 works.
@@ -26,7 +27,7 @@ func BenchmarkGenerate(b *testing.B) {
 	b.Run("records", func(b *testing.B) {
 		b.ReportAllocs()
 		var raw int64
-		cpu := processCPU()
+		cpu := cputime.Process()
 		for i := 0; i < b.N; i++ {
 			g, err := newGenerator(p)
 			if err != nil {
@@ -42,7 +43,7 @@ func BenchmarkGenerate(b *testing.B) {
 			}
 		}
 		b.SetBytes(raw)
-		reportCPU(b, raw, processCPU()-cpu)
+		reportCPU(b, raw, cputime.Process()-cpu)
 	})
 	for _, level := range []int{1, 3} {
 		b.Run(fmt.Sprintf("trace/level=%d", level), func(b *testing.B) {
@@ -50,7 +51,7 @@ func BenchmarkGenerate(b *testing.B) {
 			p.Level = level
 			b.ReportAllocs()
 			var raw int64
-			cpu := processCPU()
+			cpu := cputime.Process()
 			for i := 0; i < b.N; i++ {
 				m, err := Generate(context.Background(), filepath.Join(b.TempDir(), "trace"), p, nil)
 				if err != nil {
@@ -59,7 +60,7 @@ func BenchmarkGenerate(b *testing.B) {
 				raw = m.RawBytes
 			}
 			b.SetBytes(raw)
-			reportCPU(b, raw, processCPU()-cpu)
+			reportCPU(b, raw, cputime.Process()-cpu)
 		})
 	}
 }

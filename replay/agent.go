@@ -135,7 +135,7 @@ func (a *agent) resync(ctx context.Context) {
 		a.r.notef("agent %s: resync request: %v", a.cluster, err)
 		return
 	}
-	_, code, msg := a.r.call(ctx, a.cc, a.addr, ce)
+	_, code, msg := a.r.call(ctx, a.cc, a.addr, ce, time.Now())
 	if code != 0 {
 		a.r.notef("agent %s: resync request failed: %s", a.cluster, msg)
 		return

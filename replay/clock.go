@@ -23,34 +23,46 @@ var (
 	_ Clock = (*FakeClock)(nil)
 )
 
-// DefaultSpinWindow is how long before a due time PreciseClock stops
-// sleeping and starts spinning. A timer on Linux oversleeps by up to about
-// 1 ms for short sleeps (and 0.1-0.3 ms for longer ones), so the window must
-// cover that slack for sends to leave within microseconds of their due time.
-const DefaultSpinWindow = 1500 * time.Microsecond
-
-// PreciseClock is the real clock. SleepUntil sleeps with a timer until
-// SpinWindow before t, then spins, yielding the processor between checks
-// so other goroutines keep running on a small machine.
+// PreciseClock is the real clock. SleepUntil sleeps with a Go timer until
+// shortly before t, then (on Linux) with the kernel's high-resolution timer
+// until SpinWindow before t, then spins: each send leaves within
+// microseconds of its due time, and between sends the process sleeps,
+// leaving the CPU to the target on a small machine.
 type PreciseClock struct {
-	// SpinWindow is the busy-wait span before each due time;
-	// 0 means DefaultSpinWindow, a negative value disables spinning.
+	// SpinWindow is the busy-wait span before each due time; a negative
+	// value disables spinning. 0 means DefaultSpinWindow, widened for long
+	// waits to 2% of the wait (at most maxSpinWindow): a wait of 50 ms (20
+	// events/s) spins its last millisecond, which covers any lateness of
+	// the sleep before it for 2% of a core.
 	SpinWindow time.Duration
 }
+
+// maxSpinWindow caps the widened default spin window.
+const maxSpinWindow = time.Millisecond
 
 // Now returns the wall clock time (with its monotonic reading).
 func (PreciseClock) Now() time.Time { return time.Now() }
 
-// SleepUntil sleeps until t: a timer for the bulk, then a spin.
+// spinWindow resolves the SpinWindow setting.
+func (c PreciseClock) spinWindow() time.Duration {
+	switch {
+	case c.SpinWindow == 0:
+		return DefaultSpinWindow
+	case c.SpinWindow < 0:
+		return 0
+	}
+	return c.SpinWindow
+}
+
+// SleepUntil sleeps until t: a Go timer for the bulk, a fine sleep for the
+// last stretch, then a spin.
 func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
-	spin := c.SpinWindow
-	if spin == 0 {
-		spin = DefaultSpinWindow
+	spin := c.spinWindow()
+	if c.SpinWindow == 0 {
+		spin = max(spin, min(time.Until(t)/50, maxSpinWindow))
 	}
-	if spin < 0 {
-		spin = 0
-	}
-	if d := time.Until(t) - spin; d > 0 {
+	spinFrom := t.Add(-spin)
+	if d := time.Until(spinFrom) - fineSlack; d > 0 {
 		timer := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
@@ -59,14 +71,10 @@ func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 		case <-timer.C:
 		}
 	}
+	fineSleep(spinFrom)
 	spinUntil(ctx, t)
 	return ctx.Err()
 }
-
-// pureSpin is the last stretch before a due time spent in a tight loop:
-// runtime.Gosched puts the goroutine behind every runnable one, which on a
-// busy 2-core machine can cost more than the whole window.
-const pureSpin = 150 * time.Microsecond
 
 // spinUntil busy-waits until t, yielding the processor while more than
 // pureSpin remains.

@@ -44,10 +44,7 @@ func (d *dispatcher) schedule(_ context.Context, s *statusState) {
 // run fires queued statuses until ctx ends.
 func (d *dispatcher) run(ctx context.Context) {
 	pc, precise := d.clock.(PreciseClock)
-	spin := pc.SpinWindow
-	if spin == 0 {
-		spin = DefaultSpinWindow
-	}
+	spin := pc.spinWindow()
 	for {
 		if d.h.Len() == 0 {
 			select {
@@ -68,8 +65,8 @@ func (d *dispatcher) run(ctx context.Context) {
 			if err := d.clock.SleepUntil(ctx, next.due); err != nil {
 				return
 			}
-		} else if wait := time.Until(next.due); wait > spin {
-			t := time.NewTimer(wait - spin)
+		} else if wait := time.Until(next.due); wait > spin+fineSlack {
+			t := time.NewTimer(wait - spin - fineSlack)
 			select {
 			case <-d.wake:
 				t.Stop()
@@ -81,6 +78,17 @@ func (d *dispatcher) run(ctx context.Context) {
 			case <-t.C:
 				continue
 			}
+		} else if wait > spin {
+			// The last stretch before the spin, in fine sleeps short
+			// enough that a reply queued meanwhile with an earlier due
+			// time is at most fineStep late.
+			until := next.due.Add(-spin)
+			if step := time.Now().Add(fineStep); step.Before(until) {
+				until = step
+			}
+			fineSleep(until)
+			d.drainAdds()
+			continue
 		} else if wait > 0 {
 			earlier := false
 			for i := 0; ; i++ {
@@ -107,6 +115,9 @@ func (d *dispatcher) run(ctx context.Context) {
 		d.fire(next)
 	}
 }
+
+// fineStep bounds each fine sleep of the dispatcher (see run).
+const fineStep = 200 * time.Microsecond
 
 // drainAdds moves queued statuses into the heap without blocking and
 // reports whether there were any.

@@ -123,17 +123,20 @@ func TestFakeClock(t *testing.T) {
 // during the timer phase.
 func TestPreciseClockNeverEarly(t *testing.T) {
 	t.Parallel()
-	c := PreciseClock{}
 	ctx := context.Background()
-	for _, d := range []time.Duration{0, 50 * time.Microsecond, 700 * time.Microsecond, 3 * time.Millisecond} {
-		due := time.Now().Add(d)
-		if err := c.SleepUntil(ctx, due); err != nil {
-			t.Fatal(err)
-		}
-		if now := time.Now(); now.Before(due) {
-			t.Fatalf("returned %v before due", due.Sub(now))
+	// Without a spin (-1) the fine sleep alone must not wake early either.
+	for _, c := range []PreciseClock{{}, {SpinWindow: -1}, {SpinWindow: 20 * time.Microsecond}} {
+		for _, d := range []time.Duration{0, 50 * time.Microsecond, 700 * time.Microsecond, 1600 * time.Microsecond, 3 * time.Millisecond} {
+			due := time.Now().Add(d)
+			if err := c.SleepUntil(ctx, due); err != nil {
+				t.Fatal(err)
+			}
+			if now := time.Now(); now.Before(due) {
+				t.Fatalf("spin window %v, wait %v: returned %v before due", c.SpinWindow, d, due.Sub(now))
+			}
 		}
 	}
+	c := PreciseClock{}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -142,5 +145,34 @@ func TestPreciseClockNeverEarly(t *testing.T) {
 	}
 	if time.Since(start) > 5*time.Second {
 		t.Fatal("SleepUntil ignored cancellation")
+	}
+}
+
+// The in-flight bound defaults to a small one at --max, where it sets the
+// pace, and to a large one when the schedule does (an open model).
+func TestDefaultInflight(t *testing.T) {
+	t.Parallel()
+	base := Config{Trace: "t", SourceAddrs: []string{"a"}, BrokerAddrs: []string{"b"}}
+	for _, tc := range []struct {
+		max  bool
+		rate float64
+		set  int
+		want int
+	}{
+		{max: true, want: DefaultMaxInflight},
+		{rate: 2000, want: DefaultPacedInflight},
+		{want: DefaultPacedInflight},
+		{max: true, set: 7, want: 7},
+		{rate: 20, set: 7, want: 7},
+	} {
+		c := base
+		c.Max, c.Rate, c.MaxInflight = tc.max, tc.rate, tc.set
+		got, err := c.withDefaults()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.MaxInflight != tc.want {
+			t.Errorf("max=%v rate=%v set=%d: MaxInflight %d, want %d", tc.max, tc.rate, tc.set, got.MaxInflight, tc.want)
+		}
 	}
 }

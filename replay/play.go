@@ -89,9 +89,19 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 		r.t0 = r.clock.Now()
 	}
 	r.notef("playing %s from %s", r.cfg.mode(), r.t0.UTC().Format(time.RFC3339Nano))
+	r.releases = make(chan release, pacerQueue)
+	paced := make(chan struct{})
+	go func() {
+		defer close(paced)
+		r.pacer(ctx, r.releases)
+	}()
+	defer func() {
+		close(r.releases)
+		<-paced
+	}()
 
 	var (
-		paced     uint64
+		specs     uint64
 		lastDue   time.Duration
 		cut       bool
 		cutOffset time.Duration
@@ -125,8 +135,8 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 			if cut {
 				continue
 			}
-			n := paced
-			paced++
+			n := specs
+			specs++
 			due := r.cfg.Pacer.Due(n, r.sinceOrigin(rec.Offset))
 			if r.cfg.Limit > 0 && int64(n) >= r.cfg.Limit || r.cfg.Duration > 0 && due > r.cfg.Duration {
 				cut, cutOffset = true, rec.Offset
@@ -160,17 +170,54 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 			if cut {
 				continue
 			}
-			due := r.t0.Add(r.untriggeredDue(rec, lastDue))
-			if err := r.clock.SleepUntil(ctx, due); err != nil {
-				return nil
-			}
 			rec := keep(rec)
-			r.sends.add()
-			go func() {
-				defer r.sends.done()
-				r.subscribeRecord(m, rec)
-			}()
+			r.pace(ctx, r.t0.Add(r.untriggeredDue(rec, lastDue)), func() {
+				r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: noteInterrupted})
+			}, func() {
+				r.sends.add()
+				go func() {
+					defer r.sends.done()
+					r.subscribeRecord(m, rec)
+				}()
+			})
 		}
+	}
+}
+
+// release is one send waiting for its due time on the pacer.
+type release struct {
+	due  time.Time
+	send func() // at the due time, on the pacer goroutine
+	skip func() // instead of send, when the run was interrupted first
+}
+
+// pacerQueue bounds how many prepared sends wait for the pacer: enough to
+// keep it fed between reads of the trace, a few hundred kilobytes of events.
+const pacerQueue = 256
+
+// pace hands a prepared send to the pacer. It blocks while the pacer's
+// queue is full, which keeps the trace reader a bounded distance ahead.
+func (r *runner) pace(ctx context.Context, due time.Time, skip, send func()) {
+	select {
+	case r.releases <- release{due: due, send: send, skip: skip}:
+	case <-ctx.Done():
+		skip()
+	}
+}
+
+// pacer releases sends at their due times, in order. It runs on its own
+// goroutine and does nothing else: reading the trace, matching records
+// and copying events happen on the reading goroutine, so the pacer is
+// ready when a send is due instead of busy (or waiting for a lock that
+// the agents' streams hold) with the records around it. It returns when
+// in is closed; after an interrupt it skips what is left.
+func (r *runner) pacer(ctx context.Context, in <-chan release) {
+	for rel := range in {
+		if ctx.Err() != nil || r.clock.SleepUntil(ctx, rel.due) != nil {
+			rel.skip()
+			continue
+		}
+		rel.send()
 	}
 }
 
@@ -290,7 +337,7 @@ func (r *runner) connectPhase(ctx context.Context, tr *traceReader, man *format.
 	wg.Wait()
 	for _, j := range jobs[sent:] {
 		if j.rec != nil {
-			r.out.emit(j.m, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: the run was interrupted"})
+			r.out.emit(j.m, format.Outcome{Status: format.OutcomeSkipped, Note: noteInterrupted})
 		}
 	}
 	// An interrupted connect phase is not an error of the run: the

@@ -59,6 +59,7 @@ type runner struct {
 	streamCtx context.Context // subscriptions live until the end of the run
 	wg        sync.WaitGroup  // stream goroutines
 	sends     counter         // publish goroutines in flight
+	releases  chan release    // prepared sends, to the pacer (play)
 	bufs      bufPool         // status reply buffers
 
 	mu       sync.Mutex
@@ -278,6 +279,9 @@ func (r *runner) settings() map[string]string {
 	add("connect_rate", strconv.FormatFloat(c.ConnectRate, 'g', -1, 64), c.ConnectRate > 0)
 	add("shard", c.Shard.String(), c.Shard.Count > 1)
 	add("run_id", c.RunID, c.RunID != "")
+	if pc, ok := c.Clock.(PreciseClock); ok {
+		add("spin_window", pc.SpinWindow.String(), pc.SpinWindow != 0)
+	}
 	add("rest_url", c.RESTURL, c.RESTURL != "")
 	return s
 }

@@ -43,14 +43,16 @@ func (r *runner) give(sem chan struct{}) {
 }
 
 // call publishes one event and returns the call's latency, its gRPC code
-// (0 when OK) and the error message.
-func (r *runner) call(ctx context.Context, cc *grpc.ClientConn, addr string, ce []byte) (time.Duration, uint32, string) {
+// (0 when OK) and the error message. The latency runs from start, the
+// instant the schedule released the send: the time until the goroutine
+// making the call runs is part of it, not hidden between the send
+// lateness and the call.
+func (r *runner) call(ctx context.Context, cc *grpc.ClientConn, addr string, ce []byte, start time.Time) (time.Duration, uint32, string) {
 	if cc == nil {
 		return 0, uint32(codes.Unavailable), "no connection to " + addr
 	}
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
 	defer cancel()
-	start := time.Now()
 	err := publish(cctx, cc, ce)
 	lat := time.Since(start)
 	r.lastSend.Store(time.Now().UnixNano())
@@ -70,7 +72,11 @@ func isSpecRequest(t string) bool {
 	return t == maestro.TypeSpecCreate || t == maestro.TypeSpecUpdate || t == maestro.TypeSpecDelete
 }
 
-// sendSpec waits until a source event is due and publishes it.
+// noteInterrupted is the note of an event the run ended before sending.
+const noteInterrupted = "not sent: the run was interrupted"
+
+// sendSpec prepares a source event and hands it to the pacer, which
+// publishes it at its due time.
 func (r *runner) sendSpec(ctx context.Context, m recMeta, rec *format.Record, due time.Duration) {
 	k, err := maestro.ExtractKeys(rec.Data)
 	if err != nil {
@@ -92,24 +98,40 @@ func (r *runner) sendSpec(ctx context.Context, m recMeta, rec *format.Record, du
 		r.out.emit(m, format.Outcome{Status: format.OutcomeFailed, Code: uint32(codes.InvalidArgument), Note: err.Error()})
 		return
 	}
-	dueAt := r.t0.Add(due)
-	if r.clock.SleepUntil(ctx, dueAt) != nil || !r.acquire(ctx) {
-		r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: the run was interrupted"})
-		return
-	}
 	tracked := isSpecRequest(rec.EventType)
 	s := &specState{meta: m, cluster: k.ClusterName, wireRID: r.remap.id(rec.ResourceID)}
-	if r.idmap != nil && rec.EventType == maestro.TypeSpecCreate {
-		// One line per created resource; only this goroutine writes.
-		fmt.Fprintf(r.idmap, "%s\t%s\n", rec.ResourceID, s.wireRID)
-	}
 	if tracked {
+		// Known before the records that answer it are read.
 		r.tr.register(s)
 	}
-	// Lateness is measured where the schedule releases the send; the
-	// goroutine that makes the call starts microseconds later and that
-	// time counts in the Publish latency.
-	now := r.clock.Now()
+	if r.idmap != nil && rec.EventType == maestro.TypeSpecCreate {
+		// One line per created resource; only the reading goroutine writes.
+		fmt.Fprintf(r.idmap, "%s\t%s\n", rec.ResourceID, s.wireRID)
+	}
+	notSent := func(o format.Outcome) {
+		if tracked {
+			r.tr.specNotSent(s, o)
+		} else {
+			r.out.emit(m, o)
+		}
+	}
+	dueAt := r.t0.Add(due)
+	r.pace(ctx, dueAt, func() { notSent(format.Outcome{Status: format.OutcomeSkipped, Note: noteInterrupted}) }, func() {
+		r.releaseSpec(ctx, s, tracked, dueAt, src, addr, ce, notSent)
+	})
+}
+
+// releaseSpec runs on the pacer at a spec's due time: it measures the
+// lateness and starts the Publish call.
+func (r *runner) releaseSpec(ctx context.Context, s *specState, tracked bool, dueAt time.Time, src *source, addr string, ce []byte, notSent func(format.Outcome)) {
+	m := s.meta
+	if !r.acquire(ctx) {
+		notSent(format.Outcome{Status: format.OutcomeSkipped, Note: noteInterrupted})
+		return
+	}
+	// The send is released here: lateness is measured before anything
+	// else, and the Publish latency runs from this instant.
+	now, released := r.clock.Now(), time.Now()
 	late := now.Sub(dueAt)
 	if !r.cfg.Max {
 		r.sendLate.Record(late)
@@ -117,12 +139,7 @@ func (r *runner) sendSpec(ctx context.Context, m recMeta, rec *format.Record, du
 	}
 	if r.cfg.LateDrop > 0 && !r.cfg.Max && late > r.cfg.LateDrop {
 		r.release()
-		o := format.Outcome{Status: format.OutcomeDroppedLate, Lateness: late}
-		if tracked {
-			r.tr.specNotSent(s, o)
-		} else {
-			r.out.emit(m, o)
-		}
+		notSent(format.Outcome{Status: format.OutcomeDroppedLate, Lateness: late})
 		return
 	}
 	s.sentAt, s.lateness = now, late
@@ -133,7 +150,7 @@ func (r *runner) sendSpec(ctx context.Context, m recMeta, rec *format.Record, du
 		if tracked {
 			r.tr.addSpec(s)
 		}
-		lat, code, msg := r.call(r.streamCtx, src.cc, addr, ce)
+		lat, code, msg := r.call(r.streamCtx, src.cc, addr, ce, released)
 		r.bufs.put(ce)
 		r.specsSent.Add(1)
 		if tracked {
@@ -151,8 +168,8 @@ func plainOutcome(late, lat time.Duration, code uint32, msg string) format.Outco
 	return format.Outcome{Status: format.OutcomeSent, Lateness: late, Latency: lat}
 }
 
-// sendPlain publishes an agent event that answers nothing (a spec resync
-// request, a status without a trigger) at its due time.
+// sendPlain prepares an agent event that answers nothing (a spec resync
+// request, a status without a trigger) and hands it to the pacer.
 func (r *runner) sendPlain(ctx context.Context, m recMeta, rec *format.Record, due time.Duration) {
 	if !r.cfg.Shard.Owns(rec.Actor) {
 		r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: noteOtherShard})
@@ -169,19 +186,22 @@ func (r *runner) sendPlain(ctx context.Context, m recMeta, rec *format.Record, d
 		return
 	}
 	dueAt := r.t0.Add(due)
-	if r.clock.SleepUntil(ctx, dueAt) != nil || !r.acquire(ctx) {
-		r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: the run was interrupted"})
-		return
-	}
-	r.sends.add()
-	go func() {
-		defer r.sends.done()
-		defer r.release()
-		late := r.clock.Now().Sub(dueAt)
-		lat, code, msg := r.call(r.streamCtx, a.cc, a.addr, ce)
-		r.bufs.put(ce)
-		r.out.emit(m, plainOutcome(late, lat, code, msg))
-	}()
+	skip := func() { r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: noteInterrupted}) }
+	r.pace(ctx, dueAt, skip, func() {
+		if !r.acquire(ctx) {
+			skip()
+			return
+		}
+		late, released := r.clock.Now().Sub(dueAt), time.Now()
+		r.sends.add()
+		go func() {
+			defer r.sends.done()
+			defer r.release()
+			lat, code, msg := r.call(r.streamCtx, a.cc, a.addr, ce, released)
+			r.bufs.put(ce)
+			r.out.emit(m, plainOutcome(late, lat, code, msg))
+		}()
+	})
 }
 
 // addStatus hands a status reply to the tracker, which fires it once the
@@ -204,7 +224,7 @@ func (r *runner) fireStatus(st *statusState) {
 		r.tr.statusNotSent(st, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: the run ended"})
 		return
 	}
-	now := r.clock.Now()
+	now, released := r.clock.Now(), time.Now()
 	late := now.Sub(st.due)
 	r.replyLate.Record(late)
 	if r.cfg.LateDrop > 0 && !r.cfg.Max && late > r.cfg.LateDrop {
@@ -228,7 +248,7 @@ func (r *runner) fireStatus(st *statusState) {
 		}
 		st.seq, st.sentAt, st.lateness = seq, r.clock.Now(), late
 		r.tr.statusSending(st)
-		lat, code, msg := r.call(r.streamCtx, a.cc, a.addr, ce)
+		lat, code, msg := r.call(r.streamCtx, a.cc, a.addr, ce, released)
 		r.bufs.put(ce) // gRPC is done with it once the call returns
 		r.statusesSent.Add(1)
 		r.tr.statusSent(st, lat, code, msg)

@@ -218,7 +218,22 @@ func (s *Server) grpcOptions(port string, t TLSFiles) ([]grpc.ServerOption, erro
 	return opts, nil
 }
 
+// Transport sizes of the source port (see serveSource).
+const (
+	sourceWindowSize = 16 << 20
+	sourceBufferSize = 64 << 10
+)
+
 func (s *Server) serveSource(lis net.Listener, opts []grpc.ServerOption) {
+	// The source port carries every spec of a run on a connection or two
+	// (4.7 KB each, 9.4 MB/s at 2,000 specs/s): static 16 MiB windows and
+	// 64 KiB buffers, as the replayer's source connection has, instead of
+	// gRPC's dynamic window, which starts at 64 KiB. At --rate 2000 the
+	// replayer's Publish latency on this port fell from a 553 ms median to
+	// 16 ms. The broker port keeps gRPC's defaults: 3,000 connections.
+	opts = append(opts,
+		grpc.InitialWindowSize(sourceWindowSize), grpc.InitialConnWindowSize(sourceWindowSize),
+		grpc.ReadBufferSize(sourceBufferSize), grpc.WriteBufferSize(sourceBufferSize))
 	s.sourceGRPC = grpc.NewServer(opts...)
 	pbv1.RegisterCloudEventServiceServer(s.sourceGRPC, &sourceServer{s: s})
 	s.serveGRPC(s.sourceGRPC, lis)

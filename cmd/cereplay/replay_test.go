@@ -26,7 +26,7 @@ func TestReplayUsageErrors(t *testing.T) {
 		{"bad shard", []string{"replay", "--shard", "3/2", "t"}, "--shard"},
 		{"cert without key", []string{"replay", "--cert-file", "c.pem", "t"}, "--key-file"},
 		{"token without tls", []string{"replay", "--token-file", "tok", "t"}, "clear text"},
-		{"zero inflight", []string{"replay", "--max-inflight", "0", "t"}, "--max-inflight"},
+		{"negative inflight", []string{"replay", "--max-inflight", "-1", "t"}, "--max-inflight"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

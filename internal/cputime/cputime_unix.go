@@ -1,14 +1,14 @@
 //go:build unix
 
-package generate
+package cputime
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU is the CPU time (user + system) the process used so far.
-func processCPU() time.Duration {
+// Process is the CPU time (user + system) this process has used.
+func Process() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0

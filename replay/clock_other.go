@@ -1,0 +1,24 @@
+//go:build !linux
+
+package replay
+
+import "time"
+
+// DefaultSpinWindow is how long before a due time PreciseClock stops
+// sleeping and starts spinning. Without a fine sleep the window must cover
+// the Go timer's slack: it oversleeps by up to about 1 ms for short sleeps
+// (and 0.1-0.3 ms for longer ones).
+const DefaultSpinWindow = 1500 * time.Microsecond
+
+// fineSlack is zero: there is no fine sleep, the spin covers the slack.
+const fineSlack = 0
+
+// fineSleep has nothing finer than the Go timer to offer here.
+func fineSleep(time.Time) {}
+
+// pureSpin is the last stretch before a due time spent in a tight loop;
+// before it the 1.5 ms spin yields (runtime.Gosched) so other goroutines
+// keep running on a small machine. Gosched puts the goroutine behind every
+// runnable one, which on a busy 2-core machine can cost more than the
+// whole window, hence the tight loop at the end.
+const pureSpin = 150 * time.Microsecond
