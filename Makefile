@@ -26,13 +26,10 @@ unit:
 	$(GO) test -race -short -count=1 -timeout 10m ./...
 	$(GO) test -count=1 -timeout 10m ./...
 
-# Each fuzz target runs briefly; the seed corpus also runs in `unit`.
+# Each fuzz target runs briefly (scripts/fuzz.sh); the seed corpus also
+# runs in `unit`.
 fuzz:
-	@grep -rHoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' . | sed -E 's#^(.*)/[^/]+_test\.go:func (Fuzz[A-Za-z0-9_]+)$$#\1 \2#' | sort -u | \
-	while read -r pkg t; do \
-		echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg > /tmp/cereplay-fuzz.log 2>&1 || { cat /tmp/cereplay-fuzz.log; exit 1; }; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...

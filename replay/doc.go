@@ -6,8 +6,9 @@
 //
 // The pieces, each in its own file:
 //
-//   - clock.go: the Clock that sleeps precisely (sleep, then spin) and a
-//     FakeClock for tests.
+//   - clock.go, clock_linux.go: the Clock that sleeps precisely (a Go
+//     timer, then on Linux a high-resolution kernel sleep, then a short
+//     spin) and a FakeClock for tests.
 //   - pacer.go: the Pacer that turns trace offsets into due times
 //     (speed, fixed rate, or as fast as possible).
 //   - conn.go: gRPC dialing (TLS, bearer token) and the raw codec that sends
@@ -19,7 +20,8 @@
 //   - stats.go, metrics.go, results.go: histograms, Prometheus metrics and
 //     the run folder (run.json, outcomes, summary.json).
 //   - config.go, run.go: Config and Run, which wires everything together.
-//   - play.go: the connect phase and the schedule loop over the trace.
+//   - play.go: the connect phase, the loop that reads and prepares the
+//     trace, and the pacer goroutine that only releases sends on time.
 //   - send.go: publishing spec events and status replies.
 //   - patch.go, consumers.go: wire-byte attribute patching, consumer
 //     creation through REST.

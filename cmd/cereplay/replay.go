@@ -31,18 +31,20 @@ func replayCommand() *cli.Command {
 			"   cereplay replay --source-addr m1:8090,m2:8090 --broker-addr m1:8091,m2:8091 \\\n" +
 			"       --start-at 2026-11-28T10:00:00Z --shard 0/2 traces/default",
 		Description: "replay connects one Subscribe stream per cluster to the broker port and one per source\n" +
-			"to the source port, then publishes every spec event on schedule (from one start instant,\n" +
-			"sleep then spin) and every status reply once the spec it answers has arrived, after the\n" +
-			"recorded delay. Status replies get the resourceversion the agent received and a fresh\n" +
-			"node-1 snowflake sequenceid; --run-id remaps resource ids so a trace can be replayed into\n" +
-			"the same Maestro again. Every record ends with one outcome (sent, failed with its gRPC\n" +
-			"code, dropped late, skipped, delivered, missing), written to --out with run.json and\n" +
-			"summary.json. Exit status 0 only when everything was sent and delivered (see --allow-*).\n\n" +
+			"to the source port, then publishes every spec event on schedule (from one start instant;\n" +
+			"a kernel sleep, then a short spin) and every status reply once the spec it answers has\n" +
+			"arrived, after the recorded delay. Status replies get the resourceversion the agent\n" +
+			"received and a fresh node-1 snowflake sequenceid; --run-id remaps resource ids so a trace\n" +
+			"can be replayed into the same Maestro again. Every record ends with one outcome (sent,\n" +
+			"failed with its gRPC code, dropped late, skipped, delivered, missing), written to --out\n" +
+			"with run.json and summary.json. Exit status 0 only when everything was sent and delivered\n" +
+			"(see --allow-*).\n\n" +
 			"Timing: the subscribes at the head of the trace are played first, as fast as possible (or\n" +
 			"at --connect-rate); the schedule starts when they are done (or at --start-at) with the\n" +
 			"first record after them. Event i is due at T0 + offset_i/speed (or i/rate), never by\n" +
-			"adding up gaps; its lateness is measured and reported. --metrics-listen also serves\n" +
-			"/debug/pprof/ of the replayer.",
+			"adding up gaps; its lateness is measured and reported. Paced replays are an open model:\n" +
+			"a slow target shows in the Publish latency, not in the schedule (up to --max-inflight\n" +
+			"calls in flight). --metrics-listen also serves /debug/pprof/ of the replayer.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "source-addr", Value: "127.0.0.1:8090", Usage: "Maestro source gRPC address(es), comma-separated"},
 			&cli.StringFlag{Name: "broker-addr", Value: "127.0.0.1:8091", Usage: "Maestro broker gRPC address(es), comma-separated; agents are spread over them"},
