@@ -11,7 +11,8 @@
 # 60 s once the replayer stopped copying events (reused receive buffers,
 # pooled send buffers, trace segments decompressed into recycled buffers);
 # then 40.0, 46.7 and 48.0 s (387 MiB) with --max-inflight 256, now the
-# default: the replayer's CPU fell from 68 s to 33 s.
+# default: the replayer's CPU fell from 68 s to 33 s. With the pacer
+# goroutine and the fine-sleep clock: 38.0, 43.3, 52.1 s, 386 MiB.
 #
 # Usage: bench/replay-max.sh [extra replay flags]. Takes minutes; the
 # trace is generated once into $BENCH_DIR (default /tmp) and reused.
