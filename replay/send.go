@@ -151,7 +151,7 @@ func (r *runner) releaseSpec(ctx context.Context, s *specState, tracked bool, du
 			r.tr.addSpec(s)
 		}
 		lat, code, msg := r.call(r.streamCtx, src.cc, addr, ce, released)
-		r.bufs.put(ce)
+		r.recycle(ce, code)
 		r.specsSent.Add(1)
 		if tracked {
 			r.tr.specSent(s, lat, code, msg)
@@ -198,7 +198,7 @@ func (r *runner) sendPlain(ctx context.Context, m recMeta, rec *format.Record, d
 			defer r.sends.done()
 			defer r.release()
 			lat, code, msg := r.call(r.streamCtx, a.cc, a.addr, ce, released)
-			r.bufs.put(ce)
+			r.recycle(ce, code)
 			r.out.emit(m, plainOutcome(late, lat, code, msg))
 		}()
 	})
@@ -249,7 +249,7 @@ func (r *runner) fireStatus(st *statusState) {
 		st.seq, st.sentAt, st.lateness = seq, r.clock.Now(), late
 		r.tr.statusSending(st)
 		lat, code, msg := r.call(r.streamCtx, a.cc, a.addr, ce, released)
-		r.bufs.put(ce) // gRPC is done with it once the call returns
+		r.recycle(ce, code)
 		r.statusesSent.Add(1)
 		r.tr.statusSent(st, lat, code, msg)
 	}()
@@ -278,6 +278,16 @@ func (b *bufPool) put(buf []byte) {
 		return
 	}
 	b.p.Put(&buf)
+}
+
+// recycle returns a sent event's buffer to the pool once gRPC is surely
+// done with it: after a call that succeeded (the server answered, so it
+// had the whole request). A call that failed may have been cut off while
+// gRPC was still writing the buffer; that one is left to the collector.
+func (r *runner) recycle(ce []byte, code uint32) {
+	if code == 0 {
+		r.bufs.put(ce)
+	}
 }
 
 // maxPooledBuffer keeps an odd huge event from staying in the pool.
