@@ -24,19 +24,21 @@ const fineSlack = 1500 * time.Microsecond
 // is set to 1 ns first; the goroutine is locked to its thread so the slack
 // applies to the sleep.
 func fineSleep(t time.Time) {
-	d := time.Until(t)
-	if d <= 0 {
-		return
-	}
-	var now unix.Timespec
-	if unix.ClockGettime(unix.CLOCK_MONOTONIC, &now) != nil {
-		return
-	}
-	wake := unix.NsecToTimespec(now.Nano() + int64(d))
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
-	for unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &wake, nil) == unix.EINTR {
+	// A relative sleep, recomputed after an interruption: an absolute one
+	// would need CLOCK_MONOTONIC, which x/sys reads with a syscall rather
+	// than the vDSO.
+	for {
+		d := time.Until(t)
+		if d <= 0 {
+			return
+		}
+		ts := unix.NsecToTimespec(int64(d))
+		if unix.ClockNanosleep(unix.CLOCK_MONOTONIC, 0, &ts, nil) != unix.EINTR {
+			return
+		}
 	}
 }
 
