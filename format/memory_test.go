@@ -4,6 +4,7 @@ import (
 	"io"
 	"runtime"
 	"testing"
+	"time"
 )
 
 // TestReaderMemoryBounded reads a 160 MB trace of 1 MiB segments while
@@ -89,6 +90,27 @@ func TestReaderReuseBuffers(t *testing.T) {
 		}
 	})
 	t.Logf("%d segments, %d MB raw: allocated %d MB plain, %d MB reusing", len(m.Segments), m.RawBytes>>20, plain>>20, reused>>20)
+
+	// Closing early returns although decoders wait for buffers the
+	// caller will never give back.
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.ReuseBuffers()
+	for range 300 {
+		if _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // let the decoders run ahead and wait
+	closed := make(chan struct{})
+	go func() { r.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close blocked with decoders waiting for buffers")
+	}
 	if reused*4 > plain {
 		t.Errorf("reading with ReuseBuffers allocated %d bytes, plain %d: want under a quarter", reused, plain)
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -30,9 +31,13 @@ type Reader struct {
 	wg      sync.WaitGroup
 
 	// reuse, set by ReuseBuffers, sends each finished segment's buffer to
-	// free, where the decoders take it for a later segment.
-	reuse  bool
+	// free, where the decoders take it for a later segment. Decoders
+	// allocate at most cap(free) buffers while reusing (counted in bufs)
+	// and then wait for a free one, so memory stays a fixed number of
+	// segments however fast they run ahead of the caller.
+	reuse  atomic.Bool
 	free   chan []byte
+	bufs   atomic.Int32
 	curRaw []byte // the decompressed stream that cur points into
 
 	cur   []Record
@@ -100,7 +105,9 @@ func newReader(m *Manifest, files []segFile) (*Reader, error) {
 		dec:     dec,
 		results: make(chan chan segResult, ahead),
 		done:    make(chan struct{}),
-		free:    make(chan []byte, ahead+1),
+		// While the caller waits for segment n, the decoders of n to
+		// n+ahead hold a buffer each: ahead+1, and one spare.
+		free: make(chan []byte, ahead+2),
 	}
 	r.wg.Add(1)
 	go r.feed()
@@ -133,11 +140,7 @@ func (r *Reader) feed() {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			var buf []byte
-			select {
-			case buf = <-r.free:
-			default:
-			}
+			buf := r.takeBuffer()
 			recs, raw, err := readSegmentInto(r.dec, f.path, f.info, buf)
 			ch <- segResult{recs, raw, err}
 		}()
@@ -151,7 +154,31 @@ func (r *Reader) feed() {
 // that a record returned by Next, and its Data, are valid only until the
 // next call to Next: copy what must outlive it. Call it before the first
 // Next.
-func (r *Reader) ReuseBuffers() { r.reuse = true }
+func (r *Reader) ReuseBuffers() { r.reuse.Store(true) }
+
+// takeBuffer returns a buffer to decompress the next segment into: nil
+// (allocate) without reuse, else a free one, a new one while fewer than
+// cap(free) exist, or the next one the caller finishes with.
+func (r *Reader) takeBuffer() []byte {
+	if !r.reuse.Load() {
+		return nil
+	}
+	select {
+	case b := <-r.free:
+		return b
+	default:
+	}
+	if r.bufs.Add(1) <= int32(cap(r.free)) {
+		return nil
+	}
+	r.bufs.Add(-1)
+	select {
+	case b := <-r.free:
+		return b
+	case <-r.done:
+		return nil
+	}
+}
 
 // Manifest returns the trace's manifest (nil for OpenSegment).
 func (r *Reader) Manifest() *Manifest { return r.m }
@@ -167,6 +194,16 @@ func (r *Reader) Next() (*Record, error) {
 	for r.pos >= len(r.cur) {
 		if r.err != nil {
 			return nil, r.err
+		}
+		if r.curRaw != nil && r.reuse.Load() {
+			// The caller is done with this segment's records: its
+			// buffer can take a later segment (before waiting for the
+			// next one, whose decoder may be waiting for a buffer).
+			select {
+			case r.free <- r.curRaw:
+			default:
+			}
+			r.cur, r.curRaw = nil, nil
 		}
 		ch, ok := <-r.results
 		if !ok {
@@ -186,12 +223,6 @@ func (r *Reader) Next() (*Record, error) {
 		if len(res.recs) > 0 && res.recs[0].Offset < r.last {
 			r.err = streamErr(f.path, int64(segmentHeaderSize), 0, fmt.Errorf("%w: first offset %d ns is before the previous segment's last %d ns", ErrOrder, res.recs[0].Offset, r.last))
 			return nil, r.err
-		}
-		if r.reuse && r.curRaw != nil {
-			select {
-			case r.free <- r.curRaw:
-			default:
-			}
 		}
 		r.cur, r.curRaw, r.pos = res.recs, res.raw, 0
 	}
