@@ -60,19 +60,16 @@ func (m *remapper) rewrites() []Rewrite {
 	return rw
 }
 
-// event rewrites one CloudEvent for sending, appending the result to dst
-// (a new buffer when dst is nil). ce is not modified. version
+// event rewrites one CloudEvent for sending, appending the result to dst.
+// ce is not modified. version
 // (when set) and seq (when not "") replace ce-resourceversion and
 // ce-sequenceid; with a run id the resource id and the metadata that
 // carries it are remapped. The attributes are patched in the wire bytes
-// (patchAttrs), the data is never decoded. Without any change and a nil
-// dst, ce itself is returned: the bytes go out as they are.
+// (patchAttrs), the data is never decoded; without any change the bytes
+// are copied as they are.
 func (m *remapper) event(dst, ce []byte, origRID string, version int64, hasVersion bool, seq string) ([]byte, error) {
 	if m == nil && !hasVersion && seq == "" {
-		if dst != nil {
-			return append(dst, ce...), nil
-		}
-		return ce, nil
+		return append(dst, ce...), nil
 	}
 	set := &pbv1.CloudEvent{} // holds the new attribute values, built by maestro
 	if hasVersion {

@@ -60,7 +60,7 @@ type runner struct {
 	wg        sync.WaitGroup  // stream goroutines
 	sends     counter         // publish goroutines in flight
 	releases  chan release    // prepared sends, to the pacer (play)
-	bufs      bufPool         // status reply buffers
+	bufs      bufPool         // buffers of the events being sent
 
 	mu       sync.Mutex
 	agents   map[string]*agent
