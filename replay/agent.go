@@ -58,7 +58,7 @@ func (a *agent) connect(ctx context.Context) error {
 func (a *agent) loop(ctx context.Context, st grpc.ClientStream) {
 	for {
 		if st != nil {
-			err := a.drain(st)
+			err := a.r.drain(st, a.handle)
 			a.r.m.agents.Dec()
 			if ctx.Err() != nil {
 				return
@@ -77,14 +77,16 @@ func (a *agent) loop(ctx context.Context, st grpc.ClientStream) {
 	}
 }
 
-// drain reads the stream until it fails, timestamping every message.
-func (a *agent) drain(st grpc.ClientStream) error {
-	var m rawMsg // reused: handle keeps nothing of m.b
+// drain reads a Subscribe stream until it fails, timestamping every
+// message and handing it to handle, which must keep nothing of the bytes
+// (they are received into one reused buffer).
+func (r *runner) drain(st grpc.ClientStream, handle func(b []byte, at time.Time)) error {
+	var m rawMsg
 	for {
 		if err := st.RecvMsg(&m); err != nil {
 			return err
 		}
-		a.handle(m.b, a.r.clock.Now())
+		handle(m.b, r.clock.Now())
 	}
 }
 

@@ -45,7 +45,7 @@ func (s *source) connect(ctx context.Context) error {
 func (s *source) loop(ctx context.Context, st grpc.ClientStream) {
 	for {
 		if st != nil {
-			err := s.drain(st)
+			err := s.r.drain(st, s.handle)
 			if ctx.Err() != nil {
 				return
 			}
@@ -58,16 +58,6 @@ func (s *source) loop(ctx context.Context, st grpc.ClientStream) {
 			return
 		}
 		s.r.outage(time.Since(down))
-	}
-}
-
-func (s *source) drain(st grpc.ClientStream) error {
-	var m rawMsg // reused: handle keeps nothing of m.b
-	for {
-		if err := st.RecvMsg(&m); err != nil {
-			return err
-		}
-		s.handle(m.b, s.r.clock.Now())
 	}
 }
 
