@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,6 +85,11 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 		r.origin = rec.Offset
 		tr.unread(rec)
 	}
+	// Connecting thousands of streams leaves a large heap, often in the
+	// middle of a collection: finishing it now keeps that work (both
+	// cores, for a few hundred milliseconds) out of the first seconds of
+	// the schedule, where it made the first sends of a paced run late.
+	runtime.GC()
 	r.t0 = r.cfg.StartAt
 	if r.t0.IsZero() {
 		r.t0 = r.clock.Now()
@@ -126,7 +132,7 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 		if rec.Type != format.TypeEvent {
 			continue
 		}
-		if cut && rec.Offset > cutOffset+replyHorizon {
+		if cut && rec.Offset > cutOffset+r.tr.answerSpan() {
 			return nil
 		}
 		m := metaOf(i, rec)

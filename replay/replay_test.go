@@ -249,6 +249,62 @@ func TestReplaySchedules(t *testing.T) {
 	}
 }
 
+// --limit N sends the first N specs and accounts for everything that
+// answers them, although the replies come in the trace long after the
+// cut: each in-scope record has exactly one outcome, the rest none.
+func TestReplayLimitAccountsForLateAnswers(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simConfig())
+	trace, out := t.TempDir(), filepath.Join(t.TempDir(), "run")
+	// Specs every 100 ms, each answered a second later: the replies to
+	// the last specs in scope lie ten specs past the cut.
+	testTrace{Clusters: 2, Works: 10, Gap: 100 * time.Millisecond, Reply: time.Second}.write(t, trace)
+	const limit = 12
+
+	cfg := baseConfig(s, trace, out)
+	cfg.Max, cfg.CreateConsumers, cfg.Limit = true, true, limit
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() {
+		t.Fatalf("not OK: %v %v", res.Summary.Problems, res.Summary.Outcomes)
+	}
+	r, err := format.Open(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	inScope := map[string]bool{} // resource ids of the specs sent
+	outs := readOutcomes(t, out)
+	var specs, answered int
+	for i := uint64(0); ; i++ {
+		rec, err := r.Next()
+		if err != nil {
+			break
+		}
+		if rec.Flow == format.FlowSourceToServer {
+			if specs < limit {
+				inScope[rec.ResourceID] = true
+			}
+			specs++
+		}
+		want := 0
+		if rec.Flow.Subscribe() || inScope[rec.ResourceID] {
+			want = 1
+		}
+		if len(outs[i]) != want {
+			t.Errorf("record %d (%s, %s): %d outcomes, want %d", i, rec.Flow, rec.ResourceID, len(outs[i]), want)
+		}
+		if want == 1 && rec.Flow == format.FlowServerToSource {
+			answered++
+		}
+	}
+	if answered != limit {
+		t.Errorf("%d forwarded statuses accounted, want %d", answered, limit)
+	}
+}
+
 func readRunInfo(t *testing.T, dir string) RunInfo {
 	t.Helper()
 	var info RunInfo

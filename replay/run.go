@@ -21,9 +21,11 @@ import (
 	"github.com/cereplay/cereplay/maestro"
 )
 
-// replyHorizon is how far past the last scheduled send (in trace time) the
-// replay keeps reading, with --limit or --duration, to find the status and
-// delivery records that answer the sends in scope.
+// replyHorizon bounds how far (in trace time) a record may come after the
+// send it answers: the tracker forgets finished records older than that,
+// and after a --limit or --duration cut the replay reads at most that far
+// past the last send in scope (less when the answers seen so far all came
+// sooner: see tracker.answerSpan).
 const replyHorizon = 5 * time.Minute
 
 // Result is what Run returns: the run folder and its summary.

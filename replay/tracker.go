@@ -91,6 +91,14 @@ type tracker struct {
 	unexpectedStatuses int64 // forwards with an unknown sequence id
 	duplicateForwards  int64 // the same status forwarded again
 
+	// longestAnswer is the longest trace-time gap seen between a spec and
+	// a record that answers it (its delivery, its status reply, that
+	// reply's forward), and sawReply whether any status reply was among
+	// them: they bound how far past a --limit or --duration cut the trace
+	// is worth reading (answerSpan).
+	longestAnswer time.Duration
+	sawReply      bool
+
 	emit func(m recMeta, o format.Outcome) // writes an outcome; never blocks
 	fire func(s *statusState)              // schedules a status whose spec arrived
 	// replyDelay scales a recorded reply delay (speed), or zeroes it (max).
@@ -304,6 +312,9 @@ func (t *tracker) delivered(k maestro.Keys, at time.Time) (time.Duration, bool) 
 func (t *tracker) expectDelivery(m recMeta, trigger uint64, has bool) {
 	t.mu.Lock()
 	s := t.specByIdx[trigger]
+	if s != nil {
+		t.noteAnswer(m.offset, s.meta.offset, false)
+	}
 	switch {
 	case !has || s == nil:
 		t.mu.Unlock()
@@ -332,6 +343,9 @@ func (t *tracker) expectDelivery(m recMeta, trigger uint64, has bool) {
 func (t *tracker) addStatus(st *statusState, trigger uint64, has bool) {
 	t.mu.Lock()
 	s := t.specByIdx[trigger]
+	if s != nil {
+		t.noteAnswer(st.meta.offset, s.meta.offset, true)
+	}
 	if !has || s == nil || s.failed {
 		why := "answers a record that was not replayed"
 		if s != nil {
@@ -461,6 +475,9 @@ func (t *tracker) forwarded(k maestro.Keys, at time.Time) (time.Duration, bool) 
 func (t *tracker) expectForward(m recMeta, trigger uint64, has bool) {
 	t.mu.Lock()
 	st := t.statusByIdx[trigger]
+	if st != nil && st.spec != nil {
+		t.noteAnswer(m.offset, st.spec.meta.offset, false)
+	}
 	switch {
 	case !has || st == nil:
 		t.mu.Unlock()
@@ -478,6 +495,31 @@ func (t *tracker) expectForward(m recMeta, trigger uint64, has bool) {
 	}
 	st.expects = append(st.expects, m)
 	t.mu.Unlock()
+}
+
+// noteAnswer records the trace-time gap between a spec (at offset spec)
+// and a record that answers it (at offset answer); reply says the answer
+// is a status reply. Called with t.mu held.
+func (t *tracker) noteAnswer(answer, spec time.Duration, reply bool) {
+	t.longestAnswer = max(t.longestAnswer, answer-spec)
+	t.sawReply = t.sawReply || reply
+}
+
+// answerSpan is how far past the last spec in scope (in trace time) the
+// replay keeps reading after a --limit or --duration cut, to find the
+// records that answer the specs it sent: twice the longest answer seen so
+// far plus a second. It grows as later answers are read, and is the whole
+// replyHorizon until a status reply has been seen (deliveries come within
+// milliseconds, replies may take seconds). Reading the whole horizon
+// every time (5 minutes of trace, dozens of segments decompressed at
+// once) took both cores from the sends still due.
+func (t *tracker) answerSpan() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.sawReply {
+		return replyHorizon
+	}
+	return min(2*t.longestAnswer+time.Second, replyHorizon)
 }
 
 // known reports whether a trace record index is being followed (a spec or

@@ -138,3 +138,37 @@ func TestTrackerFailuresAndFinish(t *testing.T) {
 		t.Fatalf("prune kept %d specs, %d statuses", len(h.tr.specByIdx), len(h.tr.statusByIdx))
 	}
 }
+
+// After a --limit or --duration cut the replay reads on only as far as the
+// answers seen so far suggest: twice the longest gap between a spec and a
+// record that answers it (delivery, status, forward), plus a second, never
+// more than replyHorizon, and all of replyHorizon before any status reply
+// (deliveries alone say nothing of how late replies come).
+func TestTrackerAnswerSpan(t *testing.T) {
+	t.Parallel()
+	h := newHarness()
+	if got := h.tr.answerSpan(); got != replyHorizon {
+		t.Fatalf("span before any answer = %v, want %v", got, replyHorizon)
+	}
+	s := spec(10, "r1") // offset 10 s
+	h.tr.register(s)
+	h.tr.expectDelivery(recMeta{index: 11, offset: 11 * time.Second, flow: format.FlowServerToAgent}, 10, true)
+	if got := h.tr.answerSpan(); got != replyHorizon {
+		t.Fatalf("span after a delivery but no reply = %v, want %v", got, replyHorizon)
+	}
+	st := &statusState{meta: recMeta{index: 12, offset: 14 * time.Second, flow: format.FlowAgentToServer}}
+	h.tr.addStatus(st, 11, true) // answers the delivery record, 4 s after the spec
+	if got := h.tr.answerSpan(); got != 9*time.Second {
+		t.Fatalf("span after a reply 4 s after its spec = %v, want 9s", got)
+	}
+	h.tr.expectForward(recMeta{index: 13, offset: 16 * time.Second, flow: format.FlowServerToSource}, 12, true)
+	if got := h.tr.answerSpan(); got != 13*time.Second {
+		t.Fatalf("span after a forward 6 s after its spec = %v, want 13s", got)
+	}
+	late := spec(20, "r2")
+	h.tr.register(late)
+	h.tr.expectDelivery(recMeta{index: 21, offset: 20*time.Second + replyHorizon, flow: format.FlowServerToAgent}, 20, true)
+	if got := h.tr.answerSpan(); got != replyHorizon {
+		t.Fatalf("span after an answer a whole horizon late = %v, want %v", got, replyHorizon)
+	}
+}
