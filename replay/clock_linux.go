@@ -14,11 +14,14 @@ import (
 // costs a few percent of a core at 2,000 events/s.
 const DefaultSpinWindow = 100 * time.Microsecond
 
-// fineSlack is how early the Go timer hands over to fineSleep: Go timers
-// oversleep by up to about 1 ms for short sleeps.
+// kernelSleeps says PreciseClock sleeps with fineSleep all the way.
+const kernelSleeps = true
+
+// fineSlack is how early the status dispatcher's Go timer hands over to
+// fineSleep: Go timers oversleep by up to about 1 ms for short sleeps.
 const fineSlack = 1500 * time.Microsecond
 
-// fineSleep sleeps until t (at most fineSlack away) with the kernel's
+// fineSleep sleeps until t (at most sleepChunk away) with the kernel's
 // high-resolution timer. A Go timer cannot: the runtime waits for timers
 // with millisecond resolution. The thread's timer slack, 50 µs by default,
 // is set to 1 ns first; the goroutine is locked to its thread so the slack

@@ -10,6 +10,9 @@ import "time"
 // (and 0.1-0.3 ms for longer ones).
 const DefaultSpinWindow = 1500 * time.Microsecond
 
+// kernelSleeps is false: PreciseClock sleeps with a Go timer.
+const kernelSleeps = false
+
 // fineSlack is zero: there is no fine sleep, the spin covers the slack.
 const fineSlack = 0
 

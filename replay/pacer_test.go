@@ -119,14 +119,14 @@ func TestFakeClock(t *testing.T) {
 	}
 }
 
-// PreciseClock never returns before the due time, and honours cancellation
-// during the timer phase.
+// PreciseClock never returns before the due time (also when the sleep
+// takes several chunks), and honours cancellation while it sleeps.
 func TestPreciseClockNeverEarly(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	// Without a spin (-1) the fine sleep alone must not wake early either.
 	for _, c := range []PreciseClock{{}, {SpinWindow: -1}, {SpinWindow: 20 * time.Microsecond}} {
-		for _, d := range []time.Duration{0, 50 * time.Microsecond, 700 * time.Microsecond, 1600 * time.Microsecond, 3 * time.Millisecond} {
+		for _, d := range []time.Duration{0, 50 * time.Microsecond, 700 * time.Microsecond, 1600 * time.Microsecond, 3 * time.Millisecond, 3*sleepChunk/2 + time.Millisecond} {
 			due := time.Now().Add(d)
 			if err := c.SleepUntil(ctx, due); err != nil {
 				t.Fatal(err)
