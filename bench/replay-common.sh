@@ -8,8 +8,13 @@ BENCH_DIR=${BENCH_DIR:-/tmp}
 go build -o "$BIN" ./cmd/cereplay
 work=$(mktemp -d "$BENCH_DIR/cereplay-replay.XXXXXX")
 sim_pid=
-cleanup() {
+# stop_sim: stop the sim started by start_sim, if any.
+stop_sim() {
 	if [ -n "$sim_pid" ]; then kill -INT "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; fi
+	sim_pid=
+}
+cleanup() {
+	stop_sim
 	rm -rf "$work"
 }
 trap cleanup EXIT

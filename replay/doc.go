@@ -6,8 +6,8 @@
 //
 // The pieces, each in its own file:
 //
-//   - clock.go, clock_linux.go: the Clock that sleeps precisely (a Go
-//     timer, then on Linux a high-resolution kernel sleep, then a short
+//   - clock.go, clock_linux.go: the Clock that sleeps precisely (on Linux
+//     a high-resolution kernel sleep, elsewhere a Go timer, then a short
 //     spin) and a FakeClock for tests.
 //   - pacer.go: the Pacer that turns trace offsets into due times
 //     (speed, fixed rate, or as fast as possible).
