@@ -77,11 +77,7 @@ func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 	spinFrom := t.Add(-spin)
 	if kernelSleeps {
 		for ctx.Err() == nil && time.Until(spinFrom) > 0 {
-			until := spinFrom
-			if chunk := time.Now().Add(sleepChunk); chunk.Before(until) {
-				until = chunk
-			}
-			fineSleep(until)
+			fineSleepAtMost(spinFrom, sleepChunk)
 		}
 	} else if d := time.Until(spinFrom); d > 0 {
 		timer := time.NewTimer(d)
@@ -99,6 +95,16 @@ func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 // sleepChunk bounds each kernel sleep of SleepUntil: an interrupted run
 // stops waiting within this long.
 const sleepChunk = 50 * time.Millisecond
+
+// fineSleepAtMost sleeps with fineSleep until t, but for at most d: its
+// callers wake in steps to look at something else meanwhile (a cancelled
+// context, a reply queued with an earlier due time).
+func fineSleepAtMost(t time.Time, d time.Duration) {
+	if step := time.Now().Add(d); step.Before(t) {
+		t = step
+	}
+	fineSleep(t)
+}
 
 // spinUntil busy-waits until t, yielding the processor while more than
 // pureSpin remains.

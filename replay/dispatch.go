@@ -82,11 +82,7 @@ func (d *dispatcher) run(ctx context.Context) {
 			// The last stretch before the spin, in fine sleeps short
 			// enough that a reply queued meanwhile with an earlier due
 			// time is at most fineStep late.
-			until := next.due.Add(-spin)
-			if step := time.Now().Add(fineStep); step.Before(until) {
-				until = step
-			}
-			fineSleep(until)
+			fineSleepAtMost(next.due.Add(-spin), fineStep)
 			d.drainAdds()
 			continue
 		} else if wait > 0 {

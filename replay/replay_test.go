@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -280,8 +282,11 @@ func TestReplayLimitAccountsForLateAnswers(t *testing.T) {
 	var specs, answered int
 	for i := uint64(0); ; i++ {
 		rec, err := r.Next()
-		if err != nil {
+		if errors.Is(err, io.EOF) {
 			break
+		}
+		if err != nil {
+			t.Fatalf("read trace record %d: %v", i, err)
 		}
 		if rec.Flow == format.FlowSourceToServer {
 			if specs < limit {
