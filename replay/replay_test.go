@@ -438,7 +438,7 @@ func TestReplayInterrupted(t *testing.T) {
 	outs := readOutcomes(t, res.Dir)
 	for i, o := range outs {
 		if len(o) != 1 {
-			t.Errorf("record %d has %d outcomes", i, len(o))
+			t.Errorf("record %d has %d outcomes: %+v", i, len(o), o)
 		}
 	}
 	if sent := res.Summary.SpecsSent; sent == 0 || sent >= 100 {

@@ -400,8 +400,15 @@ func (t *tracker) leaveUnsent(st *statusState) {
 }
 
 // statusNotSent ends a status dropped before sending.
+//
+// A status finish already reported (it was still queued on the dispatcher
+// when the run ended) keeps that one outcome.
 func (t *tracker) statusNotSent(st *statusState, o format.Outcome) {
 	t.mu.Lock()
+	if st.reported {
+		t.mu.Unlock()
+		return
+	}
 	st.failed, st.reported = true, true
 	t.pendingStatuses--
 	t.leaveUnsent(st)
@@ -416,7 +423,9 @@ func (t *tracker) statusSent(st *statusState, latency time.Duration, code uint32
 	var out []outcomeOf
 	t.mu.Lock()
 	st.latency = latency
-	if code != 0 {
+	if st.reported {
+		// finish reported it while the call was in flight.
+	} else if code != 0 {
 		st.failed, st.reported = true, true
 		delete(t.bySeq, st.seq)
 		t.pendingStatuses--

@@ -172,3 +172,34 @@ func TestTrackerAnswerSpan(t *testing.T) {
 		t.Fatalf("span after an answer a whole horizon late = %v, want %v", got, replyHorizon)
 	}
 }
+
+// A status still queued on the dispatcher (or publishing) when finish runs
+// keeps the one outcome finish gave it: the dispatcher may fire it after
+// finish, and the call fails or is skipped as the streams close.
+func TestTrackerStatusAfterFinish(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1000, 0)
+	h := newHarness()
+	s := spec(0, "r1")
+	s.sentAt = t0
+	h.tr.register(s)
+	h.tr.addSpec(s)
+	h.tr.specSent(s, time.Millisecond, 0, "")
+	h.tr.delivered(maestro.Keys{ResourceID: "r1"}, t0.Add(time.Millisecond))
+	queued := &statusState{meta: recMeta{index: 1, flow: format.FlowAgentToServer}}
+	publishing := &statusState{meta: recMeta{index: 2, flow: format.FlowAgentToServer}}
+	h.tr.addStatus(queued, 0, true)
+	h.tr.addStatus(publishing, 0, true)
+	publishing.seq = "7"
+	h.tr.statusSending(publishing)
+	h.tr.finish()
+	h.tr.statusNotSent(queued, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: the run ended"})
+	h.tr.statusSent(publishing, time.Millisecond, 14, "unavailable")
+	if o := h.only(t, 1, format.OutcomeSkipped); o.Note != "not sent: still waiting at the end of the run" {
+		t.Fatalf("queued status: %+v", o)
+	}
+	h.only(t, 2, format.OutcomeSkipped)
+	if p := h.tr.pending(); p != 0 {
+		t.Fatalf("pending %d after finish", p)
+	}
+}
