@@ -41,6 +41,13 @@ func (h *trackerHarness) only(t *testing.T, i uint64, want format.OutcomeStatus)
 	return h.outs[i][0]
 }
 
+// sending registers s as sent at t0, its Publish call not yet returned.
+func (h *trackerHarness) sending(s *specState, t0 time.Time) {
+	s.sentAt = t0
+	h.tr.register(s)
+	h.tr.addSpec(s)
+}
+
 func spec(i uint64, rid string) *specState {
 	return &specState{meta: recMeta{index: i, offset: time.Duration(i) * time.Second, flow: format.FlowSourceToServer,
 		rid: rid, eventType: maestro.TypeSpecCreate}, wireRID: rid, cluster: "c1"}
@@ -51,11 +58,8 @@ func spec(i uint64, rid string) *specState {
 func TestTrackerAnyOrder(t *testing.T) {
 	t.Parallel()
 	t0 := time.Unix(1000, 0)
-	h := newHarness()
-	s := spec(0, "r1")
-	s.sentAt = t0
-	h.tr.register(s)
-	h.tr.addSpec(s)
+	h, s := newHarness(), spec(0, "r1")
+	h.sending(s, t0)
 	if d, ok := h.tr.delivered(maestro.Keys{ResourceID: "r1", ResourceVersion: 3, HasResourceVersion: true}, t0.Add(5*time.Millisecond)); !ok || d != 5*time.Millisecond {
 		t.Fatalf("delivered: %v %v", d, ok)
 	}
@@ -179,11 +183,8 @@ func TestTrackerAnswerSpan(t *testing.T) {
 func TestTrackerStatusAfterFinish(t *testing.T) {
 	t.Parallel()
 	t0 := time.Unix(1000, 0)
-	h := newHarness()
-	s := spec(0, "r1")
-	s.sentAt = t0
-	h.tr.register(s)
-	h.tr.addSpec(s)
+	h, s := newHarness(), spec(0, "r1")
+	h.sending(s, t0)
 	h.tr.specSent(s, time.Millisecond, 0, "")
 	h.tr.delivered(maestro.Keys{ResourceID: "r1"}, t0.Add(time.Millisecond))
 	queued := &statusState{meta: recMeta{index: 1, flow: format.FlowAgentToServer}}
