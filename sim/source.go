@@ -157,13 +157,17 @@ func (s *Server) respondStatusResync(source string, data []byte) error {
 func (src *sourceServer) Subscribe(req *pbv1.SubscriptionRequest, stream pbv1.CloudEventService_SubscribeServer) error {
 	s := src.s
 	id := uuid.NewString()
-	if err := stream.SendHeader(metadata.Pairs(maestro.SubscriptionIDHeader, id)); err != nil {
-		return fmt.Errorf("failed to send subscription header for subID %s: %w", id, err)
-	}
 	ctx := stream.Context()
+	// Registered before the header goes out, as Maestro registers with its
+	// broadcaster first: a client that waits for the header (the SDK, the
+	// replayer) may publish at once, and a status forwarded before the
+	// registration was lost.
 	sub := &sourceSubscriber{source: req.GetSource(), events: make(chan forwarded, subscriberBuffer), done: ctx.Done()}
 	s.sources.add(id, sub)
 	defer s.sources.remove(id)
+	if err := stream.SendHeader(metadata.Pairs(maestro.SubscriptionIDHeader, id)); err != nil {
+		return fmt.Errorf("failed to send subscription header for subID %s: %w", id, err)
+	}
 	s.metrics.subscribers.WithLabelValues(portSource).Inc()
 	defer s.metrics.subscribers.WithLabelValues(portSource).Dec()
 
