@@ -422,10 +422,12 @@ func (t *tracker) statusNotSent(st *statusState, o format.Outcome) {
 func (t *tracker) statusSent(st *statusState, latency time.Duration, code uint32, note string) {
 	var out []outcomeOf
 	t.mu.Lock()
+	if st.reported { // by finish, while the call was in flight
+		t.mu.Unlock()
+		return
+	}
 	st.latency = latency
-	if st.reported {
-		// finish reported it while the call was in flight.
-	} else if code != 0 {
+	if code != 0 {
 		st.failed, st.reported = true, true
 		delete(t.bySeq, st.seq)
 		t.pendingStatuses--
@@ -433,7 +435,7 @@ func (t *tracker) statusSent(st *statusState, latency time.Duration, code uint32
 		out = append(out, t.statusWaitersMissing(st, "its status failed to publish")...)
 	} else {
 		st.sendDone = true
-		if st.forwarded && !st.reported {
+		if st.forwarded {
 			st.reported = true
 			t.pendingStatuses--
 			out = append(out, outcomeOf{st.meta, t.statusOutcome(st)})
