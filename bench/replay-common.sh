@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/cereplay}
 BENCH_DIR=${BENCH_DIR:-/tmp}
-go build -o "$BIN" ./cmd/cereplay
+# NOBUILD=1 with BIN=path runs a binary built before (to compare two builds
+# side by side, in alternating runs).
+[ -n "${NOBUILD:-}" ] || go build -o "$BIN" ./cmd/cereplay
 work=$(mktemp -d "$BENCH_DIR/cereplay-replay.XXXXXX")
 sim_pid=
 # stop_sim: stop the sim started by start_sim, if any.

@@ -58,8 +58,9 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // off to a goroutine) without a target, so only the scheduler is measured.
 // It reports lateness percentiles in microseconds, and the CPU the process
 // spent per second of schedule (cpu-ms/s), for the default clock (a fine
-// sleep, then a short spin) and for one that spins its last 1.5 ms, which
-// at 2,000/s means spinning all the time.
+// sleep, then a short spin; at 20/s on a real-time thread where the
+// process may have one) and for one that spins its last 1.5 ms, which at
+// 2,000/s means spinning all the time.
 //
 //	go test -run '^$' -bench ScheduleLateness -benchtime 10s ./replay/
 func BenchmarkScheduleLateness(b *testing.B) {
@@ -75,9 +76,12 @@ func BenchmarkScheduleLateness(b *testing.B) {
 				var sink counter
 				cpu0 := cputime.Process()
 				t0 := time.Now()
+				var thread pacerThread // as the replay's pacer has
+				defer thread.release()
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
 					due := t0.Add(pacer.Due(uint64(i), 0))
+					thread.fit(time.Until(due))
 					_ = clock.c.SleepUntil(ctx, due)
 					late.Record(time.Since(due))
 					sink.add()

@@ -69,12 +69,21 @@ func (c PreciseClock) spinWindow() time.Duration {
 // median 1.1 and 2.0 ms against 2.4 and 3.8 ms, the worst send 1.7 and
 // 2.3 ms against 3.7 and 6.2 ms (up to 17 ms); p99 0.28 and 0.52 ms
 // against 0.21 and 1.6 ms.
+//
+// A long wait (dedicateAbove, as between the sends of a low rate) ends
+// with a yield and a last stretch slept holding the processor
+// (waitDedicated); the replay's pacer also takes a real-time thread of its
+// own for such waits (pacerThread).
 func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 	spin := c.spinWindow()
 	if c.SpinWindow == 0 {
 		spin = max(spin, min(time.Until(t)/50, maxSpinWindow))
 	}
 	spinFrom := t.Add(-spin)
+	if kernelSleeps && time.Until(spinFrom) >= dedicateAbove {
+		waitDedicated(ctx, spinFrom, t)
+		return ctx.Err()
+	}
 	if kernelSleeps {
 		for ctx.Err() == nil && time.Until(spinFrom) > 0 {
 			fineSleepAtMost(spinFrom, sleepChunk)
@@ -90,6 +99,15 @@ func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 	}
 	spinUntil(ctx, t)
 	return ctx.Err()
+}
+
+// pacerPriority says, for run.json, at what priority PreciseClock's long
+// waits run: "realtime", or "normal" and why (RealtimePacer).
+func pacerPriority() string {
+	if err := RealtimePacer(); err != nil {
+		return "normal (" + err.Error() + ")"
+	}
+	return "realtime"
 }
 
 // sleepChunk bounds each kernel sleep of SleepUntil: an interrupted run

@@ -1,8 +1,11 @@
 package replay
 
 import (
+	"context"
 	"runtime"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,3 +53,153 @@ func fineSleep(t time.Time) {
 // high rates), and runtime.Gosched would put the goroutine behind every
 // runnable one, which under load costs more than the whole window.
 const pureSpin = maxSpinWindow
+
+// dedicateAbove is the shortest wait (to the spin window) that PreciseClock
+// waits with waitDedicated, and that puts a pacerThread on a real-time
+// thread: 8 ms, so rates up to about 100 sends per second get it, and
+// faster schedules keep the plain kernel sleep (see pacerThread).
+const dedicateAbove = 8 * time.Millisecond
+
+// holdSpan is the last stretch before the spin window that waitDedicated
+// sleeps without giving up its processor.
+const holdSpan = 2 * time.Millisecond
+
+// waitDedicated waits a long wait until t. Runtime traces of late sends at
+// --rate 20 against sim showed the pacer waiting for a CPU three ways;
+// with a pacerThread, each is gone:
+//
+//   - the kernel woke the sleeping thread late, or took the CPU from it
+//     while it spun, to run sim or the replayer's other threads: the
+//     pacerThread is real-time, it runs as soon as it is runnable;
+//   - the Go scheduler had no processor for the goroutine when its kernel
+//     sleep ended (sysmon had handed its processor on, and every other
+//     one was busy): the last holdSpan before the spin is slept with a raw
+//     system call, which keeps the processor;
+//   - the scheduler's monitor preempted the goroutine for running 10 ms
+//     without a reschedule, during the hold or the spin, because the
+//     sleeps before them count as running: a yield before the hold
+//     (runtime.Gosched, with holdSpan to spare) starts that count again.
+func waitDedicated(ctx context.Context, spinFrom, t time.Time) {
+	holdFrom := spinFrom.Add(-holdSpan)
+	for ctx.Err() == nil && time.Until(holdFrom) > 0 {
+		fineSleepAtMost(holdFrom, sleepChunk)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	runtime.Gosched()
+	holdSleep(spinFrom)
+	spinUntil(ctx, t)
+}
+
+// pacerThread puts the goroutine that releases sends on a thread of its
+// own at real-time priority (where the process may: RealtimePacer) while
+// its waits are long, and takes it off while they are short. Long waits
+// are the low rates (the scale test's 20 works/s), where the pacer is idle
+// but for each send and must run the instant it is due; at high rates a
+// goroutine locked to its thread pays a switch of threads at every
+// reschedule (the runtime's preemption every 10 ms among them), which made
+// sends milliseconds late when it was locked at every rate. Raising and
+// lowering are system calls, and lowering the priority lets the kernel
+// run another thread at once, so the switch is made rarely: on the first
+// long wait, and back after shortRun short ones in a row.
+//
+// At --rate 20 against sim (bench/replay-rate.sh), 6 runs alternating
+// with the plain kernel sleep: send lateness p99 32-306 µs (median 52 µs)
+// against 0.30-3.8 ms (median 0.96 ms). Raising and lowering the thread
+// around each wait instead made it worse (p50 18-30 µs against 6 µs, p99
+// 0.6-1.9 ms): lowering its priority lets the kernel take the CPU from it
+// just before the send.
+type pacerThread struct {
+	restore func() // nil while the goroutine is not locked
+	short   int    // short waits in a row while locked
+}
+
+// shortRun is how many short waits in a row take a pacerThread off its
+// thread: a burst of a --speed schedule keeps it, a high rate does not.
+const shortRun = 64
+
+// fit locks or unlocks the calling goroutine for a wait of d.
+func (p *pacerThread) fit(d time.Duration) {
+	switch {
+	case d >= dedicateAbove:
+		p.short = 0
+		if p.restore == nil {
+			runtime.LockOSThread()
+			p.restore, _ = raisePriority() // RealtimePacer tells why not
+		}
+	case p.restore != nil:
+		if p.short++; p.short >= shortRun {
+			p.release()
+		}
+	}
+}
+
+// release puts the thread back and unlocks the goroutine.
+func (p *pacerThread) release() {
+	if p.restore == nil {
+		return
+	}
+	p.restore()
+	runtime.UnlockOSThread()
+	p.restore, p.short = nil, 0
+}
+
+// holdSleep sleeps until t like fineSleep, but in a raw system call: the
+// goroutine keeps its processor (the scheduler does not see the sleep), so
+// it goes on at once when the kernel wakes it. The processor does no other
+// work meanwhile, which is why only the last holdSpan of a wait is slept
+// so. The thread's timer slack is set by the fineSleep before it.
+func holdSleep(t time.Time) {
+	for {
+		d := time.Until(t)
+		if d <= 0 {
+			return
+		}
+		ts := unix.NsecToTimespec(int64(d))
+		_, _, errno := syscall.RawSyscall6(unix.SYS_CLOCK_NANOSLEEP, unix.CLOCK_MONOTONIC, 0,
+			uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+		if errno != unix.EINTR {
+			return
+		}
+	}
+}
+
+// raisePriority puts the calling thread (locked by the caller) at the
+// lowest real-time priority, SCHED_FIFO 1: above every ordinary thread,
+// below the kernel's own. It returns what puts the thread back as it was,
+// and why it could not raise it (without CAP_SYS_NICE or an rtprio
+// limit), in which case nothing changed. A thread that is real-time
+// already is left alone.
+func raisePriority() (restore func(), err error) {
+	nothing := func() {}
+	old, err := unix.SchedGetAttr(0, 0)
+	if err != nil {
+		return nothing, err
+	}
+	if old.Policy == unix.SCHED_FIFO || old.Policy == unix.SCHED_RR {
+		return nothing, nil
+	}
+	rt := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1}
+	if err := unix.SchedSetAttr(0, &rt, 0); err != nil {
+		return nothing, err
+	}
+	return func() {
+		// Lowering a thread's own priority needs no permission.
+		_ = unix.SchedSetAttr(0, old, 0)
+	}, nil
+}
+
+// RealtimePacer reports whether PreciseClock's long waits run at
+// real-time priority: nil if the process may raise a thread to
+// SCHED_FIFO, else why not. Without it they still run on a thread of
+// their own, at ordinary priority, and sends at low rates are late
+// whenever sim or another process has the CPUs. Grant it with
+// `sudo setcap cap_sys_nice+ep cereplay` or an rtprio limit.
+func RealtimePacer() error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	restore, err := raisePriority()
+	restore()
+	return err
+}

@@ -2,7 +2,11 @@
 
 package replay
 
-import "time"
+import (
+	"context"
+	"errors"
+	"time"
+)
 
 // DefaultSpinWindow is how long before a due time PreciseClock stops
 // sleeping and starts spinning. Without a fine sleep the window must cover
@@ -25,3 +29,18 @@ func fineSleep(time.Time) {}
 // runnable one, which on a busy 2-core machine can cost more than the
 // whole window, hence the tight loop at the end.
 const pureSpin = 150 * time.Microsecond
+
+// dedicateAbove is never reached here: kernelSleeps is false.
+const dedicateAbove = time.Duration(1<<63 - 1)
+
+// waitDedicated is never called here (see dedicateAbove).
+func waitDedicated(ctx context.Context, _, t time.Time) { spinUntil(ctx, t) }
+
+// pacerThread does nothing here: there is no fine sleep to give a thread.
+type pacerThread struct{}
+
+func (*pacerThread) fit(time.Duration) {}
+func (*pacerThread) release()          {}
+
+// RealtimePacer reports that this system has no real-time pacer thread.
+func RealtimePacer() error { return errors.New("real-time priority is only used on Linux") }

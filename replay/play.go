@@ -95,6 +95,12 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 		r.t0 = r.clock.Now()
 	}
 	r.notef("playing %s from %s", r.cfg.mode(), r.t0.UTC().Format(time.RFC3339Nano))
+	if r.dedicatedPacer() {
+		if err := RealtimePacer(); err != nil {
+			r.notef("long waits between sends run at normal priority (%v): at low rates sends are late "+
+				"whenever other processes have the CPUs; grant CAP_SYS_NICE (sudo setcap cap_sys_nice+ep cereplay)", err)
+		}
+	}
 	r.releases = make(chan release, pacerQueue)
 	paced := make(chan struct{})
 	go func() {
@@ -218,13 +224,26 @@ func (r *runner) pace(ctx context.Context, due time.Time, skip, send func()) {
 // the agents' streams hold) with the records around it. It returns when
 // in is closed; after an interrupt it skips what is left.
 func (r *runner) pacer(ctx context.Context, in <-chan release) {
+	var thread pacerThread
+	dedicate := r.dedicatedPacer()
+	defer thread.release()
 	for rel := range in {
+		if dedicate {
+			thread.fit(time.Until(rel.due))
+		}
 		if ctx.Err() != nil || r.clock.SleepUntil(ctx, rel.due) != nil {
 			rel.skip()
 			continue
 		}
 		rel.send()
 	}
+}
+
+// dedicatedPacer says whether the pacer takes a thread of its own for long
+// waits (pacerThread): on the real clock, when there is a schedule.
+func (r *runner) dedicatedPacer() bool {
+	_, precise := r.clock.(PreciseClock)
+	return precise && !r.cfg.Max
 }
 
 // backpressure holds the reader at --max while too many specs wait for

@@ -251,6 +251,33 @@ func TestReplaySchedules(t *testing.T) {
 	}
 }
 
+// A paced run on the real clock, slow enough that the pacer takes a
+// thread of its own between sends, accounts for everything and records in
+// run.json at what priority the pacer ran.
+func TestReplayPacedRealClock(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simConfig())
+	trace, out := t.TempDir(), filepath.Join(t.TempDir(), "run")
+	testTrace{Clusters: 2, Works: 3}.write(t, trace)
+	cfg := baseConfig(s, trace, out)
+	cfg.CreateConsumers, cfg.Rate = true, 50 // 20 ms apart: above dedicateAbove
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() {
+		t.Fatalf("not OK: %v %v", res.Summary.Problems, res.Summary.Outcomes)
+	}
+	checkAccounting(t, trace, out)
+	want := pacerPriority()
+	if got := readRunInfo(t, res.Dir).Settings["pacer_priority"]; got != want {
+		t.Errorf("run.json pacer_priority = %q, want %q", got, want)
+	}
+	if n := res.Summary.SendLateness.Count; n != 6 {
+		t.Errorf("send lateness of %d sends, want 6", n)
+	}
+}
+
 // --limit N sends the first N specs and accounts for everything that
 // answers them, although the replies come in the trace long after the
 // cut: each in-scope record has exactly one outcome, the rest none.

@@ -283,6 +283,7 @@ func (r *runner) settings() map[string]string {
 	add("run_id", c.RunID, c.RunID != "")
 	if pc, ok := c.Clock.(PreciseClock); ok {
 		add("spin_window", pc.SpinWindow.String(), pc.SpinWindow != 0)
+		add("pacer_priority", pacerPriority(), r.dedicatedPacer())
 	}
 	add("rest_url", c.RESTURL, c.RESTURL != "")
 	return s

@@ -44,7 +44,10 @@ func replayCommand() *cli.Command {
 			"first record after them. Event i is due at T0 + offset_i/speed (or i/rate), never by\n" +
 			"adding up gaps; its lateness is measured and reported. Paced replays are an open model:\n" +
 			"a slow target shows in the Publish latency, not in the schedule (up to --max-inflight\n" +
-			"calls in flight). --metrics-listen also serves /debug/pprof/ of the replayer.",
+			"calls in flight). Between sends 8 ms or more apart (low rates) the pacer runs on a\n" +
+			"real-time (SCHED_FIFO) thread where the process may: as root, or after\n" +
+			"'sudo setcap cap_sys_nice+ep cereplay'; run.json records pacer_priority.\n" +
+			"--metrics-listen also serves /debug/pprof/ of the replayer.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "source-addr", Value: "127.0.0.1:8090", Usage: "Maestro source gRPC address(es), comma-separated"},
 			&cli.StringFlag{Name: "broker-addr", Value: "127.0.0.1:8091", Usage: "Maestro broker gRPC address(es), comma-separated; agents are spread over them"},

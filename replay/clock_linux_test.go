@@ -1,0 +1,53 @@
+package replay
+
+import (
+	"runtime"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A pacerThread goes real-time on a long wait (where the process may),
+// stays so through a burst of short waits, and puts the thread back as it
+// was after shortRun short ones in a row, or when released.
+func TestPacerThread(t *testing.T) {
+	// Locked here too, so the thread under test stays this one after the
+	// pacerThread unlocks.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	policy := func() uint32 {
+		a, err := unix.SchedGetAttr(0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.Policy
+	}
+	before := policy()
+	raised := uint32(unix.SCHED_FIFO)
+	if err := RealtimePacer(); err != nil {
+		t.Logf("no real-time priority here (%v): checking that nothing changes", err)
+		raised = before
+	}
+	var p pacerThread
+	p.fit(dedicateAbove)
+	if got := policy(); got != raised {
+		t.Fatalf("after a long wait: policy %d, want %d", got, raised)
+	}
+	for i := 0; i < shortRun-1; i++ {
+		p.fit(time.Millisecond)
+	}
+	if got := policy(); got != raised {
+		t.Fatalf("after %d short waits: policy %d, want %d", shortRun-1, got, raised)
+	}
+	p.fit(0)
+	if got := policy(); got != before {
+		t.Fatalf("after %d short waits: policy %d, want %d as before", shortRun, got, before)
+	}
+	p.fit(time.Second)
+	p.release()
+	p.release()
+	if got := policy(); got != before {
+		t.Fatalf("after release: policy %d, want %d", got, before)
+	}
+}
