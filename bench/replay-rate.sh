@@ -8,8 +8,9 @@
 # Measured 2026-11-29 on a quiet machine, 6 runs at --rate 20 alternating
 # with 6 of the build before the real-time pacer thread (as root; each with
 # BIN=... NOBUILD=1 RATE=20 DUR=30s bench/replay-cpu.sh): p99 32-306 us
-# (median 52 us; the target met in 4 of 6) against 0.30-3.8 ms (median
-# 0.96 ms). --rate 2000 still falls behind (see below, and README).
+# (median 52 us) against 0.30-3.8 ms (median 0.96 ms); over 14 runs of the
+# new build p99 22-348 us, median 61 us, the target met in 9 of 14.
+# --rate 2000 still falls behind (see below, and README).
 #
 # Measured 2026-11-28 on a quiet machine, neither target met:
 # --rate 20, 10 runs alternating with runs of the former Go-timer clock

@@ -106,7 +106,11 @@ func waitDedicated(ctx context.Context, spinFrom, t time.Time) {
 //
 // At --rate 20 against sim (bench/replay-rate.sh), 6 runs alternating
 // with the plain kernel sleep: send lateness p99 32-306 µs (median 52 µs)
-// against 0.30-3.8 ms (median 0.96 ms). Raising and lowering the thread
+// against 0.30-3.8 ms (median 0.96 ms); 22-348 µs (median 61 µs) over 14
+// runs. What is left is the kernel sleep before the hold returning late
+// although the thread is real-time (1 % of them by 1.7 ms or more, in a
+// runtime trace at 20/s); a 5 ms hold was no better (8 alternating runs,
+// p99 median 84 µs against 79 µs). Raising and lowering the thread
 // around each wait instead made it worse (p50 18-30 µs against 6 µs, p99
 // 0.6-1.9 ms): lowering its priority lets the kernel take the CPU from it
 // just before the send.
