@@ -557,8 +557,14 @@ func (t *tracker) pending() int {
 	return t.pendingSpecs + t.pendingStatuses
 }
 
+// noteCallInFlight marks the outcome of a status whose Publish call was
+// still waiting for its answer when the run ended.
+const noteCallInFlight = "its Publish call was still in flight at the end of the run"
+
 // finish reports everything still open as missing (or, for a status whose
-// spec never arrived, as not sent). Call once, after the settle time.
+// spec never arrived, as not sent; for one whose Publish call had not
+// returned, by whether its forward came). Call once, after the settle
+// time.
 func (t *tracker) finish() {
 	var out []outcomeOf
 	t.mu.Lock()
@@ -584,6 +590,16 @@ func (t *tracker) finish() {
 		case st.sendDone:
 			out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeMissing, Lateness: st.lateness, Latency: st.latency,
 				Note: "sent, never forwarded to its source"}})
+			out = append(out, t.statusWaitersMissing(st, "its status was never forwarded")...)
+		case st.left && st.forwarded:
+			// Its Publish call had not returned, but the forward proves
+			// the event went out.
+			o := t.statusOutcome(st)
+			o.Note = noteCallInFlight
+			out = append(out, outcomeOf{st.meta, o})
+		case st.left:
+			out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeMissing, Lateness: st.lateness,
+				Note: "published, never forwarded to its source; " + noteCallInFlight}})
 			out = append(out, t.statusWaitersMissing(st, "its status was never forwarded")...)
 		default:
 			out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: still waiting at the end of the run"}})

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -179,7 +180,9 @@ func TestTrackerAnswerSpan(t *testing.T) {
 
 // A status still queued on the dispatcher (or publishing) when finish runs
 // keeps the one outcome finish gave it: the dispatcher may fire it after
-// finish, and the call fails or is skipped as the streams close.
+// finish, and the call fails or is skipped as the streams close. A status
+// whose call was in flight is missing, not "not sent", or delivered if its
+// forward came.
 func TestTrackerStatusAfterFinish(t *testing.T) {
 	t.Parallel()
 	t0 := time.Unix(1000, 0)
@@ -189,17 +192,29 @@ func TestTrackerStatusAfterFinish(t *testing.T) {
 	h.tr.delivered(maestro.Keys{ResourceID: "r1"}, t0.Add(time.Millisecond))
 	queued := &statusState{meta: recMeta{index: 1, flow: format.FlowAgentToServer}}
 	publishing := &statusState{meta: recMeta{index: 2, flow: format.FlowAgentToServer}}
+	forwarded := &statusState{meta: recMeta{index: 3, flow: format.FlowAgentToServer}}
 	h.tr.addStatus(queued, 0, true)
 	h.tr.addStatus(publishing, 0, true)
-	publishing.seq = "7"
+	h.tr.addStatus(forwarded, 0, true)
+	publishing.seq, forwarded.seq = "7", "8"
 	h.tr.statusSending(publishing)
+	h.tr.statusSending(forwarded)
+	if _, ok := h.tr.forwarded(maestro.Keys{SequenceID: "8"}, t0.Add(time.Second)); !ok {
+		t.Fatal("forward of status 8 not matched")
+	}
 	h.tr.finish()
 	h.tr.statusNotSent(queued, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: the run ended"})
 	h.tr.statusSent(publishing, time.Millisecond, 14, "unavailable")
+	h.tr.statusSent(forwarded, time.Millisecond, 0, "")
 	if o := h.only(t, 1, format.OutcomeSkipped); o.Note != "not sent: still waiting at the end of the run" {
 		t.Fatalf("queued status: %+v", o)
 	}
-	h.only(t, 2, format.OutcomeSkipped)
+	if o := h.only(t, 2, format.OutcomeMissing); !strings.Contains(o.Note, noteCallInFlight) {
+		t.Fatalf("status in flight: %+v", o)
+	}
+	if o := h.only(t, 3, format.OutcomeDelivered); o.Note != noteCallInFlight {
+		t.Fatalf("status in flight, forwarded: %+v", o)
+	}
 	if p := h.tr.pending(); p != 0 {
 		t.Fatalf("pending %d after finish", p)
 	}
