@@ -72,7 +72,7 @@ func (c PreciseClock) spinWindow() time.Duration {
 //
 // A long wait (dedicateAbove, as between the sends of a low rate) ends
 // with a yield and a last stretch slept holding the processor
-// (waitDedicated); the replay's pacer also takes a real-time thread of its
+// (sleepDedicated); the replay's pacer also takes a real-time thread of its
 // own for such waits (pacerThread).
 func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 	spin := c.spinWindow()
@@ -81,10 +81,8 @@ func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 	}
 	spinFrom := t.Add(-spin)
 	if kernelSleeps && time.Until(spinFrom) >= dedicateAbove {
-		waitDedicated(ctx, spinFrom, t)
-		return ctx.Err()
-	}
-	if kernelSleeps {
+		sleepDedicated(ctx, spinFrom)
+	} else if kernelSleeps {
 		for ctx.Err() == nil && time.Until(spinFrom) > 0 {
 			fineSleepAtMost(spinFrom, sleepChunk)
 		}
@@ -101,11 +99,12 @@ func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 	return ctx.Err()
 }
 
-// pacerPriority says, for run.json, at what priority PreciseClock's long
-// waits run: "realtime", or "normal" and why (RealtimePacer).
-func pacerPriority() string {
-	if err := RealtimePacer(); err != nil {
-		return "normal (" + err.Error() + ")"
+// pacerPriority says, for run.json, at what priority the pacer's long
+// waits run, given what RealtimePacer returned: "realtime", or "normal"
+// and why.
+func pacerPriority(realtime error) string {
+	if realtime != nil {
+		return "normal (" + realtime.Error() + ")"
 	}
 	return "realtime"
 }

@@ -55,16 +55,17 @@ func fineSleep(t time.Time) {
 const pureSpin = maxSpinWindow
 
 // dedicateAbove is the shortest wait (to the spin window) that PreciseClock
-// waits with waitDedicated, and that puts a pacerThread on a real-time
+// waits with sleepDedicated, and that puts a pacerThread on a real-time
 // thread: 8 ms, so rates up to about 100 sends per second get it, and
 // faster schedules keep the plain kernel sleep (see pacerThread).
 const dedicateAbove = 8 * time.Millisecond
 
-// holdSpan is the last stretch before the spin window that waitDedicated
+// holdSpan is the last stretch before the spin window that sleepDedicated
 // sleeps without giving up its processor.
 const holdSpan = 2 * time.Millisecond
 
-// waitDedicated waits a long wait until t. Runtime traces of late sends at
+// sleepDedicated sleeps a long wait until spinFrom, where PreciseClock's
+// spin takes over. Runtime traces of late sends at
 // --rate 20 against sim showed the pacer waiting for a CPU three ways;
 // with a pacerThread, each is gone:
 //
@@ -79,7 +80,7 @@ const holdSpan = 2 * time.Millisecond
 //     without a reschedule, during the hold or the spin, because the
 //     sleeps before them count as running: a yield before the hold
 //     (runtime.Gosched, with holdSpan to spare) starts that count again.
-func waitDedicated(ctx context.Context, spinFrom, t time.Time) {
+func sleepDedicated(ctx context.Context, spinFrom time.Time) {
 	holdFrom := spinFrom.Add(-holdSpan)
 	for ctx.Err() == nil && time.Until(holdFrom) > 0 {
 		fineSleepAtMost(holdFrom, sleepChunk)
@@ -89,7 +90,6 @@ func waitDedicated(ctx context.Context, spinFrom, t time.Time) {
 	}
 	runtime.Gosched()
 	holdSleep(spinFrom)
-	spinUntil(ctx, t)
 }
 
 // pacerThread puts the goroutine that releases sends on a thread of its
@@ -153,7 +153,9 @@ func (p *pacerThread) release() {
 // goroutine keeps its processor (the scheduler does not see the sleep), so
 // it goes on at once when the kernel wakes it. The processor does no other
 // work meanwhile, which is why only the last holdSpan of a wait is slept
-// so. The thread's timer slack is set by the fineSleep before it.
+// so. On the pacerThread the timer slack is the 1 ns the fineSleep before
+// it set; a goroutine not locked to its thread may sleep here with the
+// default 50 µs, which the spin window (1 ms for such waits) covers.
 func holdSleep(t time.Time) {
 	for {
 		d := time.Until(t)

@@ -33,8 +33,8 @@ const pureSpin = 150 * time.Microsecond
 // dedicateAbove is never reached here: kernelSleeps is false.
 const dedicateAbove = time.Duration(1<<63 - 1)
 
-// waitDedicated is never called here (see dedicateAbove).
-func waitDedicated(ctx context.Context, _, t time.Time) { spinUntil(ctx, t) }
+// sleepDedicated is never called here (see dedicateAbove).
+func sleepDedicated(context.Context, time.Time) {}
 
 // pacerThread does nothing here: there is no fine sleep to give a thread.
 type pacerThread struct{}

@@ -95,11 +95,9 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 		r.t0 = r.clock.Now()
 	}
 	r.notef("playing %s from %s", r.cfg.mode(), r.t0.UTC().Format(time.RFC3339Nano))
-	if r.dedicatedPacer() {
-		if err := RealtimePacer(); err != nil {
-			r.notef("long waits between sends run at normal priority (%v): at low rates sends are late "+
-				"whenever other processes have the CPUs; grant CAP_SYS_NICE (sudo setcap cap_sys_nice+ep cereplay)", err)
-		}
+	if r.realtime != nil {
+		r.notef("long waits between sends run at normal priority (%v): at low rates sends are late "+
+			"whenever other processes have the CPUs; grant CAP_SYS_NICE (sudo setcap cap_sys_nice+ep cereplay)", r.realtime)
 	}
 	r.releases = make(chan release, pacerQueue)
 	paced := make(chan struct{})

@@ -269,7 +269,7 @@ func TestReplayPacedRealClock(t *testing.T) {
 		t.Fatalf("not OK: %v %v", res.Summary.Problems, res.Summary.Outcomes)
 	}
 	checkAccounting(t, trace, out)
-	want := pacerPriority()
+	want := pacerPriority(RealtimePacer())
 	if got := readRunInfo(t, res.Dir).Settings["pacer_priority"]; got != want {
 		t.Errorf("run.json pacer_priority = %q, want %q", got, want)
 	}

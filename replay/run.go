@@ -41,6 +41,7 @@ func (r *Result) OK() bool { return r != nil && r.Summary != nil && r.Summary.OK
 // runner is the state of one Run.
 type runner struct {
 	cfg        Config
+	realtime   error // why the pacer's long waits run at normal priority (RealtimePacer); nil if real-time or unpaced
 	clock      Clock
 	m          *metrics
 	tr         *tracker
@@ -139,6 +140,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		replyLate:     NewLatency(),
 	}
 	r.start = r.clock.Now()
+	if r.dedicatedPacer() {
+		r.realtime = RealtimePacer()
+	}
 	if r.remap != nil {
 		f, err := os.Create(filepath.Join(dir, IDMapFile))
 		if err != nil {
@@ -283,7 +287,7 @@ func (r *runner) settings() map[string]string {
 	add("run_id", c.RunID, c.RunID != "")
 	if pc, ok := c.Clock.(PreciseClock); ok {
 		add("spin_window", pc.SpinWindow.String(), pc.SpinWindow != 0)
-		add("pacer_priority", pacerPriority(), r.dedicatedPacer())
+		add("pacer_priority", pacerPriority(r.realtime), r.dedicatedPacer())
 	}
 	add("rest_url", c.RESTURL, c.RESTURL != "")
 	return s
