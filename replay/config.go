@@ -59,6 +59,9 @@ type Config struct {
 	StartAt time.Time
 	// LateDrop, when > 0, drops (and counts) sends later than this.
 	LateDrop time.Duration
+	// LateWarn is how late a send may leave with the schedule still kept
+	// (see ScheduleSummary); 0 means DefaultLateWarn.
+	LateWarn time.Duration
 	// Shard plays only the clusters of one shard.
 	Shard Shard
 
@@ -112,6 +115,7 @@ type Config struct {
 // 345 ms, 8192 one of 61 ms.
 const (
 	DefaultSettle         = 30 * time.Second
+	DefaultLateWarn       = time.Millisecond
 	DefaultMaxInflight    = 256
 	DefaultPacedInflight  = 8192
 	DefaultConnectWorkers = 64
@@ -160,7 +164,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, configErr("rate %v: must be > 0", c.Rate)
 	case c.Limit < 0:
 		return c, configErr("limit %d: must be >= 0", c.Limit)
-	case c.Duration < 0, c.LateDrop < 0, c.Settle < 0:
+	case c.Duration < 0, c.LateDrop < 0, c.LateWarn < 0, c.Settle < 0:
 		return c, configErr("durations must be >= 0")
 	case c.ConnectRate < 0:
 		return c, configErr("connect rate %v: must be >= 0", c.ConnectRate)
@@ -169,6 +173,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Speed == 0 {
 		c.Speed = 1
+	}
+	if c.LateWarn == 0 {
+		c.LateWarn = DefaultLateWarn
 	}
 	if c.MaxInflight == 0 {
 		c.MaxInflight = DefaultPacedInflight

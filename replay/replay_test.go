@@ -91,6 +91,9 @@ func TestReplayFullAccounting(t *testing.T) {
 	if !res.OK() {
 		t.Fatalf("run not OK: %+v\nlog:\n%s", sum, log.String())
 	}
+	if sum.Schedule != nil {
+		t.Errorf("--max has no schedule to keep, summary has %+v", sum.Schedule)
+	}
 	outs := checkAccounting(t, trace, out)
 	want := map[string]int64{"delivered": 4 * 12, "sent": 4}
 	for k, v := range want {
@@ -242,6 +245,9 @@ func TestReplaySchedules(t *testing.T) {
 					t.Errorf("spec %d: never waited for %v (T0 + %v)", n, due, tc.dueOf(n))
 				}
 			}
+			if sc := res.Summary.Schedule; sc == nil || !sc.Kept || sc.Late != 0 || sc.Sends != int64(len(offsets)) {
+				t.Errorf("schedule %+v, want kept with %d sends on time", sc, len(offsets))
+			}
 			info := readRunInfo(t, res.Dir)
 			if !info.T0.Equal(tc.t0) {
 				t.Errorf("run.json t0 = %v, want %v", info.T0, tc.t0)
@@ -249,6 +255,42 @@ func TestReplaySchedules(t *testing.T) {
 			checkAccounting(t, trace, res.Dir)
 		})
 	}
+}
+
+// A run that starts behind its schedule (T0 a minute before the clock)
+// sends everything late: the run succeeds, since nothing was lost, and its
+// summary says that the schedule was not kept.
+func TestReplayScheduleNotKept(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simConfig())
+	trace, out := t.TempDir(), filepath.Join(t.TempDir(), "run")
+	testTrace{Clusters: 2, Works: 3}.write(t, trace)
+	fakeStart := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	cfg := baseConfig(s, trace, out)
+	cfg.CreateConsumers, cfg.Rate, cfg.Settle = true, 50, 3*time.Second
+	cfg.Clock, cfg.StartAt = NewFakeClock(fakeStart), fakeStart.Add(-time.Minute)
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() {
+		t.Fatalf("not OK: %v %v", res.Summary.Problems, res.Summary.Outcomes)
+	}
+	sc := res.Summary.Schedule
+	if sc == nil || sc.Kept || sc.Late != 6 || sc.Sends != 6 || sc.BoundUS != 1000 {
+		t.Errorf("schedule %+v, want not kept, 6 of 6 sends later than 1 ms", sc)
+	}
+	var text bytes.Buffer
+	if err := res.Summary.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if want := "schedule NOT kept: 6 of 6 sends (100.0%) left more than 1ms late"; !strings.Contains(text.String(), want) {
+		t.Errorf("summary\n%s\nwants %q", text.String(), want)
+	}
+	if got := readRunInfo(t, res.Dir).Settings["late_warn"]; got != "1ms" {
+		t.Errorf("run.json late_warn = %q, want 1ms", got)
+	}
+	checkAccounting(t, trace, out)
 }
 
 // A paced run on the real clock, slow enough that the pacer takes a

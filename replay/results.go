@@ -69,8 +69,9 @@ type Summary struct {
 	PublishLatency map[string]LatencySummary `json:"publish_latency"` // per address (port)
 	SpecDelivery   LatencySummary            `json:"spec_delivery_latency"`
 	StatusForward  LatencySummary            `json:"status_forward_latency"`
-	SendLateness   LatencySummary            `json:"send_lateness"`  // spec events
-	ReplyLateness  LatencySummary            `json:"reply_lateness"` // statuses, against delivery + delay
+	SendLateness   LatencySummary            `json:"send_lateness"`      // spec events
+	Schedule       *ScheduleSummary          `json:"schedule,omitempty"` // paced runs
+	ReplyLateness  LatencySummary            `json:"reply_lateness"`     // statuses, against delivery + delay
 
 	AgentsPerAddr  map[string]int `json:"agents_per_address"`
 	SourcesPerAddr map[string]int `json:"sources_per_address"`
@@ -87,6 +88,39 @@ type Summary struct {
 
 	OK       bool     `json:"ok"`
 	Problems []string `json:"problems,omitempty"`
+}
+
+// ScheduleSummary says whether a paced run kept its schedule: whether its
+// spec events left when they were due, so that the run put on the target
+// the load it was asked for. A replayer that falls behind (short of CPU,
+// or sharing cores with the target) sends less than asked, and every
+// latency it measures is of that smaller load: the summary says so
+// rather than leave it to a reading of the lateness percentiles. A late
+// schedule is not a failure of the run (nothing was lost); --late-drop
+// and --allow-dropped make it one.
+type ScheduleSummary struct {
+	Kept         bool    `json:"kept"`          // at most 1 % of sends later than the bound
+	BoundUS      float64 `json:"late_bound_us"` // --late-warn
+	Sends        int64   `json:"sends"`
+	Late         int64   `json:"late_sends"` // later than the bound
+	LateFraction float64 `json:"late_fraction"`
+}
+
+// keptFraction is the share of sends that may be later than --late-warn
+// with the schedule still kept: the bound is on the 99th percentile.
+const keptFraction = 0.01
+
+// scheduleSummary judges the send lateness of a paced run against bound;
+// nil when nothing was sent.
+func scheduleSummary(late *Latency, bound time.Duration) *ScheduleSummary {
+	n := late.Count()
+	if n == 0 {
+		return nil
+	}
+	s := &ScheduleSummary{BoundUS: float64(bound) / 1e3, Sends: n, Late: late.Above(bound)}
+	s.LateFraction = float64(s.Late) / float64(n)
+	s.Kept = s.LateFraction <= keptFraction
+	return s
 }
 
 // outbox collects outcomes from every goroutine without blocking them and
@@ -277,6 +311,18 @@ func (s *Summary) WriteText(w io.Writer) error {
 		}
 		p.printf("  %-24s n=%-7d p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n", name, l.Count,
 			us(l.P50), us(l.P90), us(l.P99), us(l.P999), us(l.Max))
+	}
+	if sc := s.Schedule; sc != nil {
+		bound := time.Duration(sc.BoundUS * 1e3).String() // as --late-warn is written
+		if sc.Kept {
+			p.printf("  schedule kept: %d of %d sends (%.1f%%) left within %s of their due time\n",
+				sc.Sends-sc.Late, sc.Sends, 100*(1-sc.LateFraction), bound)
+		} else {
+			p.printf("  schedule NOT kept: %d of %d sends (%.1f%%) left more than %s late (p99 %s): "+
+				"the replayer or the target was short of CPU, so the target got less load than asked "+
+				"and the latencies below are of that load (README: Send timing)\n",
+				sc.Late, sc.Sends, 100*sc.LateFraction, bound, us(s.SendLateness.P99))
+		}
 	}
 	lat("send lateness", s.SendLateness)
 	lat("reply lateness", s.ReplyLateness)

@@ -282,6 +282,7 @@ func (r *runner) settings() map[string]string {
 	add("duration", c.Duration.String(), c.Duration > 0)
 	add("start_at", c.StartAt.UTC().Format(time.RFC3339Nano), !c.StartAt.IsZero())
 	add("late_drop", c.LateDrop.String(), c.LateDrop > 0)
+	add("late_warn", c.LateWarn.String(), !c.Max)
 	add("connect_rate", strconv.FormatFloat(c.ConnectRate, 'g', -1, 64), c.ConnectRate > 0)
 	add("shard", c.Shard.String(), c.Shard.Count > 1)
 	add("run_id", c.RunID, c.RunID != "")
@@ -454,6 +455,9 @@ func (r *runner) summary(man *format.Manifest, end time.Time) *Summary {
 	}
 	for st, n := range o.byStatus {
 		s.Outcomes[st.String()] = n
+	}
+	if !r.cfg.Max {
+		s.Schedule = scheduleSummary(r.sendLate, r.cfg.LateWarn)
 	}
 	if !r.t0.IsZero() {
 		s.WallSeconds = end.Sub(r.t0).Seconds()

@@ -42,9 +42,10 @@ func replayCommand() *cli.Command {
 			"Timing: the subscribes at the head of the trace are played first, as fast as possible (or\n" +
 			"at --connect-rate); the schedule starts when they are done (or at --start-at) with the\n" +
 			"first record after them. Event i is due at T0 + offset_i/speed (or i/rate), never by\n" +
-			"adding up gaps; its lateness is measured and reported. Paced replays are an open model:\n" +
-			"a slow target shows in the Publish latency, not in the schedule (up to --max-inflight\n" +
-			"calls in flight). Between sends 8 ms or more apart (low rates) the pacer runs on a\n" +
+			"adding up gaps; its lateness is measured and reported, and the summary says whether the\n" +
+			"schedule was kept (at most 1% of sends later than --late-warn). Paced replays are an open\n" +
+			"model: a slow target shows in the Publish latency, not in the schedule (up to\n" +
+			"--max-inflight calls in flight). Between sends 8 ms or more apart (low rates) the pacer runs on a\n" +
 			"real-time (SCHED_FIFO) thread where the process may: as root, or after\n" +
 			"'sudo setcap cap_sys_nice+ep cereplay'; run.json records pacer_priority.\n" +
 			"--metrics-listen also serves /debug/pprof/ of the replayer.",
@@ -71,6 +72,7 @@ func replayCommand() *cli.Command {
 			&cli.DurationFlag{Name: "spin-window", Usage: "busy-wait this long before each send instead of the default (100µs, up to 1ms for long waits); 1.5ms spins all the time at 2,000/s: more precise, one core busy; negative: never spin",
 				DefaultText: "adaptive"},
 			&cli.DurationFlag{Name: "late-drop", Usage: "drop (and count) sends later than this; 0 sends everything"},
+			&cli.DurationFlag{Name: "late-warn", Value: replay.DefaultLateWarn, Usage: "the summary says the schedule was not kept when more than 1% of sends left later than this"},
 			&cli.StringFlag{Name: "shard", Usage: "play only shard INDEX/COUNT of the clusters, e.g. 0/4"},
 			&cli.StringFlag{Name: "run-id", Usage: "remap resource ids under this id, to replay into the same Maestro again"},
 			&cli.DurationFlag{Name: "settle", Value: replay.DefaultSettle, Usage: "how long to wait at the end for deliveries"},
@@ -147,6 +149,7 @@ func replayConfig(c *cli.Context, dir string) (replay.Config, error) {
 		Limit:           c.Int64("limit"),
 		Duration:        c.Duration("duration"),
 		LateDrop:        c.Duration("late-drop"),
+		LateWarn:        c.Duration("late-warn"),
 		Clock:           replay.PreciseClock{SpinWindow: c.Duration("spin-window")},
 		RunID:           c.String("run-id"),
 		Settle:          c.Duration("settle"),
@@ -176,6 +179,7 @@ func replayConfig(c *cli.Context, dir string) (replay.Config, error) {
 		{"limit", c.Int64("limit") >= 0},
 		{"duration", c.Duration("duration") >= 0},
 		{"late-drop", c.Duration("late-drop") >= 0},
+		{"late-warn", c.Duration("late-warn") > 0},
 		{"settle", c.Duration("settle") >= 0},
 		{"publish-timeout", c.Duration("publish-timeout") > 0},
 		{"reconnect-min", c.Duration("reconnect-min") > 0},

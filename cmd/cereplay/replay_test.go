@@ -27,6 +27,7 @@ func TestReplayUsageErrors(t *testing.T) {
 		{"cert without key", []string{"replay", "--cert-file", "c.pem", "t"}, "--key-file"},
 		{"token without tls", []string{"replay", "--token-file", "tok", "t"}, "clear text"},
 		{"negative inflight", []string{"replay", "--max-inflight", "-1", "t"}, "--max-inflight"},
+		{"zero late-warn", []string{"replay", "--late-warn", "0", "t"}, "--late-warn"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,5 +88,13 @@ func TestReplayCommandAgainstSim(t *testing.T) {
 	code, stdout, stderr = runCLI(t, args(filepath.Join(t.TempDir(), "again"))...)
 	if code != 1 || !strings.Contains(stdout, "duplicates: 12") || !strings.Contains(stderr, "--run-id") {
 		t.Fatalf("replaying the same ids: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	// Paced, the summary judges the schedule against --late-warn (an hour:
+	// kept on any machine) and run.json records the bound.
+	paced := args(filepath.Join(t.TempDir(), "paced"))
+	paced = append([]string{"replay", "--rate", "200", "--late-warn", "1h", "--run-id", "paced"}, paced[2:]...)
+	code, stdout, stderr = runCLI(t, paced...)
+	if code != 0 || !strings.Contains(stdout, "schedule kept: 12 of 12 sends (100.0%) left within 1h0m0s") {
+		t.Fatalf("paced: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 }
