@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -197,5 +200,51 @@ func next(t *testing.T, s pbv1.CloudEventService_SubscribeClient) (*pbv1.CloudEv
 		if k.Type != maestro.TypeHeartbeat {
 			return ce, k
 		}
+	}
+}
+
+// CountEvents counts what an agent is sent, heartbeats left out, until
+// its stream ends.
+func TestCountEvents(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := sim.LoopbackConfig()
+	cfg.HeartbeatInterval = 5 * time.Millisecond
+	srv, err := sim.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	const cluster, sourceID = "cluster-1", "src"
+	if err := srv.CreateConsumer(cluster); err != nil {
+		t.Fatal(err)
+	}
+	streamCtx, endStream := context.WithCancel(ctx)
+	stream := subscribe(streamCtx, t, dial(t, srv.BrokerAddr()), maestro.AgentSubscription(cluster))
+	var n atomic.Int64
+	done := make(chan error, 1)
+	go func() { done <- maestro.CountEvents(stream, &n) }()
+	source := dial(t, srv.SourceAddr())
+	for _, name := range []string{"a", "b"} {
+		work := &workv1.ManifestWork{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: cluster},
+			Spec: workv1.ManifestWorkSpec{Workload: workv1.ManifestsTemplate{Manifests: []workv1.Manifest{{
+				RawExtension: runtime.RawExtension{Raw: []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"` + name + `","namespace":"default"}}`)},
+			}}}}}
+		ev, err := maestro.NewSpecEvent(maestro.TypeSpecCreate, sourceID, work, maestro.EventOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		publish(ctx, t, source, ev)
+	}
+	for n.Load() < 2 && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // heartbeats meanwhile must not count
+	endStream()
+	if err := <-done; status.Code(err) != codes.Canceled {
+		t.Errorf("CountEvents returned %v, want the stream's cancellation", err)
+	}
+	if got := n.Load(); got != 2 {
+		t.Errorf("counted %d events, want the 2 specs", got)
 	}
 }

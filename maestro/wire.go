@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync/atomic"
 
 	"google.golang.org/protobuf/proto"
 
@@ -91,4 +92,20 @@ func setAttr(ce *pbv1.CloudEvent, key string, v *pbv1.CloudEventAttributeValue) 
 		ce.Attributes = make(map[string]*pbv1.CloudEventAttributeValue)
 	}
 	ce.Attributes[key] = v
+}
+
+// CountEvents receives from a Subscribe stream until it ends (the error
+// that ended it is returned) and adds one to n for every event that is
+// not a heartbeat: what a load test's agents and sources do with what
+// they are sent.
+func CountEvents(s pbv1.CloudEventService_SubscribeClient, n *atomic.Int64) error {
+	for {
+		ev, err := s.Recv()
+		if err != nil {
+			return err
+		}
+		if ev.GetType() != TypeHeartbeat {
+			n.Add(1)
+		}
+	}
 }

@@ -2,7 +2,6 @@ package replay
 
 import (
 	"context"
-	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/status"
 
 	"github.com/cereplay/cereplay/maestro"
 )
@@ -33,61 +31,16 @@ type agent struct {
 }
 
 // connect opens the agent's stream once and then keeps it open in the
-// background, reconnecting with backoff when it drops. It returns the
-// result of the first attempt; a failed first attempt is retried too.
+// background (keepSubscribed). It returns the result of the first
+// attempt; a failed first attempt is retried too.
 func (a *agent) connect(ctx context.Context) error {
 	if !a.started.CompareAndSwap(false, true) {
 		return nil
 	}
-	st, err := subscribe(ctx, a.cc, a.subReq)
-	if err != nil {
-		a.r.countError(err)
-	} else {
-		a.r.m.agents.Inc()
-	}
-	a.r.wg.Add(1)
-	go func() {
-		defer a.r.wg.Done()
-		a.loop(ctx, st)
-	}()
-	return err
-}
-
-// loop drains the stream; when it breaks it re-subscribes with backoff and
-// asks for a spec resync, until ctx ends.
-func (a *agent) loop(ctx context.Context, st grpc.ClientStream) {
-	for {
-		if st != nil {
-			err := a.r.drain(st, a.handle)
-			a.r.m.agents.Dec()
-			if ctx.Err() != nil {
-				return
-			}
-			a.r.countError(err)
-			a.r.notef("agent %s: stream lost (%v), reconnecting", a.cluster, status.Convert(err).Message())
-		}
-		down := time.Now()
-		st = a.r.resubscribe(ctx, a.cc, a.subReq)
-		if st == nil {
-			return // ctx ended
-		}
-		a.r.m.agents.Inc()
-		a.r.outage(time.Since(down))
-		a.resync(ctx)
-	}
-}
-
-// drain reads a Subscribe stream until it fails, timestamping every
-// message and handing it to handle, which must keep nothing of the bytes
-// (they are received into one reused buffer).
-func (r *runner) drain(st grpc.ClientStream, handle func(b []byte, at time.Time)) error {
-	var m rawMsg
-	for {
-		if err := st.RecvMsg(&m); err != nil {
-			return err
-		}
-		handle(m.b, r.clock.Now())
-	}
+	return a.r.keepSubscribed(ctx, subscription{
+		who: "agent " + a.cluster, cc: a.cc, req: a.subReq, handle: a.handle,
+		up: a.r.m.agents.Inc, down: a.r.m.agents.Dec, resumed: a.resync,
+	})
 }
 
 // handle processes one message received on the agent's stream: heartbeats
@@ -143,35 +96,4 @@ func (a *agent) resync(ctx context.Context) {
 		return
 	}
 	a.r.resyncs.Add(1)
-}
-
-// resubscribe retries Subscribe with jittered exponential backoff (each
-// wait uniform in [d, 2d), as the SDK client does) until it succeeds or ctx
-// ends (then it returns nil).
-func (r *runner) resubscribe(ctx context.Context, cc *grpc.ClientConn, req []byte) grpc.ClientStream {
-	d := r.cfg.ReconnectMin
-	for {
-		wait := d + time.Duration(rand.Int64N(int64(d)+1))
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		st, err := subscribe(ctx, cc, req)
-		if err == nil {
-			r.m.reconnects.Inc()
-			r.reconnects.Add(1)
-			return st
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		r.countError(err)
-		d *= 2
-		if d > r.cfg.ReconnectMax {
-			d = r.cfg.ReconnectMax
-		}
-	}
 }

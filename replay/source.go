@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/status"
 
 	"github.com/cereplay/cereplay/maestro"
 )
@@ -30,35 +29,9 @@ func (s *source) connect(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return nil
 	}
-	st, err := subscribe(ctx, s.cc, s.subReq)
-	if err != nil {
-		s.r.countError(err)
-	}
-	s.r.wg.Add(1)
-	go func() {
-		defer s.r.wg.Done()
-		s.loop(ctx, st)
-	}()
-	return err
-}
-
-func (s *source) loop(ctx context.Context, st grpc.ClientStream) {
-	for {
-		if st != nil {
-			err := s.r.drain(st, s.handle)
-			if ctx.Err() != nil {
-				return
-			}
-			s.r.countError(err)
-			s.r.notef("source %s at %s: stream lost (%v), reconnecting", s.id, s.addr, status.Convert(err).Message())
-		}
-		down := time.Now()
-		st = s.r.resubscribe(ctx, s.cc, s.subReq)
-		if st == nil {
-			return
-		}
-		s.r.outage(time.Since(down))
-	}
+	return s.r.keepSubscribed(ctx, subscription{
+		who: "source " + s.id + " at " + s.addr, cc: s.cc, req: s.subReq, handle: s.handle,
+	})
 }
 
 // handle processes one message received on the source's stream: forwarded

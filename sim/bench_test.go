@@ -42,17 +42,9 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	b.Cleanup(func() { cancel(); wg.Wait() })
-	drain := func(sc pbv1.CloudEventService_SubscribeClient, n *atomic.Int64) {
+	drain := func(s pbv1.CloudEventService_SubscribeClient, n *atomic.Int64) {
 		defer wg.Done()
-		for {
-			ev, err := sc.Recv()
-			if err != nil {
-				return
-			}
-			if ev.GetType() != maestro.TypeHeartbeat {
-				n.Add(1)
-			}
-		}
+		_ = maestro.CountEvents(s, n) // ends with the run's context
 	}
 	for i := range benchAgents {
 		cluster := fmt.Sprintf("bench-cluster-%d", i+1)

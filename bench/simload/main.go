@@ -92,15 +92,7 @@ func run() error {
 	defer cancel()
 	drain := func(s pbv1.CloudEventService_SubscribeClient, n *atomic.Int64) {
 		defer wg.Done()
-		for {
-			ev, err := s.Recv()
-			if err != nil {
-				return
-			}
-			if ev.GetType() != maestro.TypeHeartbeat {
-				n.Add(1)
-			}
-		}
+		_ = maestro.CountEvents(s, n) // ends with the run's context
 	}
 	clusters := make([]string, *agents)
 	for i := range clusters {
