@@ -20,6 +20,7 @@ type metrics struct {
 	errors     *prometheus.CounterVec   // by gRPC code
 	inflight   prometheus.Gauge         // Publish calls in flight
 	lateness   prometheus.Histogram     // send lateness
+	late       prometheus.Counter       // sends later than --late-warn
 	latency    *prometheus.HistogramVec // by kind: publish, delivery, forward
 	agents     prometheus.Gauge         // agent streams subscribed now
 	reconnects prometheus.Counter
@@ -47,6 +48,10 @@ func newMetrics() *metrics {
 			Help:    "How late each send left compared with its due time.",
 			Buckets: prometheus.ExponentialBuckets(1e-6, 2, 26),
 		}),
+		late: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cereplay_replay_late_sends_total",
+			Help: "Spec sends that left later than --late-warn after their due time (the schedule is kept while they stay within 1% of the sends).",
+		}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "cereplay_replay_latency_seconds",
 			Help:    "Publish RPC latency, spec delivery latency (publish to agent) and status forward latency (agent publish to source).",
@@ -65,7 +70,7 @@ func newMetrics() *metrics {
 			Help: "Stream messages received, by side (agent, source) and kind (spec, status, heartbeat, other).",
 		}, []string{"side", "kind"}),
 	}
-	m.reg.MustRegister(m.events, m.errors, m.inflight, m.lateness, m.latency, m.agents, m.reconnects, m.received,
+	m.reg.MustRegister(m.events, m.errors, m.inflight, m.lateness, m.late, m.latency, m.agents, m.reconnects, m.received,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -268,7 +269,15 @@ func TestReplayScheduleNotKept(t *testing.T) {
 	fakeStart := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	cfg := baseConfig(s, trace, out)
 	cfg.CreateConsumers, cfg.Rate, cfg.Settle = true, 50, 3*time.Second
-	cfg.Clock, cfg.StartAt = NewFakeClock(fakeStart), fakeStart.Add(-time.Minute)
+	cfg.StartAt = fakeStart.Add(-time.Minute)
+	// The live view, scraped while the pacer waits for the sixth spec
+	// (due at T0 + 100 ms), counts the five sent before it as late.
+	var log bytes.Buffer
+	cfg.Log, cfg.MetricsListen = &logWriter{b: &log}, "127.0.0.1:0"
+	var scraped string
+	cfg.Clock = &hookClock{FakeClock: NewFakeClock(fakeStart), at: cfg.StartAt.Add(100 * time.Millisecond), hook: func() {
+		scraped = scrapeMetrics(t, cfg.Log.(*logWriter))
+	}}
 	res, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -287,10 +296,54 @@ func TestReplayScheduleNotKept(t *testing.T) {
 	if want := "schedule NOT kept: 6 of 6 sends (100.0%) left more than 1ms late"; !strings.Contains(text.String(), want) {
 		t.Errorf("summary\n%s\nwants %q", text.String(), want)
 	}
+	if !strings.Contains(scraped, "\ncereplay_replay_late_sends_total 5\n") {
+		t.Errorf("metrics during the run, want 5 late sends:\n%s", scraped)
+	}
 	if got := readRunInfo(t, res.Dir).Settings["late_warn"]; got != "1ms" {
 		t.Errorf("run.json late_warn = %q, want 1ms", got)
 	}
 	checkAccounting(t, trace, out)
+}
+
+// hookClock is a FakeClock that calls hook (once) when asked to sleep
+// until at: a test looks at a run from inside its schedule.
+type hookClock struct {
+	*FakeClock
+	at   time.Time
+	hook func()
+	once sync.Once
+}
+
+func (c *hookClock) SleepUntil(ctx context.Context, t time.Time) error {
+	if t.Equal(c.at) {
+		c.once.Do(c.hook)
+	}
+	return c.FakeClock.SleepUntil(ctx, t)
+}
+
+// scrapeMetrics reads the metrics of a running replay at the address its
+// log gave.
+func scrapeMetrics(t *testing.T, log *logWriter) string {
+	t.Helper()
+	log.mu.Lock()
+	_, rest, ok := strings.Cut(log.b.String(), "metrics on ")
+	log.mu.Unlock()
+	url, _, _ := strings.Cut(rest, "\n")
+	if !ok {
+		t.Error("the run did not say where its metrics are")
+		return ""
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Error(err)
+		return ""
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Error(err)
+	}
+	return string(b)
 }
 
 // A paced run on the real clock, slow enough that the pacer takes a

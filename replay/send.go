@@ -136,6 +136,9 @@ func (r *runner) releaseSpec(ctx context.Context, s *specState, tracked bool, du
 	if !r.cfg.Max {
 		r.sendLate.Record(late)
 		r.m.lateness.Observe(late.Seconds())
+		if late > r.cfg.LateWarn {
+			r.m.late.Inc()
+		}
 	}
 	if r.cfg.LateDrop > 0 && !r.cfg.Max && late > r.cfg.LateDrop {
 		r.release()
