@@ -83,9 +83,7 @@ func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 	if kernelSleeps && time.Until(spinFrom) >= dedicateAbove {
 		sleepDedicated(ctx, spinFrom)
 	} else if kernelSleeps {
-		for ctx.Err() == nil && time.Until(spinFrom) > 0 {
-			fineSleepAtMost(spinFrom, sleepChunk)
-		}
+		kernelSleepUntil(ctx, spinFrom)
 	} else if d := time.Until(spinFrom); d > 0 {
 		timer := time.NewTimer(d)
 		select {
@@ -112,6 +110,14 @@ func pacerPriority(realtime error) string {
 // sleepChunk bounds each kernel sleep of SleepUntil: an interrupted run
 // stops waiting within this long.
 const sleepChunk = 50 * time.Millisecond
+
+// kernelSleepUntil sleeps in the kernel until t, in chunks of sleepChunk,
+// and returns early when ctx ends.
+func kernelSleepUntil(ctx context.Context, t time.Time) {
+	for ctx.Err() == nil && time.Until(t) > 0 {
+		fineSleepAtMost(t, sleepChunk)
+	}
+}
 
 // fineSleepAtMost sleeps with fineSleep until t, but for at most d: its
 // callers wake in steps to look at something else meanwhile (a cancelled

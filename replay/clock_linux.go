@@ -81,10 +81,7 @@ const holdSpan = 2 * time.Millisecond
 //     sleeps before them count as running: a yield before the hold
 //     (runtime.Gosched, with holdSpan to spare) starts that count again.
 func sleepDedicated(ctx context.Context, spinFrom time.Time) {
-	holdFrom := spinFrom.Add(-holdSpan)
-	for ctx.Err() == nil && time.Until(holdFrom) > 0 {
-		fineSleepAtMost(holdFrom, sleepChunk)
-	}
+	kernelSleepUntil(ctx, spinFrom.Add(-holdSpan))
 	if ctx.Err() != nil {
 		return
 	}
