@@ -110,14 +110,13 @@ type ScheduleSummary struct {
 // with the schedule still kept: the bound is on the 99th percentile.
 const keptFraction = 0.01
 
-// scheduleSummary judges the send lateness of a paced run against bound;
-// nil when nothing was sent.
-func scheduleSummary(late *Latency, bound time.Duration) *ScheduleSummary {
-	n := late.Count()
+// scheduleSummary judges a paced run that sent n spec events, late of
+// them later than bound; nil when nothing was sent.
+func scheduleSummary(n, late int64, bound time.Duration) *ScheduleSummary {
 	if n == 0 {
 		return nil
 	}
-	s := &ScheduleSummary{BoundUS: float64(bound) / 1e3, Sends: n, Late: late.Above(bound)}
+	s := &ScheduleSummary{BoundUS: float64(bound) / 1e3, Sends: n, Late: late}
 	s.LateFraction = float64(s.Late) / float64(n)
 	s.Kept = s.LateFraction <= keptFraction
 	return s

@@ -83,6 +83,7 @@ type runner struct {
 	heartbeats, undecodable       atomic.Int64
 	outageNanos                   atomic.Int64
 	lastSend                      atomic.Int64 // unix nanos of the last send
+	lateSends                     atomic.Int64 // spec sends later than LateWarn
 	logMu                         sync.Mutex
 	consumersCreated, consPresent int64
 }
@@ -457,7 +458,7 @@ func (r *runner) summary(man *format.Manifest, end time.Time) *Summary {
 		s.Outcomes[st.String()] = n
 	}
 	if !r.cfg.Max {
-		s.Schedule = scheduleSummary(r.sendLate, r.cfg.LateWarn)
+		s.Schedule = scheduleSummary(r.sendLate.Count(), r.lateSends.Load(), r.cfg.LateWarn)
 	}
 	if !r.t0.IsZero() {
 		s.WallSeconds = end.Sub(r.t0).Seconds()

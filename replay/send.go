@@ -137,6 +137,7 @@ func (r *runner) releaseSpec(ctx context.Context, s *specState, tracked bool, du
 		r.sendLate.Record(late)
 		r.m.lateness.Observe(late.Seconds())
 		if late > r.cfg.LateWarn {
+			r.lateSends.Add(1)
 			r.m.late.Inc()
 		}
 	}

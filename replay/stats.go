@@ -45,20 +45,6 @@ func (l *Latency) Count() int64 {
 	return l.h.TotalCount()
 }
 
-// Above returns how many recorded durations exceed d, to the
-// histogram's precision (3 significant digits).
-func (l *Latency) Above(d time.Duration) int64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var n int64
-	for _, b := range l.h.Distribution() {
-		if b.From > int64(d) {
-			n += b.Count
-		}
-	}
-	return n
-}
-
 // Summary returns the count, mean and percentiles.
 func (l *Latency) Summary() LatencySummary {
 	l.mu.Lock()
