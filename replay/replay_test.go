@@ -180,8 +180,14 @@ func TestReplayRunIDsAndDuplicates(t *testing.T) {
 }
 
 // recordingClock is a FakeClock that remembers every instant waited for.
+// It moves only to the instants in moves: the status dispatcher shares the
+// clock and sleeps to the replies' due times, and on a slow machine a
+// delivery can arrive before the pacer's last (instant, fake) sleeps, so a
+// reply's sleep would push the fake time past a spec's due time and that
+// spec would look late. Other sleeps return at once.
 type recordingClock struct {
 	*FakeClock
+	moves  map[int64]bool // UnixNano of the instants the clock moves to
 	mu     sync.Mutex
 	sleeps []time.Time
 }
@@ -190,6 +196,9 @@ func (c *recordingClock) SleepUntil(ctx context.Context, t time.Time) error {
 	c.mu.Lock()
 	c.sleeps = append(c.sleeps, t)
 	c.mu.Unlock()
+	if !c.moves[t.UnixNano()] {
+		return ctx.Err()
+	}
 	return c.FakeClock.SleepUntil(ctx, t)
 }
 
@@ -230,7 +239,10 @@ func TestReplaySchedules(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := &recordingClock{FakeClock: NewFakeClock(fakeStart)}
+			clock := &recordingClock{FakeClock: NewFakeClock(fakeStart), moves: map[int64]bool{}}
+			for n := range offsets {
+				clock.moves[tc.t0.Add(tc.dueOf(n)).UnixNano()] = true
+			}
 			cfg := baseConfig(s, trace, filepath.Join(t.TempDir(), "run"))
 			cfg.Clock, cfg.RunID, cfg.Settle = clock, tc.runName, 3*time.Second
 			tc.set(&cfg)
