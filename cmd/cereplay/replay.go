@@ -45,8 +45,8 @@ func replayCommand() *cli.Command {
 			"adding up gaps; its lateness is measured and reported, and the summary says whether the\n" +
 			"schedule was kept (at most 1% of sends later than --late-warn). Paced replays are an open\n" +
 			"model: a slow target shows in the Publish latency, not in the schedule (up to\n" +
-			"--max-inflight calls in flight). Between sends 8 ms or more apart (low rates) the pacer runs on a\n" +
-			"real-time (SCHED_FIFO) thread where the process may: as root, or after\n" +
+			"--max-inflight calls in flight). Between sends 8 ms or more apart (low rates) the pacer\n" +
+			"runs on a real-time (SCHED_FIFO) thread where the process may: as root, or after\n" +
 			"'sudo setcap cap_sys_nice+ep cereplay'; run.json records pacer_priority.\n" +
 			"--metrics-listen also serves /debug/pprof/ of the replayer.",
 		Flags: []cli.Flag{
