@@ -53,8 +53,7 @@ func generateCommand() *cli.Command {
 			&cli.IntFlag{Name: "workers", Usage: "compression workers (0: one per CPU); the output does not depend on it"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
 		},
-		OnUsageError: onUsageError, // one line, not the whole help, on a bad flag value
-		Action:       runGenerate,
+		Action: runGenerate,
 	}
 }
 

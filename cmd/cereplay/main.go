@@ -19,7 +19,11 @@ func main() {
 // 0 success, 1 failure, 2 usage error. Errors go to stderr as one line.
 func run(args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	if err := app.Run(args); err != nil {
+	args, err := flagsFirst(app, args)
+	if err == nil {
+		err = app.Run(args)
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "cereplay: %v\n", oneLine(err))
 		return exitCode(err)
 	}
@@ -34,8 +38,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Usage: "record and replay Maestro's CloudEvents gRPC traffic",
 		Description: "cereplay generates, inspects, verifies and replays traces of the CloudEvents that\n" +
 			"flow between Maestro, its sources and its agents.\n\n" +
-			"Every flag can also be set from the environment: CEREPLAY_<COMMAND>_<FLAG>,\n" +
-			"for example CEREPLAY_CAT_LIMIT=10 for `cereplay cat --limit 10`.",
+			"Flags go before or after a command's arguments (`cereplay inspect TRACE --json`);\n" +
+			"`--` ends the flags. Every flag can also be set from the environment:\n" +
+			"CEREPLAY_<COMMAND>_<FLAG>, for example CEREPLAY_CAT_LIMIT=10 for `cereplay cat --limit 10`.\n" +
+			"`cereplay help COMMAND` is `cereplay COMMAND --help`.",
 		Writer:                 stdout,
 		ErrWriter:              stderr,
 		HideHelpCommand:        true,
@@ -43,6 +49,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		OnUsageError:           onUsageError,
 		ExitErrHandler:         func(*cli.Context, error) {}, // run() prints and exits
 		Action: func(c *cli.Context) error {
+			if c.Args().First() == "help" {
+				return showHelp(c, c.Args().Tail())
+			}
 			if c.NArg() > 0 {
 				return usagef("unknown command %q (see 'cereplay --help')", c.Args().First())
 			}
@@ -59,5 +68,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 	}
 	applyEnvVars(app)
+	for _, c := range app.Commands {
+		// One line on stderr for a bad flag or environment value, not the
+		// whole help on stdout (urfave/cli's default).
+		c.OnUsageError = onUsageError
+	}
 	return app
 }
