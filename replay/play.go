@@ -33,7 +33,7 @@ func (t *traceReader) read() (*format.Record, uint64, error) {
 	}
 	rec, err := t.rd.Next()
 	if err != nil {
-		return nil, 0, err
+		return nil, t.next, err
 	}
 	t.next++
 	return rec, t.next - 1, nil
@@ -125,7 +125,8 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("replay: read trace record %d: %w", i, err)
+			r.damaged(i, err)
+			return nil
 		}
 		if done.Add(1)%1024 == 0 {
 			r.tr.prune(rec.Offset - replyHorizon)
@@ -192,6 +193,18 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 			})
 		}
 	}
+}
+
+// damaged records that the trace could not be read past record i: the
+// run goes on to account for what was sent, and fails.
+func (r *runner) damaged(i uint64, err error) {
+	d := &TraceDamage{Record: i, SegmentRecord: -1, Error: err.Error()}
+	var ce *format.CorruptionError
+	if errors.As(err, &ce) {
+		d.File, d.Offset, d.InStream, d.SegmentRecord = ce.File, ce.Offset, ce.InStream, ce.Record
+	}
+	r.damage = d
+	r.notef("trace damaged at record %d: %v", i, err)
 }
 
 // release is one send waiting for its due time on the pacer.
@@ -292,7 +305,8 @@ func (r *runner) connectPhase(ctx context.Context, tr *traceReader, man *format.
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("replay: read trace record %d: %w", i, err)
+			r.damaged(i, err)
+			break
 		}
 		if rec.Type != format.TypeEvent || !rec.Flow.Subscribe() {
 			tr.unread(rec)

@@ -50,10 +50,16 @@ type Summary struct {
 	SendSeconds float64 `json:"send_seconds"` // T0 to the last send
 
 	// Records is every trace record in scope; each has one outcome.
-	Records  int64                       `json:"records"`
-	Outcomes map[string]int64            `json:"outcomes"`         // by status
-	ByFlow   map[string]map[string]int64 `json:"outcomes_by_flow"` // flow -> status -> count
-	Errors   map[string]int64            `json:"errors_by_code"`   // failed sends by gRPC code
+	// TraceRecords is every record of the trace: more than Records when
+	// --limit or --duration cut the trace, or the run stopped early.
+	Records      int64 `json:"records"`
+	TraceRecords int64 `json:"trace_records"`
+	// TraceDamage says where the trace could not be read: the run stopped
+	// playing there (and failed).
+	TraceDamage *TraceDamage                `json:"trace_damage,omitempty"`
+	Outcomes    map[string]int64            `json:"outcomes"`         // by status
+	ByFlow      map[string]map[string]int64 `json:"outcomes_by_flow"` // flow -> status -> count
+	Errors      map[string]int64            `json:"errors_by_code"`   // failed sends by gRPC code
 	// Duplicates are creates the target refused because the resource id
 	// already exists (a replay into the same Maestro without a new --run-id).
 	Duplicates   int64    `json:"duplicates"`
@@ -88,6 +94,20 @@ type Summary struct {
 
 	OK       bool     `json:"ok"`
 	Problems []string `json:"problems,omitempty"`
+}
+
+// TraceDamage is where reading the trace failed (format.CorruptionError).
+type TraceDamage struct {
+	Record uint64 `json:"record"` // index of the first trace record not played
+	File   string `json:"file,omitempty"`
+	// Offset counts bytes of File, or of its decompressed stream when
+	// InStream is set.
+	Offset   int64 `json:"offset"`
+	InStream bool  `json:"in_stream,omitempty"`
+	// SegmentRecord is the index of the damaged record in its segment,
+	// -1 when the damage is not inside one record.
+	SegmentRecord int64  `json:"segment_record"`
+	Error         string `json:"error"`
 }
 
 // ScheduleSummary says whether a paced run kept its schedule: whether its
@@ -279,8 +299,12 @@ func (s *Summary) WriteText(w io.Writer) error {
 	if !s.OK {
 		verdict = "FAILED"
 	}
-	p.printf("replay %s: %s, %d records in %.1fs (%.0f specs/s, %.0f events/s)\n",
-		verdict, s.Mode, s.Records, s.WallSeconds, s.SpecsPerSecond, s.EventsPerSecond)
+	of := ""
+	if s.TraceRecords != s.Records {
+		of = fmt.Sprintf(" of %d", s.TraceRecords)
+	}
+	p.printf("replay %s: %s, %d%s records in %.1fs (%.0f specs/s, %.0f events/s)\n",
+		verdict, s.Mode, s.Records, of, s.WallSeconds, s.SpecsPerSecond, s.EventsPerSecond)
 	p.printf("  outcomes:")
 	for _, k := range sortedKeys(s.Outcomes) {
 		p.printf(" %s %d", k, s.Outcomes[k])

@@ -84,6 +84,7 @@ type runner struct {
 	outageNanos                   atomic.Int64
 	lastSend                      atomic.Int64 // unix nanos of the last send
 	lateSends                     atomic.Int64 // spec sends later than LateWarn
+	damage                        *TraceDamage // where reading the trace failed; set by the reading goroutine
 	logMu                         sync.Mutex
 	consumersCreated, consPresent int64
 }
@@ -96,6 +97,9 @@ type runner struct {
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
+		return nil, err
+	}
+	if err := verifyFirst(cfg); err != nil {
 		return nil, err
 	}
 	rd, err := format.Open(cfg.Trace)
@@ -241,6 +245,23 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	return &Result{Dir: dir, Summary: sum}, runErr
+}
+
+// verifyFirst checks the whole trace before anything is sent, when
+// cfg.VerifyFirst asks for it: a damaged trace is refused whole rather than
+// played up to its damage.
+func verifyFirst(cfg Config) error {
+	man, err := format.ReadManifest(cfg.Trace)
+	if err != nil {
+		return fmt.Errorf("replay: open trace: %w", err)
+	}
+	if !cfg.VerifyFirst.verify(man.RawBytes) {
+		return nil
+	}
+	if err := format.Verify(cfg.Trace); err != nil {
+		return fmt.Errorf("replay: trace fails verification, nothing was sent (--verify-first): %w", err)
+	}
+	return nil
 }
 
 func prepareDir(dir string) error {
@@ -429,6 +450,8 @@ func (r *runner) summary(man *format.Manifest, end time.Time) *Summary {
 		RunID:              r.cfg.RunID,
 		Mode:               r.cfg.mode(),
 		Records:            o.records,
+		TraceRecords:       man.Records,
+		TraceDamage:        r.damage,
 		Outcomes:           map[string]int64{},
 		ByFlow:             o.byFlow,
 		Errors:             o.errors,
@@ -497,6 +520,10 @@ func (r *runner) summary(man *format.Manifest, end time.Time) *Summary {
 	}
 	if s.Duplicates > 0 {
 		s.Problems = append(s.Problems, fmt.Sprintf("%d resource ids already existed in the target: replay with another --run-id", s.Duplicates))
+	}
+	if d := r.damage; d != nil {
+		s.Problems = append(s.Problems, fmt.Sprintf("trace damaged at record %d of %d, the rest of the trace was not played: %s",
+			d.Record, man.Records, d.Error))
 	}
 	if o.records == 0 {
 		s.Problems = append(s.Problems, "no record of the trace was in scope")

@@ -38,7 +38,10 @@ func replayCommand() *cli.Command {
 			"can be replayed into the same Maestro again. Every record ends with one outcome (sent,\n" +
 			"failed with its gRPC code, dropped late, skipped, delivered, missing), written to --out\n" +
 			"with run.json and summary.json. Exit status 0 only when everything was sent and delivered\n" +
-			"(see --allow-*).\n\n" +
+			"(see --allow-*). A damaged trace fails the run: with --verify-first (the default for\n" +
+			"small traces) it is refused before anything is sent; otherwise every segment is checked\n" +
+			"before its first record is played, the run stops at the damage and the summary names the\n" +
+			"file, offset and record.\n\n" +
 			"Timing: the subscribes at the head of the trace are played first, as fast as possible (or\n" +
 			"at --connect-rate); the schedule starts when they are done (or at --start-at) with the\n" +
 			"first record after them. Event i is due at T0 + offset_i/speed (or i/rate), never by\n" +
@@ -82,6 +85,8 @@ func replayCommand() *cli.Command {
 			&cli.Int64Flag{Name: "allow-failed", Usage: "failed sends that still count as success"},
 			&cli.Int64Flag{Name: "allow-missing", Usage: "missing deliveries that still count as success"},
 			&cli.Int64Flag{Name: "allow-dropped", Usage: "late-dropped sends that still count as success"},
+			&cli.BoolFlag{Name: "verify-first", Usage: "check every segment's checksums before sending anything (--verify-first=false: check each segment as it is reached, so a damaged trace is played up to its damage, and fails)",
+				DefaultText: fmt.Sprintf("on for traces up to %d MiB decompressed", replay.VerifyAutoMaxRaw>>20)},
 			&cli.StringFlag{Name: "out", Usage: "results folder (default runs/<UTC timestamp>)"},
 			&cli.StringFlag{Name: "metrics-listen", Usage: "serve Prometheus metrics here during the run, e.g. 127.0.0.1:9100"},
 			&cli.Int64Flag{Name: "memory-limit-mib", Value: 400, Usage: "soft memory limit of the Go runtime in MiB (GOMEMLIMIT wins when set; 0: none)"},
@@ -201,6 +206,12 @@ func replayConfig(c *cli.Context, dir string) (replay.Config, error) {
 	}
 	if modes > 1 {
 		return cfg, usagef("replay: --speed, --rate and --max exclude each other")
+	}
+	if c.IsSet("verify-first") {
+		cfg.VerifyFirst = replay.VerifyOff
+		if c.Bool("verify-first") {
+			cfg.VerifyFirst = replay.VerifyOn
+		}
 	}
 	if s := c.String("start-at"); s != "" {
 		t, err := time.Parse(time.RFC3339Nano, s)
