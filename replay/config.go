@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/cereplay/cereplay/pace"
 )
 
 // Config is everything a replay needs. The zero value of every optional
@@ -50,7 +52,7 @@ type Config struct {
 	Speed float64
 	Rate  float64
 	Max   bool
-	Pacer Pacer
+	Pacer pace.Pacer
 	// MaxInflight bounds the Publish calls in flight (for spec events and
 	// for status replies each); 0 means DefaultMaxInflight at Max and
 	// DefaultPacedInflight otherwise.
@@ -89,7 +91,7 @@ type Config struct {
 	// MetricsListen serves Prometheus metrics during the run ("" = off).
 	MetricsListen string
 	// Clock is the time source; nil means PreciseClock{}.
-	Clock Clock
+	Clock pace.Clock
 	// Progress, when set, is called about ten times a second with the trace
 	// records done and the total.
 	Progress func(done, total int64)
@@ -123,23 +125,18 @@ func (m VerifyMode) verify(raw int64) bool {
 
 // Defaults.
 //
-// DefaultMaxInflight is 256 because more buys no throughput once the
+// DefaultMaxInflight is small because more buys no throughput once the
 // target is saturated and costs the replayer dearly: every call in flight
 // holds its event, and at --max the replies waiting behind them (up to 4x
-// and 8x the bound, see backpressure) hold theirs. For the default trace
-// against sim on 2 cores, 64, 128 and 256 all took 40-42 s and 512 took
-// 43 s; 1024 took 60 s, its live heap at the soft memory limit so that
-// garbage collection ran nonstop and doubled the replayer's CPU (68 s
-// against 33 s at 256). 256 calls at 20 ms each still allow 12,800
-// events/s against a Maestro farther away.
+// and 8x the bound, see backpressure) hold theirs, until garbage collection
+// runs nonstop (bench/RESULTS.md has the figures). 256 calls at 20 ms each
+// still allow 12,800 events/s against a Maestro farther away.
 //
 // DefaultPacedInflight is the bound when the schedule sets the pace
 // (speed or rate): it only keeps a stalled target from growing the
 // replayer without limit. A paced replay is an open model: a send that
 // waits for a free slot is late, so a bound the target's latency can reach
 // turns the target's slowness into send lateness (coordinated omission).
-// At --rate 2000 against sim, 256 in flight gave a send lateness p99 of
-// 345 ms, 8192 one of 61 ms.
 const (
 	DefaultSettle         = 30 * time.Second
 	DefaultLateWarn       = time.Millisecond
@@ -229,16 +226,16 @@ func (c Config) withDefaults() (Config, error) {
 		c.ReconnectMax = max(DefaultReconnectMax, c.ReconnectMin)
 	}
 	if c.Clock == nil {
-		c.Clock = PreciseClock{}
+		c.Clock = pace.PreciseClock{}
 	}
 	if c.Pacer == nil {
 		switch {
 		case c.Max:
-			c.Pacer = MaxPacer{}
+			c.Pacer = pace.MaxPacer{}
 		case c.Rate > 0:
-			c.Pacer = RatePacer{Rate: c.Rate}
+			c.Pacer = pace.RatePacer{Rate: c.Rate}
 		default:
-			c.Pacer = SpeedPacer{Speed: c.Speed}
+			c.Pacer = pace.SpeedPacer{Speed: c.Speed}
 		}
 	}
 	return c, nil

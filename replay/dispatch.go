@@ -3,18 +3,18 @@ package replay
 import (
 	"container/heap"
 	"context"
-	"runtime"
 	"sync"
-	"time"
+
+	"github.com/cereplay/cereplay/pace"
 )
 
 // dispatcher fires status replies at their due time (delivery of the spec
 // plus the scaled recorded delay). Due times arrive in any order, so it
-// keeps a heap and one goroutine that sleeps until the earliest one, wakes
-// early when an earlier one is added, and spins the last stretch like
-// PreciseClock, so replies leave as precisely as spec events.
+// keeps a heap and one goroutine that waits until the earliest one
+// (pace.WaitUntil) and wakes early when another is added, so replies leave
+// as precisely as spec events.
 type dispatcher struct {
-	clock Clock
+	clock pace.Clock
 	fire  func(*statusState)
 	h     statusHeap
 
@@ -26,7 +26,7 @@ type dispatcher struct {
 	wake chan struct{} // capacity 1: "in" is not empty
 }
 
-func newDispatcher(c Clock, fire func(*statusState)) *dispatcher {
+func newDispatcher(c pace.Clock, fire func(*statusState)) *dispatcher {
 	return &dispatcher{clock: c, fire: fire, wake: make(chan struct{}, 1)}
 }
 
@@ -43,8 +43,6 @@ func (d *dispatcher) schedule(_ context.Context, s *statusState) {
 
 // run fires queued statuses until ctx ends.
 func (d *dispatcher) run(ctx context.Context) {
-	pc, precise := d.clock.(PreciseClock)
-	spin := pc.spinWindow()
 	for {
 		if d.h.Len() == 0 {
 			select {
@@ -56,64 +54,19 @@ func (d *dispatcher) run(ctx context.Context) {
 			continue
 		}
 		next := d.h[0]
-		if !precise {
-			// A fake clock jumps; drain what is queued so the earliest
-			// due time wins, then sleep on the clock itself.
-			if d.drainAdds() {
-				continue
-			}
-			if err := d.clock.SleepUntil(ctx, next.due); err != nil {
-				return
-			}
-		} else if wait := time.Until(next.due); wait > spin+fineSlack {
-			t := time.NewTimer(wait - spin - fineSlack)
-			select {
-			case <-d.wake:
-				t.Stop()
-				d.drainAdds()
-				continue
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-				continue
-			}
-		} else if wait > spin {
-			// The last stretch before the spin, in fine sleeps short
-			// enough that a reply queued meanwhile with an earlier due
-			// time is at most fineStep late.
-			fineSleepAtMost(next.due.Add(-spin), fineStep)
+		woken, err := pace.WaitUntil(ctx, d.clock, next.due, d.wake)
+		if err != nil {
+			return
+		}
+		if woken {
+			// Something was queued: it may be due earlier than next.
 			d.drainAdds()
 			continue
-		} else if wait > 0 {
-			earlier := false
-			for i := 0; ; i++ {
-				left := time.Until(next.due)
-				if left <= 0 {
-					break
-				}
-				if d.drainAdds() && d.h[0] != next {
-					earlier = true
-					break
-				}
-				if i&255 == 0 && ctx.Err() != nil {
-					return
-				}
-				if left > pureSpin {
-					runtime.Gosched()
-				}
-			}
-			if earlier {
-				continue
-			}
 		}
 		heap.Pop(&d.h)
 		d.fire(next)
 	}
 }
-
-// fineStep bounds each fine sleep of the dispatcher (see run).
-const fineStep = 200 * time.Microsecond
 
 // drainAdds moves queued statuses into the heap without blocking and
 // reports whether there were any.

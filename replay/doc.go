@@ -6,11 +6,9 @@
 //
 // The pieces, each in its own file:
 //
-//   - clock.go, clock_linux.go: the Clock that sleeps precisely (on Linux
-//     a high-resolution kernel sleep, elsewhere a Go timer, then a short
-//     spin) and a FakeClock for tests.
-//   - pacer.go: the Pacer that turns trace offsets into due times
-//     (speed, fixed rate, or as fast as possible).
+//   - package pace (not here): the Pacer that turns trace offsets into due
+//     times and the Clock that waits for them.
+//   - shard.go: which clusters a shard plays.
 //   - conn.go: gRPC dialing (TLS, bearer token) and the raw codec that sends
 //     trace bytes without re-encoding them.
 //   - agent.go, source.go: the simulated agents and sources.
@@ -23,6 +21,8 @@
 //   - play.go: the connect phase, the loop that reads and prepares the
 //     trace, and the pacer goroutine that only releases sends on time.
 //   - send.go: publishing spec events and status replies.
+//   - dispatch.go: the status replies waiting for their due time.
+//   - stream.go: keeping agents' and sources' Subscribe streams open.
 //   - patch.go, consumers.go: wire-byte attribute patching, consumer
 //     creation through REST.
 //

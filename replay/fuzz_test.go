@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cereplay/cereplay/maestro"
+	"github.com/cereplay/cereplay/pace"
 )
 
 // FuzzStreamMessage feeds arbitrary bytes, as they could arrive on an agent
@@ -37,7 +38,7 @@ func FuzzStreamMessage(f *testing.F) {
 
 // newTestRunner is the part of a runner the stream handlers use.
 func newTestRunner() *runner {
-	r := &runner{clock: PreciseClock{}, m: newMetrics(), specDelivery: NewLatency(), statusForward: NewLatency()}
+	r := &runner{clock: pace.PreciseClock{}, m: newMetrics(), specDelivery: NewLatency(), statusForward: NewLatency()}
 	r.out = newOutbox(time.Now(), r.clock, r.m)
 	r.tr = newTracker(r.out.emit, func(*statusState) {}, func(d time.Duration) time.Duration { return d })
 	return r

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cereplay/cereplay/format"
+	"github.com/cereplay/cereplay/pace"
 )
 
 // trace reading with one record of look-ahead (the connect phase reads
@@ -235,12 +236,12 @@ func (r *runner) pace(ctx context.Context, due time.Time, skip, send func()) {
 // the agents' streams hold) with the records around it. It returns when
 // in is closed; after an interrupt it skips what is left.
 func (r *runner) pacer(ctx context.Context, in <-chan release) {
-	var thread pacerThread
-	dedicate := r.dedicatedPacer()
-	defer thread.release()
+	var thread pace.Thread
+	dedicate := pace.Dedicated(r.clock, r.cfg.Pacer)
+	defer thread.Release()
 	for rel := range in {
 		if dedicate {
-			thread.fit(time.Until(rel.due))
+			thread.Fit(time.Until(rel.due))
 		}
 		if ctx.Err() != nil || r.clock.SleepUntil(ctx, rel.due) != nil {
 			rel.skip()
@@ -250,20 +251,12 @@ func (r *runner) pacer(ctx context.Context, in <-chan release) {
 	}
 }
 
-// dedicatedPacer says whether the pacer takes a thread of its own for long
-// waits (pacerThread): on the real clock, when there is a schedule.
-func (r *runner) dedicatedPacer() bool {
-	_, precise := r.clock.(PreciseClock)
-	return precise && !r.cfg.Max
-}
-
 // backpressure holds the reader at --max while too many specs wait for
 // their delivery or replies for their send: without a schedule nothing
 // else bounds how far the trace is read ahead of the target, and every
 // waiting reply holds its event in memory. Statuses waiting for their
 // forward count too: letting a target's forward queue grow without bound
-// made the whole run slower (and the target bigger) in the benchmark of the
-// default trace against sim (191 s with this bound, 270 s with 4x more).
+// makes the whole run slower and the target bigger.
 func (r *runner) backpressure(ctx context.Context) {
 	hold, pend := 4*r.cfg.MaxInflight, 8*r.cfg.MaxInflight
 	for (r.tr.holding() > hold || r.tr.pending() > pend) && ctx.Err() == nil {
@@ -283,10 +276,7 @@ func (r *runner) sinceOrigin(off time.Duration) time.Duration {
 // (subscribes, agent events that answer nothing): its scaled offset when
 // playing by speed, else the due time of the last spec event.
 func (r *runner) untriggeredDue(rec *format.Record, lastDue time.Duration) time.Duration {
-	if _, speed := r.cfg.Pacer.(SpeedPacer); speed {
-		return scale(r.sinceOrigin(rec.Offset), r.cfg.Speed)
-	}
-	return lastDue
+	return r.cfg.Pacer.UncountedDue(r.sinceOrigin(rec.Offset), lastDue)
 }
 
 // connectPhase subscribes the agents and sources of the subscribe records

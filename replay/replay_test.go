@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cereplay/cereplay/format"
+	"github.com/cereplay/cereplay/pace"
 	"github.com/cereplay/cereplay/sim"
 )
 
@@ -186,7 +187,7 @@ func TestReplayRunIDsAndDuplicates(t *testing.T) {
 // reply's sleep would push the fake time past a spec's due time and that
 // spec would look late. Other sleeps return at once.
 type recordingClock struct {
-	*FakeClock
+	*pace.FakeClock
 	moves  map[int64]bool // UnixNano of the instants the clock moves to
 	mu     sync.Mutex
 	sleeps []time.Time
@@ -239,7 +240,7 @@ func TestReplaySchedules(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := &recordingClock{FakeClock: NewFakeClock(fakeStart), moves: map[int64]bool{}}
+			clock := &recordingClock{FakeClock: pace.NewFakeClock(fakeStart), moves: map[int64]bool{}}
 			for n := range offsets {
 				clock.moves[tc.t0.Add(tc.dueOf(n)).UnixNano()] = true
 			}
@@ -287,7 +288,7 @@ func TestReplayScheduleNotKept(t *testing.T) {
 	var log bytes.Buffer
 	cfg.Log, cfg.MetricsListen = &logWriter{b: &log}, "127.0.0.1:0"
 	var scraped string
-	cfg.Clock = &hookClock{FakeClock: NewFakeClock(fakeStart), at: cfg.StartAt.Add(100 * time.Millisecond), hook: func() {
+	cfg.Clock = &hookClock{FakeClock: pace.NewFakeClock(fakeStart), at: cfg.StartAt.Add(100 * time.Millisecond), hook: func() {
 		scraped = scrapeMetrics(t, cfg.Log.(*logWriter))
 	}}
 	res, err := Run(context.Background(), cfg)
@@ -320,7 +321,7 @@ func TestReplayScheduleNotKept(t *testing.T) {
 // hookClock is a FakeClock that calls hook (once) when asked to sleep
 // until at: a test looks at a run from inside its schedule.
 type hookClock struct {
-	*FakeClock
+	*pace.FakeClock
 	at   time.Time
 	hook func()
 	once sync.Once
@@ -367,7 +368,7 @@ func TestReplayPacedRealClock(t *testing.T) {
 	trace, out := t.TempDir(), filepath.Join(t.TempDir(), "run")
 	testTrace{Clusters: 2, Works: 3}.write(t, trace)
 	cfg := baseConfig(s, trace, out)
-	cfg.CreateConsumers, cfg.Rate = true, 50 // 20 ms apart: above dedicateAbove
+	cfg.CreateConsumers, cfg.Rate = true, 50 // 20 ms apart: long enough for the real-time pacer thread
 	res, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -376,7 +377,7 @@ func TestReplayPacedRealClock(t *testing.T) {
 		t.Fatalf("not OK: %v %v", res.Summary.Problems, res.Summary.Outcomes)
 	}
 	checkAccounting(t, trace, out)
-	want := pacerPriority(RealtimePacer())
+	want := pace.Priority(pace.CheckRealtime())
 	if got := readRunInfo(t, res.Dir).Settings["pacer_priority"]; got != want {
 		t.Errorf("run.json pacer_priority = %q, want %q", got, want)
 	}

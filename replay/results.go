@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/cereplay/cereplay/format"
+	"github.com/cereplay/cereplay/pace"
 )
 
 // Files of a run folder.
@@ -151,7 +152,7 @@ type outbox struct {
 	closed bool
 	err    error
 	start  time.Time
-	clock  Clock
+	clock  pace.Clock
 	m      *metrics
 
 	records  int64
@@ -164,7 +165,7 @@ type outbox struct {
 	done     chan struct{}
 }
 
-func newOutbox(start time.Time, c Clock, m *metrics) *outbox {
+func newOutbox(start time.Time, c pace.Clock, m *metrics) *outbox {
 	o := &outbox{start: start, clock: c, m: m, byStatus: map[format.OutcomeStatus]int64{},
 		byFlow: map[string]map[string]int64{}, errors: map[string]int64{}, done: make(chan struct{})}
 	o.cond = sync.NewCond(&o.mu)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cereplay/cereplay/format"
 	"github.com/cereplay/cereplay/maestro"
+	"github.com/cereplay/cereplay/pace"
 )
 
 // replyHorizon bounds how far (in trace time) a record may come after the
@@ -41,8 +42,8 @@ func (r *Result) OK() bool { return r != nil && r.Summary != nil && r.Summary.OK
 // runner is the state of one Run.
 type runner struct {
 	cfg        Config
-	realtime   error // why the pacer's long waits run at normal priority (RealtimePacer); nil if real-time or unpaced
-	clock      Clock
+	realtime   error // why the pacer's long waits run at normal priority (pace.CheckRealtime); nil if real-time or unpaced
+	clock      pace.Clock
 	m          *metrics
 	tr         *tracker
 	out        *outbox
@@ -145,8 +146,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		replyLate:     NewLatency(),
 	}
 	r.start = r.clock.Now()
-	if r.dedicatedPacer() {
-		r.realtime = RealtimePacer()
+	if pace.Dedicated(r.clock, cfg.Pacer) {
+		r.realtime = pace.CheckRealtime()
 	}
 	if r.remap != nil {
 		f, err := os.Create(filepath.Join(dir, IDMapFile))
@@ -308,9 +309,9 @@ func (r *runner) settings() map[string]string {
 	add("connect_rate", strconv.FormatFloat(c.ConnectRate, 'g', -1, 64), c.ConnectRate > 0)
 	add("shard", c.Shard.String(), c.Shard.Count > 1)
 	add("run_id", c.RunID, c.RunID != "")
-	if pc, ok := c.Clock.(PreciseClock); ok {
+	if pc, ok := c.Clock.(pace.PreciseClock); ok {
 		add("spin_window", pc.SpinWindow.String(), pc.SpinWindow != 0)
-		add("pacer_priority", pacerPriority(r.realtime), r.dedicatedPacer())
+		add("pacer_priority", pace.Priority(r.realtime), pace.Dedicated(c.Clock, c.Pacer))
 	}
 	add("rest_url", c.RESTURL, c.RESTURL != "")
 	return s
@@ -334,14 +335,9 @@ func (r *runner) countError(err error) {
 
 func (r *runner) outage(d time.Duration) { r.outageNanos.Add(int64(d)) }
 
-// replyDelay scales a recorded reply delay by the speed; at --max replies
-// leave as soon as their spec arrives.
-func (r *runner) replyDelay(d time.Duration) time.Duration {
-	if r.cfg.Max {
-		return 0
-	}
-	return scale(d, r.cfg.Speed)
-}
+// replyDelay is when a reply with the recorded delay d leaves after its
+// trigger arrives (the pacer decides).
+func (r *runner) replyDelay(d time.Duration) time.Duration { return r.cfg.Pacer.ReplyDelay(d) }
 
 // conn returns the shared connection for key, dialing it on first use
 // (grpc.NewClient connects lazily). Call with r.mu held.

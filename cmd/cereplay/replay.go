@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cereplay/cereplay/pace"
 	"github.com/cereplay/cereplay/replay"
 )
 
@@ -155,7 +156,7 @@ func replayConfig(c *cli.Context, dir string) (replay.Config, error) {
 		Duration:        c.Duration("duration"),
 		LateDrop:        c.Duration("late-drop"),
 		LateWarn:        c.Duration("late-warn"),
-		Clock:           replay.PreciseClock{SpinWindow: c.Duration("spin-window")},
+		Clock:           pace.PreciseClock{SpinWindow: c.Duration("spin-window")},
 		RunID:           c.String("run-id"),
 		Settle:          c.Duration("settle"),
 		PublishTimeout:  c.Duration("publish-timeout"),

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package replay
+package pace
 
 import (
 	"context"
@@ -36,11 +36,14 @@ const dedicateAbove = time.Duration(1<<63 - 1)
 // sleepDedicated is never called here (see dedicateAbove).
 func sleepDedicated(context.Context, time.Time) {}
 
-// pacerThread does nothing here: there is no fine sleep to give a thread.
-type pacerThread struct{}
+// Thread does nothing here: there is no fine sleep to give a thread.
+type Thread struct{}
 
-func (*pacerThread) fit(time.Duration) {}
-func (*pacerThread) release()          {}
+// Fit does nothing.
+func (*Thread) Fit(time.Duration) {}
 
-// RealtimePacer reports that this system has no real-time pacer thread.
-func RealtimePacer() error { return errors.New("real-time priority is only used on Linux") }
+// Release does nothing.
+func (*Thread) Release() {}
+
+// CheckRealtime reports that this system has no real-time pacer thread.
+func CheckRealtime() error { return errors.New("real-time priority is only used on Linux") }

@@ -1,4 +1,4 @@
-package replay
+package pace
 
 import (
 	"context"
@@ -12,9 +12,9 @@ import (
 
 // DefaultSpinWindow is how long before a due time PreciseClock stops
 // sleeping and starts spinning. On Linux the sleep before the window is a
-// clock_nanosleep with 1 ns of timer slack, which wakes 20-150 µs late
-// (measured on the 2-core reference VM), so a short spin covers it and
-// costs a few percent of a core at 2,000 events/s.
+// clock_nanosleep with 1 ns of timer slack, which wakes tens of
+// microseconds late, so a short spin covers it and costs a few percent of a
+// core at 2,000 events/s.
 const DefaultSpinWindow = 100 * time.Microsecond
 
 // kernelSleeps says PreciseClock sleeps with fineSleep all the way.
@@ -55,9 +55,9 @@ func fineSleep(t time.Time) {
 const pureSpin = maxSpinWindow
 
 // dedicateAbove is the shortest wait (to the spin window) that PreciseClock
-// waits with sleepDedicated, and that puts a pacerThread on a real-time
+// waits with sleepDedicated, and that puts a Thread on a real-time
 // thread: 8 ms, so rates up to about 100 sends per second get it, and
-// faster schedules keep the plain kernel sleep (see pacerThread).
+// faster schedules keep the plain kernel sleep (see Thread).
 const dedicateAbove = 8 * time.Millisecond
 
 // holdSpan is the last stretch before the spin window that sleepDedicated
@@ -67,11 +67,11 @@ const holdSpan = 2 * time.Millisecond
 // sleepDedicated sleeps a long wait until spinFrom, where PreciseClock's
 // spin takes over. Runtime traces of late sends at
 // --rate 20 against sim showed the pacer waiting for a CPU three ways;
-// with a pacerThread, each is gone:
+// with a Thread, each is gone:
 //
 //   - the kernel woke the sleeping thread late, or took the CPU from it
 //     while it spun, to run sim or the replayer's other threads: the
-//     pacerThread is real-time, it runs as soon as it is runnable;
+//     Thread is real-time, it runs as soon as it is runnable;
 //   - the Go scheduler had no processor for the goroutine when its kernel
 //     sleep ended (sysmon had handed its processor on, and every other
 //     one was busy): the last holdSpan before the spin is slept with a raw
@@ -89,55 +89,46 @@ func sleepDedicated(ctx context.Context, spinFrom time.Time) {
 	holdSleep(spinFrom)
 }
 
-// pacerThread puts the goroutine that releases sends on a thread of its
-// own at real-time priority (where the process may: RealtimePacer) while
-// its waits are long, and takes it off while they are short. Long waits
-// are the low rates (the scale test's 20 works/s), where the pacer is idle
-// but for each send and must run the instant it is due; at high rates a
+// Thread puts the goroutine that releases sends on a thread of its own at
+// real-time priority (where the process may: CheckRealtime) while its
+// waits are long, and takes it off while they are short. Long waits are
+// the low rates (the scale test's 20 works/s), where the pacer is idle but
+// for each send and must run the instant it is due; at high rates a
 // goroutine locked to its thread pays a switch of threads at every
 // reschedule (the runtime's preemption every 10 ms among them), which made
 // sends milliseconds late when it was locked at every rate. Raising and
-// lowering are system calls, and lowering the priority lets the kernel
-// run another thread at once, so the switch is made rarely: on the first
-// long wait, and back after shortRun short ones in a row.
-//
-// At --rate 20 against sim (bench/replay-rate.sh), 6 runs alternating
-// with the plain kernel sleep: send lateness p99 32-306 µs (median 52 µs)
-// against 0.30-3.8 ms (median 0.96 ms); 22-348 µs (median 61 µs) over 14
-// runs. What is left is the kernel sleep before the hold returning late
-// although the thread is real-time (1 % of them by 1.7 ms or more, in a
-// runtime trace at 20/s); a 5 ms hold was no better (8 alternating runs,
-// p99 median 84 µs against 79 µs). Raising and lowering the thread
-// around each wait instead made it worse (p50 18-30 µs against 6 µs, p99
-// 0.6-1.9 ms): lowering its priority lets the kernel take the CPU from it
-// just before the send.
-type pacerThread struct {
+// lowering are system calls, and lowering the priority lets the kernel run
+// another thread at once (just before the send, when done around each
+// wait), so the switch is made rarely: on the first long wait, and back
+// after shortRun short ones in a row. The zero Thread is ready to use;
+// call Release when done.
+type Thread struct {
 	restore func() // nil while the goroutine is not locked
 	short   int    // short waits in a row while locked
 }
 
-// shortRun is how many short waits in a row take a pacerThread off its
+// shortRun is how many short waits in a row take a Thread off its
 // thread: a burst of a --speed schedule keeps it, a high rate does not.
 const shortRun = 64
 
-// fit locks or unlocks the calling goroutine for a wait of d.
-func (p *pacerThread) fit(d time.Duration) {
+// Fit locks or unlocks the calling goroutine for a wait of d.
+func (p *Thread) Fit(d time.Duration) {
 	switch {
 	case d >= dedicateAbove:
 		p.short = 0
 		if p.restore == nil {
 			runtime.LockOSThread()
-			p.restore, _ = raisePriority() // RealtimePacer tells why not
+			p.restore, _ = raisePriority() // CheckRealtime tells why not
 		}
 	case p.restore != nil:
 		if p.short++; p.short >= shortRun {
-			p.release()
+			p.Release()
 		}
 	}
 }
 
-// release puts the thread back and unlocks the goroutine.
-func (p *pacerThread) release() {
+// Release puts the thread back and unlocks the goroutine.
+func (p *Thread) Release() {
 	if p.restore == nil {
 		return
 	}
@@ -150,7 +141,7 @@ func (p *pacerThread) release() {
 // goroutine keeps its processor (the scheduler does not see the sleep), so
 // it goes on at once when the kernel wakes it. The processor does no other
 // work meanwhile, which is why only the last holdSpan of a wait is slept
-// so. On the pacerThread the timer slack is the 1 ns the fineSleep before
+// so. On a Thread the timer slack is the 1 ns the fineSleep before
 // it set; a goroutine not locked to its thread may sleep here with the
 // default 50 µs, which the spin window (1 ms for such waits) covers.
 func holdSleep(t time.Time) {
@@ -193,13 +184,13 @@ func raisePriority() (restore func(), err error) {
 	}, nil
 }
 
-// RealtimePacer reports whether PreciseClock's long waits run at
-// real-time priority: nil if the process may raise a thread to
-// SCHED_FIFO, else why not. Without it they still run on a thread of
+// CheckRealtime reports whether a Thread's long waits run at real-time
+// priority: nil if the process may raise a thread to SCHED_FIFO, else why
+// not. Without it they still run on a thread of
 // their own, at ordinary priority, and sends at low rates are late
 // whenever sim or another process has the CPUs. Grant it with
 // `sudo setcap cap_sys_nice+ep cereplay` or an rtprio limit.
-func RealtimePacer() error {
+func CheckRealtime() error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	restore, err := raisePriority()

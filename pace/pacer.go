@@ -1,7 +1,6 @@
-package replay
+package pace
 
 import (
-	"fmt"
 	"math"
 	"time"
 )
@@ -10,22 +9,26 @@ import (
 // T0. The schedule is a pure function of the event's position and recorded
 // offset: due times are never built by adding up gaps, so a late send does
 // not push back the ones after it, and several replayers that share T0 (and
-// a shard scheme) share one schedule.
+// a shard scheme) share one schedule. Everything that depends on the timing
+// mode is a method here, so a replay never branches on the mode itself.
 type Pacer interface {
 	// Due returns when the n-th paced event (0-based, counted over the whole
 	// trace, shards included) with recorded offset is due after T0.
 	Due(n uint64, offset time.Duration) time.Duration
+	// UncountedDue returns when a record the pacer does not count (a
+	// subscribe, an agent event that answers nothing) with recorded offset
+	// is due, given the due time of the last counted event before it.
+	UncountedDue(offset, lastDue time.Duration) time.Duration
+	// ReplyDelay returns how long after its trigger arrives a reply with
+	// the recorded delay leaves.
+	ReplyDelay(recorded time.Duration) time.Duration
+	// Paced reports whether due times are a schedule to keep (false when
+	// every event is due at once and the in-flight bound sets the pace).
+	Paced() bool
 }
-
-// PacerFunc adapts a function to the Pacer interface.
-type PacerFunc func(n uint64, offset time.Duration) time.Duration
-
-// Due calls f.
-func (f PacerFunc) Due(n uint64, offset time.Duration) time.Duration { return f(n, offset) }
 
 // Compile-time checks.
 var (
-	_ Pacer = PacerFunc(nil)
 	_ Pacer = SpeedPacer{}
 	_ Pacer = RatePacer{}
 	_ Pacer = MaxPacer{}
@@ -40,6 +43,17 @@ func (p SpeedPacer) Due(_ uint64, offset time.Duration) time.Duration {
 	return scale(offset, p.Speed)
 }
 
+// UncountedDue keeps the record's own scaled offset.
+func (p SpeedPacer) UncountedDue(offset, _ time.Duration) time.Duration {
+	return scale(offset, p.Speed)
+}
+
+// ReplyDelay scales the recorded delay like the offsets.
+func (p SpeedPacer) ReplyDelay(d time.Duration) time.Duration { return scale(d, p.Speed) }
+
+// Paced is true.
+func (SpeedPacer) Paced() bool { return true }
+
 // RatePacer ignores recorded offsets and spaces events evenly at Rate
 // events per second: event n is due at n/Rate.
 type RatePacer struct{ Rate float64 }
@@ -52,12 +66,31 @@ func (p RatePacer) Due(n uint64, _ time.Duration) time.Duration {
 	return time.Duration(math.Round(float64(n) * float64(time.Second) / p.Rate))
 }
 
+// UncountedDue returns lastDue: recorded offsets mean nothing at a fixed
+// rate, so such a record goes with the counted event before it.
+func (RatePacer) UncountedDue(_, lastDue time.Duration) time.Duration { return lastDue }
+
+// ReplyDelay keeps the recorded delay: the rate spaces spec events only.
+func (RatePacer) ReplyDelay(d time.Duration) time.Duration { return d }
+
+// Paced is true.
+func (RatePacer) Paced() bool { return true }
+
 // MaxPacer makes every event due at once: the replay sends as fast as the
 // target accepts, bounded only by the in-flight limit.
 type MaxPacer struct{}
 
 // Due returns 0.
 func (MaxPacer) Due(uint64, time.Duration) time.Duration { return 0 }
+
+// UncountedDue returns 0.
+func (MaxPacer) UncountedDue(_, _ time.Duration) time.Duration { return 0 }
+
+// ReplyDelay returns 0: a reply leaves as soon as its trigger arrives.
+func (MaxPacer) ReplyDelay(time.Duration) time.Duration { return 0 }
+
+// Paced is false.
+func (MaxPacer) Paced() bool { return false }
 
 // scale divides d by speed (speed 0 counts as 1), saturating instead of
 // overflowing.
@@ -70,52 +103,4 @@ func scale(d time.Duration, speed float64) time.Duration {
 		return math.MaxInt64
 	}
 	return time.Duration(math.Round(v))
-}
-
-// Shard selects the part of a trace one replayer plays when several share
-// it: clusters are split by a stable hash of their name, so every shard gets
-// whole agents (their specs and their statuses).
-type Shard struct {
-	Index, Count int // 0 <= Index < Count; Count 0 or 1 means everything
-}
-
-// ParseShard parses "i/n" (0-based i).
-func ParseShard(s string) (Shard, error) {
-	var sh Shard
-	if s == "" {
-		return Shard{}, nil
-	}
-	if _, err := fmt.Sscanf(s, "%d/%d", &sh.Index, &sh.Count); err != nil {
-		return Shard{}, fmt.Errorf("shard %q: want INDEX/COUNT such as 0/4", s)
-	}
-	if sh.Count < 1 || sh.Index < 0 || sh.Index >= sh.Count {
-		return Shard{}, fmt.Errorf("shard %q: want 0 <= INDEX < COUNT", s)
-	}
-	return sh, nil
-}
-
-// Owns reports whether this shard plays the given cluster (or source: every
-// shard plays every source, for its own clusters).
-func (s Shard) Owns(cluster string) bool {
-	if s.Count <= 1 {
-		return true
-	}
-	return int(fnv32(cluster)%uint32(s.Count)) == s.Index
-}
-
-// String returns "i/n", or "" when there is no sharding.
-func (s Shard) String() string {
-	if s.Count <= 1 {
-		return ""
-	}
-	return fmt.Sprintf("%d/%d", s.Index, s.Count)
-}
-
-func fnv32(s string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(s); i++ {
-		h ^= uint32(s[i])
-		h *= 16777619
-	}
-	return h
 }

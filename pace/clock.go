@@ -1,4 +1,4 @@
-package replay
+package pace
 
 import (
 	"context"
@@ -63,17 +63,12 @@ func (c PreciseClock) spinWindow() time.Duration {
 // processor, it fires milliseconds late. A thread sleeping in the kernel
 // wakes on time by itself and only needs a processor to go on, which idle
 // mark workers give up at once (they watch the run queue, not timers).
-// Runtime traces of --rate 20 against sim showed the late sends waiting
-// there. Side by side at --rate 20 against sim (bench/replay-rate.sh, two
-// rounds of 5 runs each), the kernel sleep against the Go timer: p99.9
-// median 1.1 and 2.0 ms against 2.4 and 3.8 ms, the worst send 1.7 and
-// 2.3 ms against 3.7 and 6.2 ms (up to 17 ms); p99 0.28 and 0.52 ms
-// against 0.21 and 1.6 ms.
+// bench/RESULTS.md has the side-by-side figures.
 //
 // A long wait (dedicateAbove, as between the sends of a low rate) ends
 // with a yield and a last stretch slept holding the processor
-// (sleepDedicated); the replay's pacer also takes a real-time thread of its
-// own for such waits (pacerThread).
+// (sleepDedicated); a replay's pacer goroutine also takes a real-time
+// thread of its own for such waits (Thread).
 func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 	spin := c.spinWindow()
 	if c.SpinWindow == 0 {
@@ -97,10 +92,9 @@ func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 	return ctx.Err()
 }
 
-// pacerPriority says, for run.json, at what priority the pacer's long
-// waits run, given what RealtimePacer returned: "realtime", or "normal"
-// and why.
-func pacerPriority(realtime error) string {
+// Priority says, for run.json, at what priority a Thread's long waits
+// run, given what CheckRealtime returned: "realtime", or "normal" and why.
+func Priority(realtime error) string {
 	if realtime != nil {
 		return "normal (" + realtime.Error() + ")"
 	}
@@ -121,7 +115,7 @@ func kernelSleepUntil(ctx context.Context, t time.Time) {
 
 // fineSleepAtMost sleeps with fineSleep until t, but for at most d: its
 // callers wake in steps to look at something else meanwhile (a cancelled
-// context, a reply queued with an earlier due time).
+// context, a wake-up for an earlier due time).
 func fineSleepAtMost(t time.Time, d time.Duration) {
 	if step := time.Now().Add(d); step.Before(t) {
 		t = step

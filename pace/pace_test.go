@@ -1,8 +1,7 @@
-package replay
+package pace
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -30,7 +29,6 @@ func TestPacers(t *testing.T) {
 		{"rate 3 rounds", RatePacer{Rate: 3}, 1, 0, 333333333},
 		{"rate 0 is at once", RatePacer{}, 9, time.Second, 0},
 		{"max is at once", MaxPacer{}, 1e6, time.Hour, 0},
-		{"func", PacerFunc(func(n uint64, o time.Duration) time.Duration { return time.Duration(n) * o }), 3, ms, 3 * ms},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -55,44 +53,70 @@ func TestRatePacerDoesNotDrift(t *testing.T) {
 	}
 }
 
-func TestParseShard(t *testing.T) {
+// The mode-dependent decisions a replay leaves to its pacer.
+func TestPacerModes(t *testing.T) {
 	t.Parallel()
-	for _, s := range []string{"x", "1/1", "2/2", "-1/3", "0/0", "3"} {
-		if _, err := ParseShard(s); err == nil {
-			t.Errorf("ParseShard(%q) accepted", s)
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name             string
+		p                Pacer
+		uncounted, reply time.Duration
+		paced            bool
+	}{
+		{"speed 2", SpeedPacer{Speed: 2}, 50 * ms, 10 * ms, true},
+		{"rate", RatePacer{Rate: 20}, 7 * ms, 20 * ms, true},
+		{"max", MaxPacer{}, 0, 0, false},
+	} {
+		if got := tc.p.UncountedDue(100*ms, 7*ms); got != tc.uncounted {
+			t.Errorf("%s: UncountedDue(100ms, last 7ms) = %v, want %v", tc.name, got, tc.uncounted)
 		}
-	}
-	sh, err := ParseShard("1/3")
-	if err != nil || sh != (Shard{1, 3}) || sh.String() != "1/3" {
-		t.Fatalf("ParseShard(1/3) = %+v, %v", sh, err)
-	}
-	if none, _ := ParseShard(""); !none.Owns("anything") || none.String() != "" {
-		t.Fatalf("empty shard must own everything")
+		if got := tc.p.ReplyDelay(20 * ms); got != tc.reply {
+			t.Errorf("%s: ReplyDelay(20ms) = %v, want %v", tc.name, got, tc.reply)
+		}
+		if got := tc.p.Paced(); got != tc.paced {
+			t.Errorf("%s: Paced() = %v, want %v", tc.name, got, tc.paced)
+		}
+		if got, want := Dedicated(PreciseClock{}, tc.p), tc.paced; got != want {
+			t.Errorf("%s: Dedicated(PreciseClock) = %v, want %v", tc.name, got, want)
+		}
+		if Dedicated(NewFakeClock(time.Time{}), tc.p) {
+			t.Errorf("%s: Dedicated(FakeClock) = true", tc.name)
+		}
 	}
 }
 
-// Every cluster belongs to exactly one shard, and shards are roughly even.
-func TestShardOwnsPartition(t *testing.T) {
+// WaitUntil returns at the due time when nothing wakes it, at once when
+// something is already queued, and early when something arrives while it
+// waits, on the precise and on the fake clock.
+func TestWaitUntil(t *testing.T) {
 	t.Parallel()
-	const n, clusters = 4, 3000
-	counts := make([]int, n)
-	for c := 0; c < clusters; c++ {
-		name := fmt.Sprintf("maestro-cluster-%d", c+1)
-		owners := 0
-		for i := 0; i < n; i++ {
-			if (Shard{i, n}).Owns(name) {
-				owners++
-				counts[i]++
-			}
+	ctx := context.Background()
+	for _, c := range []Clock{PreciseClock{}, NewFakeClock(time.Unix(1, 0))} {
+		wake := make(chan struct{}, 1)
+		due := c.Now().Add(3 * time.Millisecond)
+		woken, err := WaitUntil(ctx, c, due, wake)
+		if err != nil || woken || c.Now().Before(due) {
+			t.Fatalf("%T: nothing queued: woken %v, err %v, now %v before due %v", c, woken, err, c.Now(), due)
 		}
-		if owners != 1 {
-			t.Fatalf("%s has %d owners", name, owners)
+		wake <- struct{}{}
+		if woken, err := WaitUntil(ctx, c, c.Now().Add(time.Hour), wake); !woken || err != nil {
+			t.Fatalf("%T: queued wake-up: woken %v, err %v", c, woken, err)
 		}
 	}
-	for i, c := range counts {
-		if c < clusters/n*8/10 || c > clusters/n*12/10 {
-			t.Errorf("shard %d has %d of %d clusters", i, c, clusters)
-		}
+	wake := make(chan struct{}, 1)
+	done := make(chan bool)
+	go func() {
+		woken, _ := WaitUntil(ctx, PreciseClock{}, time.Now().Add(time.Hour), wake)
+		done <- woken
+	}()
+	wake <- struct{}{}
+	if !<-done {
+		t.Fatal("a wake-up during the wait did not end it early")
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := WaitUntil(cctx, PreciseClock{}, time.Now().Add(time.Hour), nil); err == nil {
+		t.Fatal("WaitUntil outlived its context")
 	}
 }
 
@@ -145,34 +169,5 @@ func TestPreciseClockNeverEarly(t *testing.T) {
 	}
 	if time.Since(start) > 5*time.Second {
 		t.Fatal("SleepUntil ignored cancellation")
-	}
-}
-
-// The in-flight bound defaults to a small one at --max, where it sets the
-// pace, and to a large one when the schedule does (an open model).
-func TestDefaultInflight(t *testing.T) {
-	t.Parallel()
-	base := Config{Trace: "t", SourceAddrs: []string{"a"}, BrokerAddrs: []string{"b"}}
-	for _, tc := range []struct {
-		max  bool
-		rate float64
-		set  int
-		want int
-	}{
-		{max: true, want: DefaultMaxInflight},
-		{rate: 2000, want: DefaultPacedInflight},
-		{want: DefaultPacedInflight},
-		{max: true, set: 7, want: 7},
-		{rate: 20, set: 7, want: 7},
-	} {
-		c := base
-		c.Max, c.Rate, c.MaxInflight = tc.max, tc.rate, tc.set
-		got, err := c.withDefaults()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.MaxInflight != tc.want {
-			t.Errorf("max=%v rate=%v set=%d: MaxInflight %d, want %d", tc.max, tc.rate, tc.set, got.MaxInflight, tc.want)
-		}
 	}
 }

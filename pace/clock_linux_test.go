@@ -1,4 +1,4 @@
-package replay
+package pace
 
 import (
 	"runtime"
@@ -8,12 +8,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A pacerThread goes real-time on a long wait (where the process may),
+// A Thread goes real-time on a long wait (where the process may),
 // stays so through a burst of short waits, and puts the thread back as it
 // was after shortRun short ones in a row, or when released.
 func TestPacerThread(t *testing.T) {
 	// Locked here too, so the thread under test stays this one after the
-	// pacerThread unlocks.
+	// Thread unlocks.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	policy := func() uint32 {
@@ -25,28 +25,28 @@ func TestPacerThread(t *testing.T) {
 	}
 	before := policy()
 	raised := uint32(unix.SCHED_FIFO)
-	if err := RealtimePacer(); err != nil {
+	if err := CheckRealtime(); err != nil {
 		t.Logf("no real-time priority here (%v): checking that nothing changes", err)
 		raised = before
 	}
-	var p pacerThread
-	p.fit(dedicateAbove)
+	var p Thread
+	p.Fit(dedicateAbove)
 	if got := policy(); got != raised {
 		t.Fatalf("after a long wait: policy %d, want %d", got, raised)
 	}
 	for i := 0; i < shortRun-1; i++ {
-		p.fit(time.Millisecond)
+		p.Fit(time.Millisecond)
 	}
 	if got := policy(); got != raised {
 		t.Fatalf("after %d short waits: policy %d, want %d", shortRun-1, got, raised)
 	}
-	p.fit(0)
+	p.Fit(0)
 	if got := policy(); got != before {
 		t.Fatalf("after %d short waits: policy %d, want %d as before", shortRun, got, before)
 	}
-	p.fit(time.Second)
-	p.release()
-	p.release()
+	p.Fit(time.Second)
+	p.Release()
+	p.Release()
 	if got := policy(); got != before {
 		t.Fatalf("after release: policy %d, want %d", got, before)
 	}
