@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/cereplay/cereplay/format"
 )
 
 // generatedTrace makes a small trace with the generate command itself.
@@ -128,5 +132,55 @@ func TestHelpCommand(t *testing.T) {
 	code, stdout, stderr = runCLI(t, "help", "frobnicate")
 	if code != 2 || stdout != "" || !strings.Contains(stderr, `help: unknown command "frobnicate"`) {
 		t.Errorf("help frobnicate: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+// TestInspectFitsTerminal: no line of inspect is wider than 80 columns,
+// with long cluster names and a long path, and the digest stays whole.
+func TestInspectFitsTerminal(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), strings.Repeat("a-long-folder-name/", 5), "trace")
+	prefix := strings.Repeat("c", 55) + "-"
+	if code, _, stderr := runCLI(t, "generate", "--out", dir, "--clusters", "3", "--works-per-cluster", "1",
+		"--cluster-prefix", prefix, "--status-updates", "2", "-q"); code != 0 {
+		t.Fatalf("generate: exit %d: %s", code, stderr)
+	}
+	code, out, stderr := runCLI(t, "inspect", dir)
+	if code != 0 {
+		t.Fatalf("inspect: exit %d: %s", code, stderr)
+	}
+	m, err := format.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	for _, l := range lines {
+		if n := utf8.RuneCountInString(l); n > 80 {
+			t.Errorf("line of %d columns: %q", n, l)
+		}
+	}
+	for _, want := range []string{"digest   " + m.Digest + "\n", "  type status.update_request  ", prefix + "3", "works-per-cluster  1\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestWrap(t *testing.T) {
+	tests := []struct {
+		s     string
+		width int
+		want  []string
+	}{
+		{"", 10, []string{""}},
+		{"a bb ccc", 4, []string{"a bb", "ccc"}},
+		{"a  bb", 10, []string{"a bb"}},
+		{"abcdefghij k", 4, []string{"abcd", "efgh", "ij k"}},
+		{"x abcdefgh", 4, []string{"x", "abcd", "efgh"}},
+		{"ééééé", 2, []string{"éé", "éé", "é"}},
+	}
+	for _, tc := range tests {
+		if got := wrap(tc.s, tc.width); !slices.Equal(got, tc.want) {
+			t.Errorf("wrap(%q, %d) = %q, want %q", tc.s, tc.width, got, tc.want)
+		}
 	}
 }

@@ -5,13 +5,15 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/cereplay/cereplay/format"
+	"github.com/cereplay/cereplay/maestro"
 )
 
 func inspectCommand() *cli.Command {
@@ -20,6 +22,9 @@ func inspectCommand() *cli.Command {
 		Usage:     "summarise a trace: digest, provenance, consumers, counts, time span, sizes",
 		ArgsUsage: "TRACE",
 		UsageText: "cereplay inspect TRACE [--json]\n\n" +
+			"The table fits an 80-column terminal: long values wrap, and event types lose the prefix\n" +
+			"they share (io.open-cluster-management.works.v1alpha1.manifestbundles.), as cat --type\n" +
+			"takes them. --json prints the manifest as it is.\n\n" +
 			"Examples:\n" +
 			"   cereplay inspect traces/tiny\n" +
 			"   cereplay inspect --json traces/tiny | jq .digest",
@@ -48,45 +53,127 @@ func inspectCommand() *cli.Command {
 }
 
 // printManifest writes the human form of a manifest: one fact per line,
-// counts sorted by name so two traces can be compared with diff.
+// counts sorted by name so two traces can be compared with diff, and no
+// line wider than an 80-column terminal. Event types of ManifestWork
+// bundles lose their common prefix (what cat --type accepts too).
 func printManifest(w io.Writer, dir string, m *format.Manifest) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	p := m.Provenance
-	fmt.Fprintf(tw, "trace\t%s\n", dir)
-	fmt.Fprintf(tw, "format version\t%d\n", m.FormatVersion)
-	fmt.Fprintf(tw, "digest\t%s\n", m.Digest)
-	fmt.Fprintf(tw, "made by\t%s %s %s\n", p.Tool, p.Version, p.Command)
+	// Short keys beside the digest, so that it fits on its line whole.
+	id := []row{{"trace", dir}, {"format", fmt.Sprintf("version %d", m.FormatVersion)}, {"digest", m.Digest},
+		{"made by", strings.Join(strings.Fields(p.Tool+" "+p.Version+" "+p.Command), " ")}}
 	if p.Seed != 0 {
-		fmt.Fprintf(tw, "seed\t%d\n", p.Seed)
-	}
-	for _, k := range sortedKeys(p.Params) {
-		fmt.Fprintf(tw, "  %s\t%s\n", k, p.Params[k])
+		id = append(id, row{"seed", strconv.FormatInt(p.Seed, 10)})
 	}
 	if len(p.Upstreams) > 0 {
-		fmt.Fprintf(tw, "upstreams\t%s\n", strings.Join(p.Upstreams, ", "))
+		id = append(id, row{"upstream", strings.Join(p.Upstreams, ", ")})
 	}
-	fmt.Fprintf(tw, "consumers\t%d%s\n", len(m.Consumers), sample(m.Consumers))
-	fmt.Fprintf(tw, "sources\t%d%s\n", len(m.Sources), sample(m.Sources))
-	fmt.Fprintf(tw, "records\t%d in %d segments\n", m.Records, len(m.Segments))
+	var params []row
+	for _, k := range sortedKeys(p.Params) {
+		params = append(params, row{"  " + k, p.Params[k]})
+	}
+	// Short keys beside the names too, so that a name of 63 characters
+	// (the longest a consumer's can be) is not cut.
+	actors := []row{
+		{"consumers", fmt.Sprintf("%d%s", len(m.Consumers), sample(m.Consumers))},
+		{"sources", fmt.Sprintf("%d%s", len(m.Sources), sample(m.Sources))},
+	}
+	content := []row{{"records", fmt.Sprintf("%d in %d segments", m.Records, len(m.Segments))}}
 	if m.Outcomes > 0 {
-		fmt.Fprintf(tw, "  outcomes\t%d (a replay's results: cereplay cat shows each)\n", m.Outcomes)
+		content = append(content, row{"  outcomes", fmt.Sprintf("%d (a replay's results: cereplay cat shows each)", m.Outcomes)})
 	}
 	for _, k := range sortedKeys(m.CountsByFlow) {
-		fmt.Fprintf(tw, "  flow %s\t%d\n", k, m.CountsByFlow[k])
+		content = append(content, row{"  flow " + k, strconv.FormatInt(m.CountsByFlow[k], 10)})
 	}
 	for _, k := range sortedKeys(m.CountsByType) {
-		fmt.Fprintf(tw, "  type %s\t%d\n", k, m.CountsByType[k])
+		content = append(content, row{"  type " + strings.TrimPrefix(k, maestro.DataType+"."), strconv.FormatInt(m.CountsByType[k], 10)})
 	}
 	span := m.LastOffset - m.FirstOffset
-	fmt.Fprintf(tw, "time span\t%s (%s .. %s)\n", span.Round(time.Millisecond), m.FirstOffset, m.LastOffset)
 	ratio := 0.0
 	if m.CompressedBytes > 0 {
 		ratio = float64(m.RawBytes) / float64(m.CompressedBytes)
 	}
-	fmt.Fprintf(tw, "raw bytes\t%d (%s)\n", m.RawBytes, humanBytes(m.RawBytes))
-	fmt.Fprintf(tw, "compressed bytes\t%d (%s)\n", m.CompressedBytes, humanBytes(m.CompressedBytes))
-	fmt.Fprintf(tw, "ratio\t%.1fx\n", ratio)
-	return tw.Flush()
+	content = append(content,
+		row{"time span", fmt.Sprintf("%s (%s .. %s)", span.Round(time.Millisecond), m.FirstOffset, m.LastOffset)},
+		row{"raw bytes", fmt.Sprintf("%d (%s)", m.RawBytes, humanBytes(m.RawBytes))},
+		row{"compressed bytes", fmt.Sprintf("%d (%s)", m.CompressedBytes, humanBytes(m.CompressedBytes))},
+		row{"ratio", fmt.Sprintf("%.1fx", ratio)})
+
+	var b strings.Builder
+	writeRows(&b, id)
+	if len(params) > 0 {
+		b.WriteString("parameters\n")
+		writeRows(&b, params)
+	}
+	writeRows(&b, actors)
+	writeRows(&b, content)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// row is one fact of inspect's table.
+type row struct{ key, value string }
+
+// termWidth is the width inspect's table keeps to: a terminal's default.
+const termWidth = 80
+
+// maxKeyWidth bounds the key column; a longer key gets a line of its own.
+const maxKeyWidth = 40
+
+// writeRows writes rows as two columns, the values aligned two spaces after
+// the longest key and wrapped at spaces (within a word only when the word
+// is longer than a line) so that no line is wider than termWidth.
+func writeRows(b *strings.Builder, rows []row) {
+	keyWidth := 0
+	for _, r := range rows {
+		if n := utf8.RuneCountInString(r.key); n <= maxKeyWidth {
+			keyWidth = max(keyWidth, n)
+		}
+	}
+	indent := strings.Repeat(" ", keyWidth+2)
+	for _, r := range rows {
+		key := r.key
+		if utf8.RuneCountInString(key) > keyWidth {
+			for _, l := range wrap(key, termWidth) {
+				b.WriteString(l + "\n")
+			}
+			key = ""
+		}
+		for i, l := range wrap(r.value, termWidth-len(indent)) {
+			if i == 0 {
+				b.WriteString(key + strings.Repeat(" ", len(indent)-utf8.RuneCountInString(key)))
+			} else {
+				b.WriteString(indent)
+			}
+			b.WriteString(l + "\n")
+		}
+	}
+}
+
+// wrap breaks s into lines of at most width runes, at spaces where it can.
+func wrap(s string, width int) []string {
+	var lines []string
+	line := ""
+	for _, word := range strings.Fields(s) {
+		for utf8.RuneCountInString(word) > width {
+			if line != "" {
+				lines = append(lines, line)
+				line = ""
+			}
+			r := []rune(word)
+			lines = append(lines, string(r[:width]))
+			word = string(r[width:])
+		}
+		switch {
+		case line == "":
+			line = word
+		case utf8.RuneCountInString(line)+1+utf8.RuneCountInString(word) <= width:
+			line += " " + word
+		default:
+			lines = append(lines, line)
+			line = word
+		}
+	}
+	return append(lines, line)
 }
 
 // sample shows the first and last names of a long sorted list.
