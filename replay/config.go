@@ -90,6 +90,12 @@ type Config struct {
 
 	// MetricsListen serves Prometheus metrics during the run ("" = off).
 	MetricsListen string
+	// TargetMetrics are Prometheus endpoints of the targets (Maestro's
+	// /metrics) scraped every Interval into the run folder.
+	TargetMetrics []string
+	// Interval is the timeline's step and the scrape period; default
+	// DefaultInterval.
+	Interval time.Duration
 	// Clock is the time source; nil means PreciseClock{}.
 	Clock pace.Clock
 	// Progress, when set, is called about ten times a second with the trace
@@ -188,7 +194,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, configErr("rate %v: must be > 0", c.Rate)
 	case c.Limit < 0:
 		return c, configErr("limit %d: must be >= 0", c.Limit)
-	case c.Duration < 0, c.LateDrop < 0, c.LateWarn < 0, c.Settle < 0:
+	case c.Duration < 0, c.LateDrop < 0, c.LateWarn < 0, c.Settle < 0, c.Interval < 0:
 		return c, configErr("durations must be >= 0")
 	case c.ConnectRate < 0:
 		return c, configErr("connect rate %v: must be >= 0", c.ConnectRate)
@@ -225,6 +231,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ReconnectMax < c.ReconnectMin {
 		c.ReconnectMax = max(DefaultReconnectMax, c.ReconnectMin)
 	}
+	if c.Interval == 0 {
+		c.Interval = DefaultInterval
+	}
+	c.TargetMetrics = splitAddrs(c.TargetMetrics)
 	if c.Clock == nil {
 		c.Clock = pace.PreciseClock{}
 	}

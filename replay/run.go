@@ -125,6 +125,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := prepareDir(dir); err != nil {
 		return nil, err
 	}
+	stopScrape, err := startScrape(dir, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = stopScrape() }() // on early returns; the normal end stops it below
 
 	r := &runner{
 		cfg:           cfg,
@@ -215,6 +220,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.sends.wait()
 	r.tr.finish()
 	end := r.clock.Now()
+	if err := stopScrape(); err != nil && runErr == nil {
+		runErr = err
+	}
 	cancelStreams()
 	r.closeConns()
 	r.wg.Wait()
@@ -314,6 +322,8 @@ func (r *runner) settings() map[string]string {
 		add("pacer_priority", pace.Priority(r.realtime), pace.Dedicated(c.Clock, c.Pacer))
 	}
 	add("rest_url", c.RESTURL, c.RESTURL != "")
+	add("interval", c.Interval.String(), true)
+	add("target_metrics", strings.Join(c.TargetMetrics, ","), len(c.TargetMetrics) > 0)
 	return s
 }
 
