@@ -15,4 +15,4 @@ go build -o bin/cereplay ./cmd/cereplay
 go build -o bin/simload ./bench/simload
 # File descriptors: two per agent connection in the load process.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-bin/simload -cereplay bin/cereplay -examples ../shared/protocol/examples -agents "$AGENTS" -works "$WORKS" "$@"
+bin/simload -cereplay bin/cereplay -examples testdata/protocol/examples -agents "$AGENTS" -works "$WORKS" "$@"

@@ -11,13 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cereplay/cereplay/internal/sharedtest"
+	"github.com/cereplay/cereplay/internal/fixtures"
 )
 
-// sharedDir is ../shared beside the repository root.
-func sharedDir(tb testing.TB) string { return sharedtest.Dir(tb) }
-
-// golden are real wire messages encoded by the SDK (protocol/examples):
+// golden are real wire messages encoded by the SDK (testdata/protocol/examples):
 // a spec create (4.6 KB), statuses of 8.1 and 8.6 KB and a forwarded
 // status of 12 KB, so record sizes span 4-12 KB.
 var goldenNames = []string{
@@ -43,7 +40,7 @@ type corpus struct {
 
 func loadCorpus(tb testing.TB) *corpus {
 	tb.Helper()
-	dir := filepath.Join(sharedDir(tb), "protocol", "examples")
+	dir := fixtures.Examples(tb)
 	c := &corpus{}
 	for _, name := range goldenNames {
 		b, err := os.ReadFile(filepath.Join(dir, name))

@@ -20,6 +20,7 @@ import (
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protocol"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/generic/types"
 
+	"github.com/cereplay/cereplay/internal/fixtures"
 	"github.com/cereplay/cereplay/maestro"
 )
 
@@ -118,7 +119,7 @@ func fastStatus(t testing.TB, e *encoder, in refStatusInput) []byte {
 // deterministically (the examples were written with random map order).
 func goldenEvent(t testing.TB, name string) ([]byte, *pbv1.CloudEvent) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(sharedDir(t), "protocol", "examples", name))
+	raw, err := os.ReadFile(filepath.Join(fixtures.Examples(t), name))
 	if err != nil {
 		t.Fatal(err)
 	}

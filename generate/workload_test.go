@@ -10,11 +10,8 @@ import (
 
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/payload"
 
-	"github.com/cereplay/cereplay/internal/sharedtest"
+	"github.com/cereplay/cereplay/internal/fixtures"
 )
-
-// sharedDir is ../shared beside the repository root.
-func sharedDir(t testing.TB) string { return sharedtest.Dir(t) }
 
 // compactFile reads a JSON file and returns it compacted.
 func compactFile(t testing.TB, path string) []byte {
@@ -33,7 +30,6 @@ func compactFile(t testing.TB, path string) []byte {
 var goldenT0 = time.Date(2024, 12, 20, 8, 30, 0, 0, time.UTC)
 
 func TestGuestbookSpecDataMatchesGolden(t *testing.T) {
-	shared := sharedDir(t)
 	w, err := Guestbook()
 	if err != nil {
 		t.Fatal(err)
@@ -46,14 +42,13 @@ func TestGuestbookSpecDataMatchesGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := compactFile(t, filepath.Join(shared, "protocol", "payloads", "guestbook-manifestbundle.json"))
+	want := compactFile(t, filepath.Join(fixtures.Payloads(t), "guestbook-manifestbundle.json"))
 	if !bytes.Equal(got, want) {
 		t.Fatalf("spec data differs from the golden payload:\n got %d bytes %s\nwant %d bytes %s", len(got), got, len(want), want)
 	}
 }
 
 func TestStatusDataMatchesGolden(t *testing.T) {
-	shared := sharedDir(t)
 	w, err := Guestbook()
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +73,7 @@ func TestStatusDataMatchesGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := compactFile(t, filepath.Join(shared, "protocol", "payloads", tc.file))
+			want := compactFile(t, filepath.Join(fixtures.Payloads(t), tc.file))
 			if !bytes.Equal(got, want) {
 				t.Fatalf("status data differs from %s:\n got %d bytes %s\nwant %d bytes %s", tc.file, len(got), got, len(want), want)
 			}

@@ -10,11 +10,11 @@ import (
 	"google.golang.org/protobuf/proto"
 	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
 
-	"github.com/cereplay/cereplay/internal/sharedtest"
+	"github.com/cereplay/cereplay/internal/fixtures"
 )
 
-// examplesDir is ../shared/protocol/examples beside the repository root.
-func examplesDir(tb testing.TB) string { return sharedtest.Examples(tb) }
+// examplesDir is testdata/protocol/examples at the repository root.
+func examplesDir(tb testing.TB) string { return fixtures.Examples(tb) }
 
 // golden is one example message of the protocol.
 type golden struct {

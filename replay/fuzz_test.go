@@ -1,8 +1,6 @@
 package replay
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,13 +11,11 @@ import (
 // FuzzStreamMessage feeds arbitrary bytes, as they could arrive on an agent
 // or source Subscribe stream, to the handlers: nothing panics, and a
 // message is counted once, whatever it holds. Seeds are the golden
-// messages of PROTOCOL.md when ../shared is present.
+// messages of PROTOCOL.md.
 func FuzzStreamMessage(f *testing.F) {
 	for _, name := range []string{"02-broker-to-agent-spec-create_request", "04-server-to-source-status-update_request",
 		"06-broker-to-agent-spec-resync_response", "10-broker-to-agent-spec-delete_request", "12-heartbeat"} {
-		if b, err := os.ReadFile(filepath.Join(sharedDir(), "protocol", "examples", name+".pb.bin")); err == nil {
-			f.Add(b)
-		}
+		f.Add(golden(f, name))
 	}
 	hb, _ := maestro.Marshal(maestro.NewHeartbeat("id"))
 	f.Add(hb)
@@ -42,17 +38,4 @@ func newTestRunner() *runner {
 	r.out = newOutbox(time.Now(), r.clock, r.m)
 	r.tr = newTracker(r.out.emit, func(*statusState) {}, func(d time.Duration) time.Duration { return d })
 	return r
-}
-
-// sharedDir is ../shared beside the repository root (the folder with go.mod).
-func sharedDir() string {
-	dir, _ := os.Getwd()
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return filepath.Join(d, "..", "shared")
-		}
-		if filepath.Dir(d) == d {
-			return filepath.Join(dir, "..", "shared")
-		}
-	}
 }

@@ -8,18 +8,15 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cereplay/cereplay/internal/fixtures"
 	"github.com/cereplay/cereplay/maestro"
 )
 
-// golden reads a golden message of PROTOCOL.md, skipping when ../shared is
-// absent.
+// golden reads a golden message of PROTOCOL.md from the repository's
+// testdata.
 func golden(t testing.TB, name string) []byte {
 	t.Helper()
-	dir := filepath.Join(sharedDir(), "protocol", "examples")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("no golden messages: %v", err)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, name+".pb.bin"))
+	b, err := os.ReadFile(filepath.Join(fixtures.Examples(t), name+".pb.bin"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/cereplay/cereplay/internal/fixtures"
 )
 
 // reference is what Maestro does: decode into interface{} and marshal.
@@ -27,7 +29,7 @@ func TestCanonicalJSON(t *testing.T) {
 		`{"\u0062":1,"a":2,"é":3,"e":4}`,
 		`[]`, `{}`, `"s"`, `7`, `null`, `[{"b":1,"a":2},[],{}]`,
 	}
-	shared := filepath.Join(sharedDir(t), "protocol", "payloads")
+	shared := fixtures.Payloads(t)
 	files, _ := filepath.Glob(filepath.Join(shared, "*.json"))
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -127,7 +129,7 @@ func TestObjectWith(t *testing.T) {
 }
 
 func BenchmarkCanonicalJSON(b *testing.B) {
-	src, err := os.ReadFile(filepath.Join(sharedDir(b), "protocol", "payloads", "guestbook-manifestbundle.json"))
+	src, err := os.ReadFile(filepath.Join(fixtures.Payloads(b), "guestbook-manifestbundle.json"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,13 +10,15 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
+
+	"github.com/cereplay/cereplay/internal/fixtures"
 )
 
 // FuzzPublish feeds arbitrary PublishRequest bytes to both ports'
 // handlers: whatever arrives, sim answers with a status, never a panic, and
 // keeps serving. Seeds are every golden message of the protocol examples.
 func FuzzPublish(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join(sharedDir(f), "protocol", "examples", "*.pb.bin"))
+	files, _ := filepath.Glob(filepath.Join(fixtures.Examples(f), "*.pb.bin"))
 	for _, file := range files {
 		b, err := os.ReadFile(file)
 		if err != nil {

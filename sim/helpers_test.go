@@ -17,7 +17,7 @@ import (
 	"k8s.io/klog/v2"
 	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
 
-	"github.com/cereplay/cereplay/internal/sharedtest"
+	"github.com/cereplay/cereplay/internal/fixtures"
 	"github.com/cereplay/cereplay/maestro"
 )
 
@@ -123,14 +123,11 @@ func (s *stream) none(t testing.TB, d time.Duration) {
 	}
 }
 
-// sharedDir is ../shared beside the repository root.
-func sharedDir(t testing.TB) string { return sharedtest.Dir(t) }
-
 // golden reads the CloudEvent of a protocol example (unwrapping a
 // PublishRequest for client messages).
 func golden(t testing.TB, name string) *pbv1.CloudEvent {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(sharedDir(t), "protocol", "examples", name+".pb.bin"))
+	raw, err := os.ReadFile(filepath.Join(fixtures.Examples(t), name+".pb.bin"))
 	if err != nil {
 		t.Fatal(err)
 	}

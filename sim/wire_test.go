@@ -82,6 +82,38 @@ func (e *rawEnv) statusEvent(t *testing.T, cluster, id string, rv int64) *pbv1.C
 	return ev
 }
 
+// create stores work id for cluster at version 1, as a source's create
+// does, and takes the agent's copy off its stream.
+func (e *rawEnv) create(t *testing.T, agent *stream, cluster, id string) {
+	t.Helper()
+	mustPublish(t, e.source, specEvent(t, maestro.TypeSpecCreate, cluster, id, 0))
+	if got := agent.next(t); got.GetType() != maestro.TypeSpecCreate {
+		t.Fatalf("agent got %s, want the create", got.GetType())
+	}
+}
+
+// update moves work id to its next version and takes the agent's copy off
+// its stream.
+func (e *rawEnv) update(t *testing.T, agent *stream, cluster, id string) {
+	t.Helper()
+	mustPublish(t, e.source, specEvent(t, maestro.TypeSpecUpdate, cluster, id, 0))
+	if got := agent.next(t); got.GetType() != maestro.TypeSpecUpdate {
+		t.Fatalf("agent got %s, want the update", got.GetType())
+	}
+}
+
+// report stores a status of work id at version rv, as its agent does,
+// and takes the forwarded copy off the source stream.
+func (e *rawEnv) report(t *testing.T, cluster, id string, rv int64) *pbv1.CloudEvent {
+	t.Helper()
+	st := e.statusEvent(t, cluster, id, rv)
+	mustPublish(t, e.broker, st)
+	if got := e.sourceStream.next(t); maestro.StringAttr(got, maestro.AttrSequenceID) != maestro.StringAttr(st, maestro.AttrSequenceID) {
+		t.Fatal("the status was not forwarded to the source")
+	}
+	return st
+}
+
 func publish(c pbv1.CloudEventServiceClient, ev *pbv1.CloudEvent) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -195,14 +227,19 @@ func TestStatusForwardMatchesGolden(t *testing.T) {
 	}
 }
 
-// TestMaestroBehaviour walks the cases of PROTOCOL.md §16 in order, each
-// asserting Maestro's code or behaviour.
+// TestMaestroBehaviour walks the cases of PROTOCOL.md §16, each asserting
+// Maestro's code or behaviour. Every case runs on a sim of its own and
+// builds the state it needs first (a work created, updated, its status
+// reported), so that any case runs alone (-run) and none depends on
+// another having run.
 func TestMaestroBehaviour(t *testing.T) {
-	e := newRawEnv(t)
 	idA := maestro.ResourceID(goldenSource, goldenCluster, "work-a")
 	idB := maestro.ResourceID(goldenSource, "maestro-cluster-2", "work-b")
+	run := func(name string, f func(t *testing.T, e *rawEnv)) {
+		t.Run(name, func(t *testing.T) { f(t, newRawEnv(t)) })
+	}
 
-	t.Run("n.subscription-id on both ports", func(t *testing.T) {
+	run("n.subscription-id on both ports", func(t *testing.T, e *rawEnv) {
 		for _, s := range []*stream{e.agentA, e.sourceStream} {
 			ids := s.header.Get(maestro.SubscriptionIDHeader)
 			if len(ids) != 1 || uuid.Validate(ids[0]) != nil {
@@ -210,28 +247,28 @@ func TestMaestroBehaviour(t *testing.T) {
 			}
 		}
 	})
-	t.Run("l.broker subscribe without cluster", func(t *testing.T) {
+	run("l.broker subscribe without cluster", func(t *testing.T, e *rawEnv) {
 		sc, err := e.broker.Subscribe(context.Background(), &pbv1.SubscriptionRequest{DataType: maestro.DataType})
 		if err == nil {
 			_, err = sc.Recv()
 		}
 		wantCode(t, err, codes.Unknown, "invalid subscription request: missing cluster name")
 	})
-	t.Run("e.empty attributes", func(t *testing.T) {
+	run("e.empty attributes", func(t *testing.T, e *rawEnv) {
 		ev := &pbv1.CloudEvent{Id: uuid.NewString(), Source: goldenSource, SpecVersion: "1.0", Type: maestro.TypeSpecCreate}
 		wantCode(t, publish(e.source, ev), codes.Unknown, "failed to convert to cloudevent: unknown Message encoding")
 		wantCode(t, publish(e.broker, ev), codes.InvalidArgument, "failed to convert protobuf to cloudevent: unknown Message encoding")
 	})
-	t.Run("a.create for unknown consumer", func(t *testing.T) {
+	run("a.create for unknown consumer", func(t *testing.T, e *rawEnv) {
 		ev := specEvent(t, maestro.TypeSpecCreate, "no-such-cluster", maestro.ResourceID(goldenSource, "no-such-cluster", "w"), 0)
 		wantCode(t, publish(e.source, ev), codes.Unknown, `violates foreign key constraint "fk_resources_consumers"`)
 	})
-	t.Run("b.create without resourceversion", func(t *testing.T) {
+	run("b.create without resourceversion", func(t *testing.T, e *rawEnv) {
 		ev := specEvent(t, maestro.TypeSpecCreate, goldenCluster, idA, 0)
 		delete(ev.Attributes, maestro.AttrResourceVersion)
 		wantCode(t, publish(e.source, ev), codes.Unknown, "failed to get resourceversion extension")
 	})
-	t.Run("o.create delivered to agent", func(t *testing.T) {
+	run("o.create delivered to agent", func(t *testing.T, e *rawEnv) {
 		ev := specEvent(t, maestro.TypeSpecCreate, goldenCluster, idA, 0)
 		mustPublish(t, e.source, ev)
 		got := e.agentA.next(t)
@@ -242,14 +279,16 @@ func TestMaestroBehaviour(t *testing.T) {
 			t.Fatalf("agent got %v", withoutVolatile(got))
 		}
 	})
-	t.Run("c.create duplicate id", func(t *testing.T) {
+	run("c.create duplicate id", func(t *testing.T, e *rawEnv) {
+		e.create(t, e.agentA, goldenCluster, idA)
 		wantCode(t, publish(e.source, specEvent(t, maestro.TypeSpecCreate, goldenCluster, idA, 0)), codes.Unknown, "This Resource already exists")
 	})
-	t.Run("d.update unknown id", func(t *testing.T) {
+	run("d.update unknown id", func(t *testing.T, e *rawEnv) {
 		unknown := uuid.NewString()
 		wantCode(t, publish(e.source, specEvent(t, maestro.TypeSpecUpdate, goldenCluster, unknown, 0)), codes.Unknown, "Resource with id='"+unknown+"' not found")
 	})
-	t.Run("p.status forwarded to source", func(t *testing.T) {
+	run("p.status forwarded to source", func(t *testing.T, e *rawEnv) {
+		e.create(t, e.agentA, goldenCluster, idA)
 		st := e.statusEvent(t, goldenCluster, idA, 1)
 		mustPublish(t, e.broker, st)
 		got := e.sourceStream.next(t)
@@ -262,31 +301,36 @@ func TestMaestroBehaviour(t *testing.T) {
 			t.Fatalf("REST %d status %v", code, b.Status)
 		}
 	})
-	t.Run("q.update with version 0 means latest", func(t *testing.T) {
+	run("q.update with version 0 means latest", func(t *testing.T, e *rawEnv) {
+		e.create(t, e.agentA, goldenCluster, idA)
 		mustPublish(t, e.source, specEvent(t, maestro.TypeSpecUpdate, goldenCluster, idA, 0))
 		got := e.agentA.next(t)
 		if rv, _ := intAttr(got, maestro.AttrResourceVersion); got.GetType() != maestro.TypeSpecUpdate || rv != 2 {
 			t.Fatalf("agent got %s rv %d, want update_request rv 2", got.GetType(), rv)
 		}
 	})
-	t.Run("r.update with a stale version", func(t *testing.T) {
+	run("r.update with a stale version", func(t *testing.T, e *rawEnv) {
+		e.create(t, e.agentA, goldenCluster, idA)
+		e.update(t, e.agentA, goldenCluster, idA)
 		wantCode(t, publish(e.source, specEvent(t, maestro.TypeSpecUpdate, goldenCluster, idA, 1)), codes.Unknown,
 			"the resource version is not the latest, the latest version: 2")
 	})
-	var storedSeq string
-	t.Run("h.status for a stale version is ignored", func(t *testing.T) {
-		var before restBundle
-		getJSON(t, e.srv.RESTURL()+apiBase+"/resource-bundles/"+idA, &before)
-		storedSeq, _ = before.Status["SequenceID"].(string)
+	run("h.status for a stale version is ignored", func(t *testing.T, e *rawEnv) {
+		e.create(t, e.agentA, goldenCluster, idA)
+		stored := e.report(t, goldenCluster, idA, 1)
+		e.update(t, e.agentA, goldenCluster, idA)
 		mustPublish(t, e.broker, e.statusEvent(t, goldenCluster, idA, 1))
 		e.sourceStream.none(t, 100*time.Millisecond)
 		var after restBundle
 		getJSON(t, e.srv.RESTURL()+apiBase+"/resource-bundles/"+idA, &after)
-		if after.Status["SequenceID"] != storedSeq || after.Status["ObservedVersion"] != float64(1) {
+		if after.Status["SequenceID"] != maestro.StringAttr(stored, maestro.AttrSequenceID) || after.Status["ObservedVersion"] != float64(1) {
 			t.Fatalf("stale status was stored: %v", after.Status)
 		}
 	})
-	t.Run("s.status for the current version is stored", func(t *testing.T) {
+	run("s.status for the current version is stored", func(t *testing.T, e *rawEnv) {
+		e.create(t, e.agentA, goldenCluster, idA)
+		e.report(t, goldenCluster, idA, 1)
+		e.update(t, e.agentA, goldenCluster, idA)
 		st := e.statusEvent(t, goldenCluster, idA, 2)
 		mustPublish(t, e.broker, st)
 		if got := e.sourceStream.next(t); maestro.StringAttr(got, maestro.AttrSequenceID) != maestro.StringAttr(st, maestro.AttrSequenceID) {
@@ -298,7 +342,10 @@ func TestMaestroBehaviour(t *testing.T) {
 			t.Fatalf("REST status %v", b.Status)
 		}
 	})
-	t.Run("older sequence id is ignored", func(t *testing.T) {
+	run("older sequence id is ignored", func(t *testing.T, e *rawEnv) {
+		e.create(t, e.agentA, goldenCluster, idA)
+		e.update(t, e.agentA, goldenCluster, idA)
+		e.report(t, goldenCluster, idA, 2)
 		st := e.statusEvent(t, goldenCluster, idA, 2)
 		maestro.SetSequenceID(st, "1") // a node-0 snowflake at the epoch
 		wantCode(t, publish(e.broker, st), codes.FailedPrecondition, "{}")
@@ -309,37 +356,41 @@ func TestMaestroBehaviour(t *testing.T) {
 		mustPublish(t, e.broker, old) // minted before newer: not newer
 		e.sourceStream.none(t, 100*time.Millisecond)
 	})
-	t.Run("g.status without originalsource", func(t *testing.T) {
-		st := e.statusEvent(t, goldenCluster, idA, 2)
+	run("g.status without originalsource", func(t *testing.T, e *rawEnv) {
+		e.create(t, e.agentA, goldenCluster, idA)
+		st := e.statusEvent(t, goldenCluster, idA, 1)
 		delete(st.Attributes, maestro.AttrOriginalSource)
 		err := publish(e.broker, st)
 		wantCode(t, err, codes.FailedPrecondition, "{}")
 		if s, _ := status.FromError(err); s.Message() != "{}" {
 			t.Fatalf("message %q, want {}", s.Message())
 		}
+		e.sourceStream.none(t, 50*time.Millisecond)
 	})
-	t.Run("t.status with the wrong cluster", func(t *testing.T) {
-		wantCode(t, publish(e.broker, e.statusEvent(t, "maestro-cluster-2", idA, 2)), codes.FailedPrecondition, "{}")
+	run("t.status with the wrong cluster", func(t *testing.T, e *rawEnv) {
+		e.create(t, e.agentA, goldenCluster, idA)
+		wantCode(t, publish(e.broker, e.statusEvent(t, "maestro-cluster-2", idA, 1)), codes.FailedPrecondition, "{}")
+		e.sourceStream.none(t, 50*time.Millisecond)
 	})
-	t.Run("i.status for an unknown id is ignored", func(t *testing.T) {
+	run("i.status for an unknown id is ignored", func(t *testing.T, e *rawEnv) {
 		unknown := uuid.NewString()
 		mustPublish(t, e.broker, e.statusEvent(t, goldenCluster, unknown, 1))
 		if code := getJSON(t, e.srv.RESTURL()+apiBase+"/resource-bundles/"+unknown, nil); code != http.StatusNotFound {
 			t.Fatalf("REST %d, want 404", code)
 		}
 	})
-	t.Run("f.spec create on the broker port", func(t *testing.T) {
+	run("f.spec create on the broker port", func(t *testing.T, e *rawEnv) {
 		id := uuid.NewString()
 		wantCode(t, publish(e.broker, specEvent(t, maestro.TypeSpecCreate, goldenCluster, id, 0)), codes.FailedPrecondition, "{}")
 		if code := getJSON(t, e.srv.RESTURL()+apiBase+"/resource-bundles/"+id, nil); code != http.StatusNotFound {
 			t.Fatalf("REST %d, want 404", code)
 		}
 	})
-	t.Run("u.delete of an unknown id", func(t *testing.T) {
+	run("u.delete of an unknown id", func(t *testing.T, e *rawEnv) {
 		mustPublish(t, e.source, specEvent(t, maestro.TypeSpecDelete, goldenCluster, uuid.NewString(), 0))
 		e.agentA.none(t, 50*time.Millisecond)
 	})
-	t.Run("j1.create for a consumer that subscribes later", func(t *testing.T) {
+	run("j1.create for a consumer that subscribes later", func(t *testing.T, e *rawEnv) {
 		if err := e.srv.CreateConsumer("late-cluster"); err != nil {
 			t.Fatal(err)
 		}
@@ -351,9 +402,8 @@ func TestMaestroBehaviour(t *testing.T) {
 			t.Fatalf("late agent got %s for %s", got.GetType(), maestro.StringAttr(got, maestro.AttrResourceID))
 		}
 	})
-	t.Run("j2.resync with an empty list returns everything", func(t *testing.T) {
-		mustPublish(t, e.source, specEvent(t, maestro.TypeSpecCreate, "maestro-cluster-2", idB, 0))
-		e.agentB.next(t)
+	run("j2.resync with an empty list returns everything", func(t *testing.T, e *rawEnv) {
+		e.create(t, e.agentB, "maestro-cluster-2", idB)
 		req, err := maestro.NewSpecResyncRequest("maestro-cluster-2", nil, maestro.EventOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -366,7 +416,8 @@ func TestMaestroBehaviour(t *testing.T) {
 			t.Fatalf("resync response %s source %s rv %d metadata %s", got.GetType(), got.GetSource(), rv, maestro.StringAttr(got, maestro.AttrMetadata))
 		}
 	})
-	t.Run("v.resync with an unknown id synthesizes a delete", func(t *testing.T) {
+	run("v.resync with an unknown id synthesizes a delete", func(t *testing.T, e *rawEnv) {
+		e.create(t, e.agentB, "maestro-cluster-2", idB)
 		unknown := uuid.NewString()
 		req, err := maestro.NewSpecResyncRequest("maestro-cluster-2", []maestro.ResourceVersion{
 			{ResourceID: idB, ResourceVersion: 1}, {ResourceID: unknown, ResourceVersion: 1},
@@ -383,7 +434,10 @@ func TestMaestroBehaviour(t *testing.T) {
 		}
 		e.agentB.none(t, 50*time.Millisecond) // the up-to-date id is not resent
 	})
-	t.Run("k.status resync to every subscriber of the source", func(t *testing.T) {
+	run("k.status resync to every subscriber of the source", func(t *testing.T, e *rawEnv) {
+		e.create(t, e.agentA, goldenCluster, idA)
+		e.report(t, goldenCluster, idA, 1)
+		e.create(t, e.agentB, "maestro-cluster-2", idB) // a work with no status: not resent
 		second := subscribe(t, e.source, maestro.SourceSubscription(goldenSource))
 		eventually(t, "second source stream", func() bool { return len(e.srv.sources.of(goldenSource)) == 2 })
 		req, err := maestro.NewStatusResyncRequest(goldenSource, nil, maestro.EventOptions{})
@@ -410,7 +464,9 @@ func TestMaestroBehaviour(t *testing.T) {
 			second.next(t)
 		})
 	})
-	t.Run("x.delete sent to the agent", func(t *testing.T) {
+	run("x.delete sent to the agent", func(t *testing.T, e *rawEnv) {
+		e.create(t, e.agentA, goldenCluster, idA)
+		e.update(t, e.agentA, goldenCluster, idA)
 		del := specEvent(t, maestro.TypeSpecDelete, goldenCluster, idA, 0)
 		mustPublish(t, e.source, del)
 		got := e.agentA.next(t)
@@ -423,7 +479,11 @@ func TestMaestroBehaviour(t *testing.T) {
 		mustPublish(t, e.source, del) // idempotent: no second event
 		e.agentA.none(t, 50*time.Millisecond)
 	})
-	t.Run("y.Deleted removes the bundle", func(t *testing.T) {
+	run("y.Deleted removes the bundle", func(t *testing.T, e *rawEnv) {
+		e.create(t, e.agentA, goldenCluster, idA)
+		e.update(t, e.agentA, goldenCluster, idA)
+		mustPublish(t, e.source, specEvent(t, maestro.TypeSpecDelete, goldenCluster, idA, 0))
+		e.agentA.next(t)
 		ack := proto.Clone(golden(t, "11-agent-status-deleted")).(*pbv1.CloudEvent)
 		maestro.SetStringAttr(ack, maestro.AttrResourceID, idA)
 		maestro.SetResourceVersion(ack, 2)

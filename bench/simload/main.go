@@ -42,7 +42,7 @@ func main() {
 
 func run() error {
 	bin := flag.String("cereplay", "bin/cereplay", "cereplay binary to run `sim` from")
-	examples := flag.String("examples", "../shared/protocol/examples", "folder of the protocol's golden messages")
+	examples := flag.String("examples", "testdata/protocol/examples", "folder of the protocol's golden messages")
 	agents := flag.Int("agents", 3000, "agent connections, one Subscribe stream each")
 	works := flag.Int("works", 30000, "spec creates, then as many statuses (0: streams only)")
 	publishers := flag.Int("publishers", 16, "concurrent Publish calls")

@@ -11,15 +11,15 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cereplay/cereplay/format"
-	"github.com/cereplay/cereplay/internal/sharedtest"
+	"github.com/cereplay/cereplay/internal/fixtures"
 	"github.com/cereplay/cereplay/maestro"
 )
 
-// sharedExample reads a golden event from ../shared/protocol/examples and
+// sharedExample reads a golden event from testdata/protocol/examples and
 // returns the CloudEvent bytes (unwrapping a PublishRequest).
 func sharedExample(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(sharedtest.Examples(t), name))
+	b, err := os.ReadFile(filepath.Join(fixtures.Examples(t), name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,15 +10,15 @@ import (
 	"google.golang.org/protobuf/proto"
 	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
 
-	"github.com/cereplay/cereplay/internal/sharedtest"
+	"github.com/cereplay/cereplay/internal/fixtures"
 )
 
 // goldenEvents returns the CloudEvent wire bytes of every golden example
-// in ../shared/protocol/examples (client messages are PublishRequests and
+// in testdata/protocol/examples (client messages are PublishRequests and
 // are unwrapped), keyed by example name.
 func goldenEvents(tb testing.TB) map[string][]byte {
 	tb.Helper()
-	examples := sharedtest.Examples(tb)
+	examples := fixtures.Examples(tb)
 	files, err := filepath.Glob(filepath.Join(examples, "*.pb.bin"))
 	if err != nil {
 		tb.Fatal(err)
