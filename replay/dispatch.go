@@ -3,8 +3,8 @@ package replay
 import (
 	"container/heap"
 	"context"
-	"sync"
 
+	"github.com/cereplay/cereplay/internal/queue"
 	"github.com/cereplay/cereplay/pace"
 )
 
@@ -18,35 +18,26 @@ type dispatcher struct {
 	fire  func(*statusState)
 	h     statusHeap
 
-	// Statuses are handed over through an unbounded list, never a
+	// Statuses are handed over through an unbounded queue, never a
 	// blocking channel: schedule runs on an agent's stream goroutine, and
 	// an agent that stops reading stalls the server for every agent.
-	mu   sync.Mutex
-	in   []*statusState
-	wake chan struct{} // capacity 1: "in" is not empty
+	in    *queue.Queue[*statusState]
+	taken []*statusState // reused by drainAdds
 }
 
 func newDispatcher(c pace.Clock, fire func(*statusState)) *dispatcher {
-	return &dispatcher{clock: c, fire: fire, wake: make(chan struct{}, 1)}
+	return &dispatcher{clock: c, fire: fire, in: queue.New[*statusState]()}
 }
 
 // schedule queues s without blocking.
-func (d *dispatcher) schedule(_ context.Context, s *statusState) {
-	d.mu.Lock()
-	d.in = append(d.in, s)
-	d.mu.Unlock()
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-}
+func (d *dispatcher) schedule(s *statusState) { d.in.Push(s) }
 
 // run fires queued statuses until ctx ends.
 func (d *dispatcher) run(ctx context.Context) {
 	for {
 		if d.h.Len() == 0 {
 			select {
-			case <-d.wake:
+			case <-d.in.Ready():
 				d.drainAdds()
 			case <-ctx.Done():
 				return
@@ -54,7 +45,7 @@ func (d *dispatcher) run(ctx context.Context) {
 			continue
 		}
 		next := d.h[0]
-		woken, err := pace.WaitUntil(ctx, d.clock, next.due, d.wake)
+		woken, err := pace.WaitUntil(ctx, d.clock, next.due, d.in.Ready())
 		if err != nil {
 			return
 		}
@@ -71,14 +62,12 @@ func (d *dispatcher) run(ctx context.Context) {
 // drainAdds moves queued statuses into the heap without blocking and
 // reports whether there were any.
 func (d *dispatcher) drainAdds() bool {
-	d.mu.Lock()
-	in := d.in
-	d.in = nil
-	d.mu.Unlock()
-	for _, s := range in {
+	d.taken, _ = d.in.TakeAll(d.taken[:0])
+	for i, s := range d.taken {
 		heap.Push(&d.h, s)
+		d.taken[i] = nil
 	}
-	return len(in) > 0
+	return len(d.taken) > 0
 }
 
 // statusHeap orders statuses by due time (then trace position, so equal

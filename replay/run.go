@@ -164,7 +164,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		fmt.Fprintf(r.idmap, "# original resource id\tresource id under run id %s\n", cfg.RunID)
 	}
 	r.out = newOutbox(r.start, r.clock, r.m)
-	r.tr = newTracker(r.out.emit, func(s *statusState) { r.disp.schedule(r.streamCtx, s) }, r.replyDelay)
+	r.tr = newTracker(r.out.emit, func(s *statusState) { r.disp.schedule(s) }, r.replyDelay)
 	r.disp = newDispatcher(r.clock, r.fireStatus)
 
 	// Outcome records are small; small segments and one worker keep the

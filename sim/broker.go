@@ -196,7 +196,7 @@ func (b *brokerService) HandleStatusUpdate(_ context.Context, evt *cloudevents.E
 	now := time.Now()
 	if req.Deleted {
 		if removed, ok := s.store.remove(req.ResourceID); ok {
-			s.statusQueue.push(statusItem{res: removed, status: req.Record, accepted: now})
+			s.statusQueue.Push(statusItem{res: removed, status: req.Record, accepted: now})
 		}
 		return nil
 	}
@@ -208,7 +208,7 @@ func (b *brokerService) HandleStatusUpdate(_ context.Context, evt *cloudevents.E
 		s.metrics.statusIgnored.WithLabelValues(outcome.String()).Inc()
 		return nil
 	}
-	s.statusQueue.push(statusItem{res: stored, status: req.Record, accepted: now})
+	s.statusQueue.Push(statusItem{res: stored, status: req.Record, accepted: now})
 	return nil
 }
 
@@ -229,7 +229,7 @@ func (s *Server) specWorker() {
 	defer s.wg.Done()
 	ctx := context.Background()
 	for {
-		item, ok := s.specQueue.pop()
+		item, ok := s.specQueue.Pop()
 		if !ok {
 			return
 		}
@@ -287,7 +287,7 @@ func (s *Server) redeliverWhenSubscribed(ctx context.Context, sub *agentSub) {
 
 func (s *Server) redeliver(cluster string) {
 	for _, item := range s.pending.take(cluster) {
-		s.specQueue.push(item)
+		s.specQueue.Push(item)
 	}
 }
 

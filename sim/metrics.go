@@ -93,11 +93,11 @@ func newMetrics(s *Server) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sim_spec_queue_length",
 			Help: "Spec events accepted but not yet handed to agent streams.",
-		}, func() float64 { return float64(s.specQueue.len()) }),
+		}, func() float64 { return float64(s.specQueue.Len()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sim_status_queue_length",
 			Help: "Status events stored but not yet forwarded to source streams.",
-		}, func() float64 { return float64(s.statusQueue.len()) }),
+		}, func() float64 { return float64(s.statusQueue.Len()) }),
 	)
 	for _, p := range []string{portSource, portBroker} {
 		m.subscribers.WithLabelValues(p)

@@ -253,7 +253,7 @@ func (s *Server) deleteBundle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, changed := s.store.markDeleting(id); changed {
-		s.specQueue.push(specItem{id: id, eventType: maestro.TypeSpecDelete, accepted: time.Now()})
+		s.specQueue.Push(specItem{id: id, eventType: maestro.TypeSpecDelete, accepted: time.Now()})
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -27,6 +27,8 @@ import (
 	workpayload "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/payload"
 	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
 	sdkgrpc "open-cluster-management.io/sdk-go/pkg/cloudevents/server/grpc"
+
+	"github.com/cereplay/cereplay/internal/queue"
 )
 
 // Server is a running sim. All its listeners are open when Start returns;
@@ -40,10 +42,10 @@ type Server struct {
 
 	// specQueue feeds the single spec worker that hands spec events to the
 	// broker, like Maestro's single spec-controller worker.
-	specQueue *queue[specItem]
+	specQueue *queue.Queue[specItem]
 	// statusQueue feeds the single worker that forwards status to source
 	// subscribers, like Maestro's status controller.
-	statusQueue *queue[statusItem]
+	statusQueue *queue.Queue[statusItem]
 	pending     *pendingSpecs
 	agents      *agentStreams
 	bundles     *bundleCache
@@ -93,8 +95,8 @@ func StartWithLogger(ctx context.Context, c Config, log *slog.Logger) (*Server, 
 		log:         log,
 		klogger:     klogger,
 		store:       newStore(),
-		specQueue:   newQueue[specItem](),
-		statusQueue: newQueue[statusItem](),
+		specQueue:   queue.New[specItem](),
+		statusQueue: queue.New[statusItem](),
 		pending:     newPendingSpecs(),
 		agents:      newAgentStreams(),
 		bundles:     newBundleCache(),
@@ -315,8 +317,8 @@ func (s *Server) CreateConsumer(name string) error {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.done)
-		s.specQueue.close()
-		s.statusQueue.close()
+		s.specQueue.Close()
+		s.statusQueue.Close()
 		// Stop, not GracefulStop: Subscribe streams never end on their own.
 		if s.sourceGRPC != nil {
 			s.sourceGRPC.Stop()

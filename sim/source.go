@@ -75,7 +75,7 @@ func (src *sourceServer) Publish(ctx context.Context, req *pbv1.PublishRequest) 
 		case err != nil:
 			return nil, fmt.Errorf("failed to create resource: %v", err)
 		}
-		s.specQueue.push(specItem{id: sr.ResourceID, eventType: maestro.TypeSpecCreate, accepted: accepted})
+		s.specQueue.Push(specItem{id: sr.ResourceID, eventType: maestro.TypeSpecCreate, accepted: accepted})
 	case "update_request":
 		found, ok := s.store.get(sr.ResourceID)
 		if !ok {
@@ -98,11 +98,11 @@ func (src *sourceServer) Publish(ctx context.Context, req *pbv1.PublishRequest) 
 			return nil, fmt.Errorf("failed to update resource: %v", err)
 		}
 		if changed {
-			s.specQueue.push(specItem{id: sr.ResourceID, eventType: maestro.TypeSpecUpdate, accepted: accepted})
+			s.specQueue.Push(specItem{id: sr.ResourceID, eventType: maestro.TypeSpecUpdate, accepted: accepted})
 		}
 	case "delete_request":
 		if _, changed := s.store.markDeleting(sr.ResourceID); changed {
-			s.specQueue.push(specItem{id: sr.ResourceID, eventType: maestro.TypeSpecDelete, accepted: accepted})
+			s.specQueue.Push(specItem{id: sr.ResourceID, eventType: maestro.TypeSpecDelete, accepted: accepted})
 		}
 	default:
 		return nil, fmt.Errorf("unsupported action %s", eventType.Action)
@@ -147,7 +147,7 @@ func (s *Server) respondStatusResync(source string, data []byte) error {
 				continue
 			}
 		}
-		s.statusQueue.push(statusItem{res: *r, status: r.Status, accepted: now})
+		s.statusQueue.Push(statusItem{res: *r, status: r.Status, accepted: now})
 	}
 	return nil
 }
@@ -262,7 +262,7 @@ type statusItem struct {
 func (s *Server) statusWorker() {
 	defer s.wg.Done()
 	for {
-		item, ok := s.statusQueue.pop()
+		item, ok := s.statusQueue.Pop()
 		if !ok {
 			return
 		}
