@@ -9,8 +9,8 @@
 //   - package pace (not here): the Pacer that turns trace offsets into due
 //     times and the Clock that waits for them.
 //   - shard.go: which clusters a shard plays.
-//   - conn.go: gRPC dialing (TLS, bearer token) and the raw codec that sends
-//     trace bytes without re-encoding them.
+//   - conn.go: the Publish and Subscribe calls, which send trace bytes
+//     through internal/transport's raw codec without re-encoding them.
 //   - agent.go, source.go: the simulated agents and sources.
 //   - tracker.go: matching of sends to deliveries and status replies.
 //   - rewrite.go: the send-time rewrites (resource version, sequence id,

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cereplay/cereplay/format"
+	"github.com/cereplay/cereplay/internal/transport"
 	"github.com/cereplay/cereplay/maestro"
 	"github.com/cereplay/cereplay/pace"
 )
@@ -114,10 +115,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	rd.ReuseBuffers()
 	man := rd.Manifest()
 
-	tlsCfg, token, err := cfg.TLS.load()
+	tlsCfg, token, err := cfg.TLS.Load()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("replay: %w", err)
 	}
+	sec := transport.SecurityOptions(tlsCfg, token)
 	dir := cfg.Out
 	if dir == "" {
 		dir = filepath.Join("runs", time.Now().UTC().Format("20060102T150405Z"))
@@ -139,8 +141,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		seq:           maestro.NewSequenceIDs(),
 		sem:           make(chan struct{}, cfg.MaxInflight),
 		stSem:         make(chan struct{}, cfg.MaxInflight),
-		agentDial:     connOptions(dialOptions(tlsCfg, token), cfg.ReconnectMin, cfg.ReconnectMax, true),
-		sourceDial:    connOptions(dialOptions(tlsCfg, token), cfg.ReconnectMin, cfg.ReconnectMax, false),
+		agentDial:     transport.ConnOptions(sec, cfg.ReconnectMin, cfg.ReconnectMax, transport.AgentConn),
+		sourceDial:    transport.ConnOptions(sec, cfg.ReconnectMin, cfg.ReconnectMax, transport.SourceConn),
 		agents:        map[string]*agent{},
 		sources:       map[string]*source{},
 		conns:         map[string]*grpc.ClientConn{},
@@ -302,7 +304,7 @@ func (r *runner) settings() map[string]string {
 		"max_inflight":    strconv.Itoa(c.MaxInflight),
 		"agents_per_conn": strconv.Itoa(c.AgentsPerConn),
 		"settle":          c.Settle.String(),
-		"tls":             strconv.FormatBool(c.TLS.enabled()),
+		"tls":             strconv.FormatBool(c.TLS.Enabled()),
 	}
 	add := func(k, v string, set bool) {
 		if set {

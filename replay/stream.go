@@ -7,6 +7,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
+
+	"github.com/cereplay/cereplay/internal/transport"
 )
 
 // subscription is one Subscribe stream the replay keeps open for an agent
@@ -80,12 +82,12 @@ func callHook(f func()) {
 // message and handing it to handle, which must keep nothing of the bytes
 // (they are received into one reused buffer).
 func (r *runner) drain(st grpc.ClientStream, handle func(b []byte, at time.Time)) error {
-	var m rawMsg
+	var m transport.RawMsg
 	for {
 		if err := st.RecvMsg(&m); err != nil {
 			return err
 		}
-		handle(m.b, r.clock.Now())
+		handle(m.B, r.clock.Now())
 	}
 }
 

@@ -1,15 +1,13 @@
 package sim
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"time"
 
+	"github.com/cereplay/cereplay/internal/transport"
 	"github.com/cereplay/cereplay/maestro"
 )
 
@@ -58,12 +56,7 @@ type Config struct {
 
 // TLSFiles names PEM files of a server certificate, its key and, for
 // mutual TLS, the CA that signs client certificates.
-type TLSFiles struct {
-	CertFile, KeyFile, ClientCAFile string
-}
-
-// Enabled reports whether TLS is configured.
-func (t TLSFiles) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
+type TLSFiles = transport.ServerTLS
 
 // DefaultConfig listens on 127.0.0.1 at Maestro's ports with Maestro's
 // 10-second heartbeat and no extra latency.
@@ -130,31 +123,4 @@ func (c Config) validate() error {
 		}
 	}
 	return nil
-}
-
-// serverTLS loads the files into a TLS 1.3-only server configuration, as
-// Maestro pins both gRPC ports to TLS 1.3.
-func (t TLSFiles) serverTLS() (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("sim: load TLS certificate %s and key %s: %w", t.CertFile, t.KeyFile, err)
-	}
-	cfg := &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		MinVersion:   tls.VersionTLS13,
-		MaxVersion:   tls.VersionTLS13,
-	}
-	if t.ClientCAFile != "" {
-		pem, err := os.ReadFile(t.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("sim: read client CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("sim: client CA %s: no PEM certificate found", t.ClientCAFile)
-		}
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return cfg, nil
 }

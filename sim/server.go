@@ -2,11 +2,9 @@ package sim
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -19,9 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
 	workpayload "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/payload"
@@ -29,6 +24,7 @@ import (
 	sdkgrpc "open-cluster-management.io/sdk-go/pkg/cloudevents/server/grpc"
 
 	"github.com/cereplay/cereplay/internal/queue"
+	"github.com/cereplay/cereplay/internal/transport"
 )
 
 // Server is a running sim. All its listeners are open when Start returns;
@@ -194,49 +190,24 @@ func (s *Server) listen() error {
 	return nil
 }
 
-// grpcOptions are Maestro's server options (pkg/config/grpc_server.go
-// defaults) plus sim's metrics and panic guard.
+// grpcOptions are Maestro's server options (internal/transport) plus sim's
+// metrics, panic guard and bearer token check.
 func (s *Server) grpcOptions(port string, t TLSFiles) ([]grpc.ServerOption, error) {
-	opts := []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(s.cfg.MaxReceiveMessageSize),
-		grpc.MaxSendMsgSize(math.MaxInt32),
-		grpc.MaxConcurrentStreams(math.MaxUint32),
-		// Release a connection's write buffer between writes: 3,000 idle
-		// agent connections would otherwise hold 32 KiB each.
-		grpc.SharedWriteBuffer(true),
-		grpc.ConnectionTimeout(120 * time.Second),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.ChainUnaryInterceptor(recoverUnary(s.log), s.metrics.unaryInterceptor(port), s.authUnary, s.sdkLoggerUnary),
-		grpc.ChainStreamInterceptor(recoverStream(s.log), s.metrics.streamInterceptor(port), s.authStream, s.sdkLoggerStream),
+	opts, err := transport.ServerOptions(s.cfg.MaxReceiveMessageSize, t)
+	if err != nil {
+		return nil, fmt.Errorf("sim: %s port: %w", port, err)
 	}
-	if t.Enabled() {
-		cfg, err := t.serverTLS()
-		if err != nil {
-			return nil, fmt.Errorf("sim: %s port: %w", port, err)
-		}
-		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg)))
-	}
-	return opts, nil
+	auth := transport.Bearer{Token: s.cfg.BearerToken, Name: "sim"}
+	return append(opts,
+		grpc.ChainUnaryInterceptor(recoverUnary(s.log), s.metrics.unaryInterceptor(port), auth.Unary, s.sdkLoggerUnary),
+		grpc.ChainStreamInterceptor(recoverStream(s.log), s.metrics.streamInterceptor(port), auth.Stream, s.sdkLoggerStream),
+	), nil
 }
 
-// Transport sizes of the source port (see serveSource).
-const (
-	sourceWindowSize = 16 << 20
-	sourceBufferSize = 64 << 10
-)
-
 func (s *Server) serveSource(lis net.Listener, opts []grpc.ServerOption) {
-	// The source port carries every spec of a run on a connection or two
-	// (4.7 KB each, 9.4 MB/s at 2,000 specs/s): static 16 MiB windows and
-	// 64 KiB buffers, as the replayer's source connection has, instead of
-	// gRPC's dynamic window, which starts at 64 KiB. At --rate 2000 the
-	// replayer's Publish latency on this port fell from a 553 ms median to
-	// 16 ms. The broker port keeps gRPC's defaults: 3,000 connections.
-	opts = append(opts,
-		grpc.InitialWindowSize(sourceWindowSize), grpc.InitialConnWindowSize(sourceWindowSize),
-		grpc.ReadBufferSize(sourceBufferSize), grpc.WriteBufferSize(sourceBufferSize))
-	s.sourceGRPC = grpc.NewServer(opts...)
+	// The source port carries every spec of a run on a connection or two:
+	// its windows and buffers are the source port's (internal/transport).
+	s.sourceGRPC = grpc.NewServer(append(opts, transport.SourcePortOptions()...)...)
 	pbv1.RegisterCloudEventServiceServer(s.sourceGRPC, &sourceServer{s: s})
 	s.serveGRPC(s.sourceGRPC, lis)
 }
@@ -350,35 +321,6 @@ func (s *Server) sleepLatency(ctx context.Context) {
 	case <-ctx.Done():
 	case <-s.done:
 	}
-}
-
-// authUnary and authStream require Config.BearerToken, when set.
-func (s *Server) authUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if err := s.checkToken(ctx); err != nil {
-		return nil, err
-	}
-	return h(ctx, req)
-}
-
-func (s *Server) authStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	if err := s.checkToken(ss.Context()); err != nil {
-		return err
-	}
-	return h(srv, ss)
-}
-
-func (s *Server) checkToken(ctx context.Context) error {
-	if s.cfg.BearerToken == "" {
-		return nil
-	}
-	want := "Bearer " + s.cfg.BearerToken
-	md, _ := metadata.FromIncomingContext(ctx)
-	for _, got := range md.Get("authorization") {
-		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1 {
-			return nil
-		}
-	}
-	return status.Error(codes.Unauthenticated, "sim: missing or wrong bearer token in the authorization metadata")
 }
 
 // sdkLoggerUnary and sdkLoggerStream give the SDK broker, which logs
