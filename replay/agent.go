@@ -38,7 +38,7 @@ func (a *agent) connect(ctx context.Context) error {
 		return nil
 	}
 	return a.r.keepSubscribed(ctx, subscription{
-		who: "agent " + a.cluster, cc: a.cc, req: a.subReq, handle: a.handle,
+		who: "agent " + a.cluster, addr: a.addr, cc: a.cc, req: a.subReq, handle: a.handle,
 		up: a.r.m.agents.Inc, down: a.r.m.agents.Dec, resumed: a.resync,
 	})
 }

@@ -83,6 +83,12 @@ type Config struct {
 	// ReconnectMin and ReconnectMax bound the backoff between reconnect
 	// attempts (defaults 1s and 30s).
 	ReconnectMin, ReconnectMax time.Duration
+	// ConnectTimeout bounds how long the connect phase waits for streams
+	// whose first subscribe failed (default 10s); then the run stops,
+	// naming the addresses and causes. GiveUpAfter stops a run whose
+	// target stays unreachable this long mid-run (a stream down that
+	// long; default 2m).
+	ConnectTimeout, GiveUpAfter time.Duration
 
 	// Tolerances for success: how many failed sends, missing deliveries and
 	// late-dropped sends still count as a successful run.
@@ -152,6 +158,8 @@ const (
 	DefaultPublishTimeout = 30 * time.Second
 	DefaultReconnectMin   = time.Second
 	DefaultReconnectMax   = 30 * time.Second
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultGiveUpAfter    = 2 * time.Minute
 )
 
 // ErrConfig marks a Config that cannot run.
@@ -224,6 +232,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = DefaultPublishTimeout
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.GiveUpAfter <= 0 {
+		c.GiveUpAfter = DefaultGiveUpAfter
 	}
 	if c.ReconnectMin <= 0 {
 		c.ReconnectMin = DefaultReconnectMin

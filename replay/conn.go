@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/cereplay/cereplay/internal/transport"
@@ -35,6 +37,9 @@ func publish(ctx context.Context, cc *grpc.ClientConn, ce []byte) error {
 // SubscriptionRequest and waits for the response header, which both
 // Maestro servers send first (a stream without it failed to subscribe).
 func subscribe(ctx context.Context, cc *grpc.ClientConn, req []byte) (grpc.ClientStream, error) {
+	if cc == nil {
+		return nil, status.Error(codes.Unavailable, "no connection (the address could not be dialed)")
+	}
 	st, err := cc.NewStream(ctx, transport.SubscribeDesc, transport.MethodSubscribe, transport.RawCall)
 	if err != nil {
 		return nil, err

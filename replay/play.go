@@ -79,6 +79,14 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 	if err := r.connectPhase(ctx, tr, man, &done); err != nil {
 		return err
 	}
+	if why := r.awaitStreams(ctx); why != "" {
+		r.stop("could not subscribe", why)
+	}
+	if r.stopped() != "" {
+		r.notPlayed(tr, &done)
+		return nil
+	}
+	go r.watchStreams(r.watchCtx)
 	// The schedule starts at the first record after the connect phase:
 	// the subscribes at the head of a trace were just played, and their
 	// recorded span (minutes, for batched agents) is not waited for again.
@@ -119,6 +127,9 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 	)
 	for {
 		if ctx.Err() != nil {
+			if r.stopped() != "" {
+				r.notPlayed(tr, &done)
+			}
 			return nil // interrupted: account for what was sent
 		}
 		rec, i, err := tr.read()
@@ -184,7 +195,7 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 			}
 			rec := keep(rec)
 			r.pace(ctx, r.t0.Add(r.untriggeredDue(rec, lastDue)), func() {
-				r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: noteInterrupted})
+				r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: r.notSentNote()})
 			}, func() {
 				r.sends.add()
 				go func() {
@@ -206,6 +217,26 @@ func (r *runner) damaged(i uint64, err error) {
 	}
 	r.damage = d
 	r.notef("trace damaged at record %d: %v", i, err)
+}
+
+// notPlayed gives every record left in the trace the outcome of a send
+// the run stopped before (see stop).
+func (r *runner) notPlayed(tr *traceReader, done *atomic.Int64) {
+	note := r.notSentNote()
+	for {
+		rec, i, err := tr.read()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			r.damaged(i, err)
+			return
+		}
+		done.Add(1)
+		if rec.Type == format.TypeEvent {
+			r.out.emit(metaOf(i, rec), format.Outcome{Status: format.OutcomeSkipped, Note: note})
+		}
+	}
 }
 
 // release is one send waiting for its due time on the pacer.
@@ -364,7 +395,7 @@ func (r *runner) connectPhase(ctx context.Context, tr *traceReader, man *format.
 	wg.Wait()
 	for _, j := range jobs[sent:] {
 		if j.rec != nil {
-			r.out.emit(j.m, format.Outcome{Status: format.OutcomeSkipped, Note: noteInterrupted})
+			r.out.emit(j.m, format.Outcome{Status: format.OutcomeSkipped, Note: r.notSentNote()})
 		}
 	}
 	// An interrupted connect phase is not an error of the run: the

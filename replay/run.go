@@ -80,13 +80,20 @@ type runner struct {
 	sendLate      *Latency
 	replyLate     *Latency
 
-	specsSent, statusesSent       atomic.Int64
-	reconnects, resyncs           atomic.Int64
-	heartbeats, undecodable       atomic.Int64
-	outageNanos                   atomic.Int64
-	lastSend                      atomic.Int64 // unix nanos of the last send
-	lateSends                     atomic.Int64 // spec sends later than LateWarn
-	damage                        *TraceDamage // where reading the trace failed; set by the reading goroutine
+	specsSent, statusesSent atomic.Int64
+	reconnects, resyncs     atomic.Int64
+	heartbeats, undecodable atomic.Int64
+	outageNanos             atomic.Int64
+	lastSend                atomic.Int64 // unix nanos of the last send
+	lateSends               atomic.Int64 // spec sends later than LateWarn
+	damage                  *TraceDamage // where reading the trace failed; set by the reading goroutine
+
+	health                        []*streamHealth    // every kept stream (under mu)
+	stopOnce                      sync.Once          // stop
+	stopWhy                       string             // why the run was stopped early (under mu)
+	stopShort                     string             // the same in a few words, for outcome notes (under mu)
+	stopPlay                      context.CancelFunc // ends the playing of the trace (stop)
+	watchCtx                      context.Context    // the give-up watch runs until it ends
 	logMu                         sync.Mutex
 	consumersCreated, consPresent int64
 }
@@ -214,11 +221,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		r.agentFor(c)
 	}
 
-	runErr := r.play(ctx, rd, man)
+	// A stop (giving up on the target) ends the playing as an interrupt
+	// would, and the run fails with its reason.
+	playCtx, stopPlay := context.WithCancel(ctx)
+	defer stopPlay()
+	r.stopPlay = stopPlay
+	watchCtx, stopWatch := context.WithCancel(playCtx)
+	r.watchCtx = watchCtx
+	runErr := r.play(playCtx, rd, man)
 
 	// Wait for the publishes in flight, then for the deliveries.
 	r.sends.wait()
-	r.settle(ctx)
+	r.settle(playCtx)
+	stopWatch()
 	r.sends.wait()
 	r.tr.finish()
 	end := r.clock.Now()
@@ -529,14 +544,20 @@ func (r *runner) summary(man *format.Manifest, end time.Time) *Summary {
 	if s.Duplicates > 0 {
 		s.Problems = append(s.Problems, fmt.Sprintf("%d resource ids already existed in the target: replay with another --run-id", s.Duplicates))
 	}
+	// What stopped the run comes first: the counts above follow from it.
+	var causes []string
+	if why := r.stopped(); why != "" {
+		causes = append(causes, why+"; the rest of the trace was not sent")
+	}
 	if d := r.damage; d != nil {
-		s.Problems = append(s.Problems, fmt.Sprintf("trace damaged at record %d of %d, the rest of the trace was not played: %s",
+		causes = append(causes, fmt.Sprintf("trace damaged at record %d of %d, the rest of the trace was not played: %s",
 			d.Record, man.Records, d.Error))
 	}
 	if o.records == 0 {
 		s.Problems = append(s.Problems, "no record of the trace was in scope")
 	}
 	sort.Strings(s.Problems)
+	s.Problems = append(causes, s.Problems...)
 	s.OK = len(s.Problems) == 0
 	return s
 }

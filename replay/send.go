@@ -116,7 +116,7 @@ func (r *runner) sendSpec(ctx context.Context, m recMeta, rec *format.Record, du
 		}
 	}
 	dueAt := r.t0.Add(due)
-	r.pace(ctx, dueAt, func() { notSent(format.Outcome{Status: format.OutcomeSkipped, Note: noteInterrupted}) }, func() {
+	r.pace(ctx, dueAt, func() { notSent(format.Outcome{Status: format.OutcomeSkipped, Note: r.notSentNote()}) }, func() {
 		r.releaseSpec(ctx, s, tracked, dueAt, src, addr, ce, notSent)
 	})
 }
@@ -126,7 +126,7 @@ func (r *runner) sendSpec(ctx context.Context, m recMeta, rec *format.Record, du
 func (r *runner) releaseSpec(ctx context.Context, s *specState, tracked bool, dueAt time.Time, src *source, addr string, ce []byte, notSent func(format.Outcome)) {
 	m := s.meta
 	if !r.acquire(ctx) {
-		notSent(format.Outcome{Status: format.OutcomeSkipped, Note: noteInterrupted})
+		notSent(format.Outcome{Status: format.OutcomeSkipped, Note: r.notSentNote()})
 		return
 	}
 	// The send is released here: lateness is measured before anything
@@ -190,7 +190,7 @@ func (r *runner) sendPlain(ctx context.Context, m recMeta, rec *format.Record, d
 		return
 	}
 	dueAt := r.t0.Add(due)
-	skip := func() { r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: noteInterrupted}) }
+	skip := func() { r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: r.notSentNote()}) }
 	r.pace(ctx, dueAt, skip, func() {
 		if !r.acquire(ctx) {
 			skip()

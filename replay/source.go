@@ -30,7 +30,7 @@ func (s *source) connect(ctx context.Context) error {
 		return nil
 	}
 	return s.r.keepSubscribed(ctx, subscription{
-		who: "source " + s.id + " at " + s.addr, cc: s.cc, req: s.subReq, handle: s.handle,
+		who: "source " + s.id + " at " + s.addr, addr: s.addr, cc: s.cc, req: s.subReq, handle: s.handle,
 	})
 }
 

@@ -16,6 +16,7 @@ import (
 // drops. The hooks may be nil.
 type subscription struct {
 	who    string // names the stream in notes: "agent cluster1"
+	addr   string // the address it subscribes to
 	cc     *grpc.ClientConn
 	req    []byte // SubscriptionRequest bytes
 	handle func(b []byte, at time.Time)
@@ -31,23 +32,26 @@ type subscription struct {
 // background until ctx ends. It returns the first attempt's error; a
 // failed first attempt is retried too.
 func (r *runner) keepSubscribed(ctx context.Context, s subscription) error {
+	h := r.newStreamHealth(s.who, s.addr)
 	st, err := subscribe(ctx, s.cc, s.req)
 	if err != nil {
 		r.countError(err)
+		h.setDown(err)
 	} else {
+		h.setUp()
 		callHook(s.up)
 	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		r.keepLoop(ctx, s, st)
+		r.keepLoop(ctx, s, h, st)
 	}()
 	return err
 }
 
 // keepLoop drains the stream; when it breaks it re-subscribes with
 // backoff, counts the outage and calls resumed, until ctx ends.
-func (r *runner) keepLoop(ctx context.Context, s subscription, st grpc.ClientStream) {
+func (r *runner) keepLoop(ctx context.Context, s subscription, h *streamHealth, st grpc.ClientStream) {
 	for {
 		if st != nil {
 			err := r.drain(st, s.handle)
@@ -55,14 +59,16 @@ func (r *runner) keepLoop(ctx context.Context, s subscription, st grpc.ClientStr
 			if ctx.Err() != nil {
 				return
 			}
+			h.setDown(err)
 			r.countError(err)
 			r.notef("%s: stream lost (%v), reconnecting", s.who, status.Convert(err).Message())
 		}
 		down := time.Now()
-		st = r.resubscribe(ctx, s.cc, s.req)
+		st = r.resubscribe(ctx, s.cc, s.req, h)
 		if st == nil {
 			return // ctx ended
 		}
+		h.setUp()
 		callHook(s.up)
 		r.outage(time.Since(down))
 		if s.resumed != nil {
@@ -94,7 +100,7 @@ func (r *runner) drain(st grpc.ClientStream, handle func(b []byte, at time.Time)
 // resubscribe retries Subscribe with jittered exponential backoff (each
 // wait uniform in [d, 2d), as the SDK client does) until it succeeds or ctx
 // ends (then it returns nil).
-func (r *runner) resubscribe(ctx context.Context, cc *grpc.ClientConn, req []byte) grpc.ClientStream {
+func (r *runner) resubscribe(ctx context.Context, cc *grpc.ClientConn, req []byte, h *streamHealth) grpc.ClientStream {
 	d := r.cfg.ReconnectMin
 	for {
 		wait := d + time.Duration(rand.Int64N(int64(d)+1))
@@ -115,6 +121,7 @@ func (r *runner) resubscribe(ctx context.Context, cc *grpc.ClientConn, req []byt
 			return nil
 		}
 		r.countError(err)
+		h.setDown(err)
 		d *= 2
 		if d > r.cfg.ReconnectMax {
 			d = r.cfg.ReconnectMax

@@ -167,13 +167,16 @@ func (t *tracker) addSpec(s *specState) {
 	t.pendingSpecs++
 }
 
-// specNotSent records a spec that was never published (dropped as late).
+// specNotSent records a spec that was never published (dropped as late,
+// or the run ended first), and ends what waited for it: the records that
+// answer it may have been read already.
 func (t *tracker) specNotSent(s *specState, o format.Outcome) {
 	t.mu.Lock()
 	s.failed, s.reported = true, true
 	t.specByIdx[s.meta.index] = s
+	out := append([]outcomeOf{{s.meta, o}}, t.failWaiters(s, "its spec was not sent")...)
 	t.mu.Unlock()
-	t.emit(s.meta, o)
+	t.emitAll(out)
 }
 
 // specSent records the end of a spec's Publish call.

@@ -1,0 +1,201 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/status"
+)
+
+// streamHealth is what the replay knows of one kept Subscribe stream:
+// whether it is up, since when it is down and why. The connect phase waits
+// on it and the give-up watch reads it, so a target that is not there
+// stops the run with its address and cause instead of playing a schedule
+// of sends that all fail.
+type streamHealth struct {
+	who, addr string
+
+	mu        sync.Mutex
+	up        bool
+	downSince time.Time
+	err       error // the last subscribe or stream error
+}
+
+func (h *streamHealth) setUp() {
+	h.mu.Lock()
+	h.up, h.err = true, nil
+	h.mu.Unlock()
+}
+
+// setDown marks the stream down (from now, unless it already was) with
+// the error that took it down or kept it down.
+func (h *streamHealth) setDown(err error) {
+	h.mu.Lock()
+	if h.up || h.downSince.IsZero() {
+		h.downSince = time.Now()
+	}
+	h.up = false
+	if err != nil {
+		h.err = err
+	}
+	h.mu.Unlock()
+}
+
+// downFor says whether the stream has been down for at least d at now,
+// and with which error.
+func (h *streamHealth) downFor(now time.Time, d time.Duration) (bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return !h.up && !h.downSince.IsZero() && now.Sub(h.downSince) >= d, h.err
+}
+
+// newStreamHealth registers a stream, down until it subscribes.
+func (r *runner) newStreamHealth(who, addr string) *streamHealth {
+	h := &streamHealth{who: who, addr: addr, downSince: time.Now()}
+	r.mu.Lock()
+	r.health = append(r.health, h)
+	r.mu.Unlock()
+	return h
+}
+
+// streamsDown describes the streams down for at least d, grouped by
+// address with the last error of each ("" when every stream is up).
+func (r *runner) streamsDown(d time.Duration) string {
+	r.mu.Lock()
+	hs := r.health
+	r.mu.Unlock()
+	type addrDown struct {
+		agents, sources int
+		err             error
+	}
+	byAddr := map[string]*addrDown{}
+	n, now := 0, time.Now()
+	for _, h := range hs {
+		down, err := h.downFor(now, d)
+		if !down {
+			continue
+		}
+		n++
+		a := byAddr[h.addr]
+		if a == nil {
+			a = &addrDown{}
+			byAddr[h.addr] = a
+		}
+		if strings.HasPrefix(h.who, "source") {
+			a.sources++
+		} else {
+			a.agents++
+		}
+		if err != nil {
+			a.err = err
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	addrs := make([]string, 0, len(byAddr))
+	for a := range byAddr {
+		addrs = append(addrs, a)
+	}
+	sort.Strings(addrs)
+	parts := make([]string, 0, len(addrs))
+	for _, addr := range addrs {
+		a := byAddr[addr]
+		var who []string
+		if a.agents > 0 {
+			who = append(who, plural(a.agents, "agent stream"))
+		}
+		if a.sources > 0 {
+			who = append(who, plural(a.sources, "source stream"))
+		}
+		cause := "no answer"
+		if a.err != nil {
+			cause = status.Convert(a.err).Message()
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s): %s", addr, strings.Join(who, ", "), cause))
+	}
+	return fmt.Sprintf("%d of %d streams: %s", n, len(hs), strings.Join(parts, "; "))
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// awaitStreams waits, after the connect phase, for the streams whose first
+// subscribe failed to come up (they retry with backoff), for at most
+// ConnectTimeout. It returns why the run cannot start, or "".
+func (r *runner) awaitStreams(ctx context.Context) string {
+	deadline := time.Now().Add(r.cfg.ConnectTimeout)
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		down := r.streamsDown(0)
+		if down == "" || ctx.Err() != nil {
+			return ""
+		}
+		if !time.Now().Before(deadline) {
+			return fmt.Sprintf("could not subscribe within %v (--connect-timeout): %s", r.cfg.ConnectTimeout, down)
+		}
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+}
+
+// watchStreams gives up on the target when a stream stays down for
+// GiveUpAfter: a run against a target that is gone would otherwise play
+// its whole schedule with every send failing. It returns when ctx ends.
+func (r *runner) watchStreams(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if down := r.streamsDown(r.cfg.GiveUpAfter); down != "" {
+			r.stop("gave up on the target", fmt.Sprintf("gave up on the target: down for %v (--give-up-after): %s", r.cfg.GiveUpAfter, down))
+			return
+		}
+	}
+}
+
+// stop ends the playing of the trace for a reason that fails the run: what
+// is waiting for the pacer and the rest of the trace are not sent, with
+// the note "not sent: " + short; why goes to the summary's problems.
+func (r *runner) stop(short, why string) {
+	r.stopOnce.Do(func() {
+		r.mu.Lock()
+		r.stopWhy, r.stopShort = why, short
+		r.mu.Unlock()
+		r.notef("%s", why)
+		r.stopPlay()
+	})
+}
+
+// stopped returns why the run was stopped, or "".
+func (r *runner) stopped() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stopWhy
+}
+
+// notSentNote is the note of a send the run ended before: interrupted, or
+// stopped (see stop).
+func (r *runner) notSentNote() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopShort != "" {
+		return "not sent: " + r.stopShort
+	}
+	return noteInterrupted
+}
