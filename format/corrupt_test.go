@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -377,6 +379,17 @@ var damages = []damage{
 		verify: ErrManifest, file: ManifestName, record: -1,
 	},
 	{
+		name: "manifest over the size limit",
+		damage: func(t *testing.T, dir string) int64 {
+			// Sparse: 275 MB that take no disk, and no memory unless read.
+			if err := os.Truncate(filepath.Join(dir, ManifestName), 275<<20); err != nil {
+				t.Fatal(err)
+			}
+			return MaxManifestSize
+		},
+		readErr: ErrManifest, verify: ErrManifest, file: ManifestName, record: -1,
+	},
+	{
 		name: "extra segment file",
 		damage: func(t *testing.T, dir string) int64 {
 			mustWrite(t, filepath.Join(dir, SegmentName(99)), mustRead(t, segPath(dir, 1)))
@@ -519,5 +532,66 @@ func TestFlipSweep(t *testing.T) {
 	mustWrite(t, path, orig)
 	if err := Verify(dir); err != nil {
 		t.Fatalf("restored trace: %v", err)
+	}
+}
+
+// TestManifestSizeCheckedFirst: a manifest over MaxManifestSize is refused
+// before it is read (it once took 1.4 GB of memory to refuse 275 MB), with
+// its size in the message.
+func TestManifestSizeCheckedFirst(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "trace")
+	w, err := Create(dir, WriterOptions{Provenance: Provenance{Tool: "test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(&Record{Type: TypeEvent, Flow: FlowAgentSubscribe, Actor: "c1", Data: []byte{1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	const size = 275 << 20
+	if err := os.Truncate(filepath.Join(dir, ManifestName), size); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = ReadManifest(dir)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrManifest) || !strings.Contains(err.Error(), ManifestName) || !strings.Contains(err.Error(), "288358400 bytes") {
+		t.Fatalf("ReadManifest of a %d-byte manifest: %v; want ErrManifest naming the file and its size", size, err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+		t.Errorf("refusing the manifest allocated %d bytes", alloc)
+	}
+}
+
+// TestWriterRefusesOversizedManifest: the Writer fails rather than write a
+// manifest that readers would refuse.
+func TestWriterRefusesOversizedManifest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a million records")
+	}
+	dir := filepath.Join(t.TempDir(), "trace")
+	w, err := Create(dir, WriterOptions{Provenance: Provenance{Tool: "test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 63-character names, the longest a consumer's can be: each takes 71
+	// bytes of the manifest, so a million exceed MaxManifestSize.
+	const n = 1_000_000
+	r := Record{Type: TypeEvent, Flow: FlowAgentSubscribe, Data: []byte{1}}
+	for i := range n {
+		r.Actor = fmt.Sprintf("%063d", i)
+		if err := w.Write(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = w.Close()
+	if err == nil || !strings.Contains(err.Error(), "1000000 consumers") || !strings.Contains(err.Error(), "64 MiB") {
+		t.Fatalf("Close with %d consumers: %v; want an error naming the limit and the consumers", n, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ManifestName)); !os.IsNotExist(err) {
+		t.Errorf("a manifest was written: %v", err)
 	}
 }

@@ -43,6 +43,11 @@ const (
 	// DefaultSegmentSize is the raw (decompressed) size at which the
 	// Writer starts a new segment. See FORMAT.md "Choosing the segment size".
 	DefaultSegmentSize = 4 << 20
+	// MaxManifestSize bounds manifest.json, checked before it is read:
+	// decoding JSON takes several times its size in memory. It holds about
+	// 900,000 consumer names of the longest kind (63 characters) or
+	// 200,000 segments.
+	MaxManifestSize = 64 << 20
 )
 
 // Flow says which way a record's message travels.

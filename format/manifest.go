@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -123,7 +124,7 @@ func ReadManifest(dir string) (*Manifest, error) {
 		return nil, fmt.Errorf("format: open trace: %w", err)
 	}
 	path := filepath.Join(dir, ManifestName)
-	b, err := os.ReadFile(path)
+	b, err := readManifestFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			hint := "not a trace"
@@ -132,9 +133,38 @@ func ReadManifest(dir string) (*Manifest, error) {
 			}
 			return nil, fileErr(path, 0, fmt.Errorf("%w: no %s (%s)", ErrManifest, ManifestName, hint))
 		}
-		return nil, fmt.Errorf("format: read manifest: %w", err)
+		return nil, err
 	}
 	return parseManifest(path, b)
+}
+
+// readManifestFile reads path, refusing a file over MaxManifestSize before
+// reading it (and, should its size not be known beforehand, after reading
+// one byte more than the limit).
+func readManifestFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("format: read manifest: %w", err)
+	}
+	defer f.Close()
+	tooBig := func(size int64) error {
+		return fileErr(path, MaxManifestSize, fmt.Errorf("%w: %d bytes, more than the %d (%d MiB) a manifest may have",
+			ErrManifest, size, MaxManifestSize, MaxManifestSize>>20))
+	}
+	if fi, err := f.Stat(); err == nil && fi.Size() > MaxManifestSize {
+		return nil, tooBig(fi.Size())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxManifestSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("format: read manifest: %w", err)
+	}
+	if len(b) > MaxManifestSize {
+		return nil, tooBig(int64(len(b)))
+	}
+	return b, nil
 }
 
 func parseManifest(path string, b []byte) (*Manifest, error) {

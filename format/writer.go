@@ -323,6 +323,12 @@ func (w *Writer) Close() error {
 		w.err = err
 		return err
 	}
+	if len(b) > MaxManifestSize {
+		// Readers would refuse it: fail here, naming what made it large.
+		w.err = fmt.Errorf("format: the manifest would be %d bytes, more than the %d MiB readers accept (%d consumers, %d segments: use fewer consumers or larger segments)",
+			len(b), MaxManifestSize>>20, len(m.Consumers), len(m.Segments))
+		return w.err
+	}
 	if err := writeFileAtomic(filepath.Join(w.dir, ManifestName), b); err != nil {
 		w.err = fmt.Errorf("format: write manifest: %w", err)
 		return w.err

@@ -100,6 +100,13 @@ func (p Params) resolved() Params {
 // minSegmentSize is the smallest segment the format's Writer accepts.
 const minSegmentSize = 1 << 10
 
+// consumerNamesSize bounds the bytes the cluster names take in the
+// manifest: each is a quoted, indented line of its own. Half the manifest's
+// limit leaves the rest to segments and counts.
+func (p *Params) consumerNamesSize() int64 {
+	return int64(p.Clusters) * int64(len(p.ClusterPrefix)+len(strconv.Itoa(p.Clusters))+8)
+}
+
 // WorkNameInfix joins a cluster name and a work index into a work name,
 // as the scale test names its guestbook works: <cluster>-gb-<i>.
 const WorkNameInfix = "-gb-"
@@ -129,6 +136,9 @@ func (p *Params) Validate() error {
 		return paramErr("works-per-cluster", "must be at least 1, got %d", p.WorksPerCluster)
 	case int64(p.Clusters)*int64(p.WorksPerCluster) > maxWorks:
 		return paramErr("clusters", "%d clusters × %d works is more than %d works", p.Clusters, p.WorksPerCluster, maxWorks)
+	case p.consumerNamesSize() > format.MaxManifestSize/2:
+		return paramErr("clusters", "%d clusters named %s<i> take %d MiB of the manifest, more than half the %d MiB readers accept",
+			p.Clusters, p.ClusterPrefix, p.consumerNamesSize()>>20, format.MaxManifestSize>>20)
 	case p.SourceID == "" || !utf8.ValidString(p.SourceID) || strings.IndexFunc(p.SourceID, unicode.IsControl) >= 0:
 		return paramErr("source-id", "%q: want a non-empty UTF-8 string without control characters", p.SourceID)
 	case math.IsNaN(p.Rate) || p.Rate <= 0 || p.Rate > 1e9:

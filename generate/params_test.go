@@ -36,6 +36,7 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{"clusters", func(p *Params) { p.Clusters = 0 }},
 		{"works-per-cluster", func(p *Params) { p.WorksPerCluster = -1 }},
 		{"clusters", func(p *Params) { p.Clusters, p.WorksPerCluster = 100_000, 101 }},
+		{"clusters", func(p *Params) { p.Clusters, p.WorksPerCluster = 2_000_000, 1 }},
 		{"source-id", func(p *Params) { p.SourceID = "" }},
 		{"source-id", func(p *Params) { p.SourceID = "bad\xff" }},
 		{"source-id", func(p *Params) { p.SourceID = "line\nbreak" }},
