@@ -30,6 +30,14 @@ type WriterOptions struct {
 	Level int
 	// Provenance goes into the manifest as given.
 	Provenance Provenance
+	// Checkpoints keeps the folder a valid trace while it is written, for
+	// a recorder that may be killed at any time: every sealed segment is
+	// written under a temporary name (NAME.tmp, which readers ignore),
+	// then, once it and every segment before it are on disk, renamed into
+	// place, synced, and manifest.json rewritten atomically to name it.
+	// Checkpoint seals on demand. Each seal then waits for its segment's
+	// compression, so segments are no longer compressed in parallel.
+	Checkpoints bool
 }
 
 // DefaultLevel is the zstd level used when WriterOptions.Level is 0
@@ -66,6 +74,10 @@ type Writer struct {
 
 	tally       tally // what the manifest derives from the records
 	first, last time.Duration
+
+	checkpoints bool
+	pending     sync.WaitGroup // sealed segments not yet written
+	durable     int            // segments renamed into place and synced
 }
 
 type segJob struct {
@@ -109,6 +121,7 @@ func Create(dir string, o WriterOptions) (*Writer, error) {
 		jobs:        make(chan segJob, o.Workers),
 		free:        make(chan []byte, 2*o.Workers+1),
 		tally:       newTally(),
+		checkpoints: o.Checkpoints,
 	}
 	for range o.Workers {
 		enc, err := zstd.NewWriter(nil,
@@ -187,11 +200,75 @@ func (w *Writer) seal() error {
 	w.nseg++
 	w.cur.Name = SegmentName(w.nseg)
 	w.cur.RawBytes = int64(len(w.buf))
+	w.pending.Add(1)
 	w.jobs <- segJob{n: w.nseg, raw: w.buf, info: w.cur}
 	w.cur = SegmentInfo{}
 	w.buf = w.newBuf()
+	if w.checkpoints {
+		return w.checkpoint()
+	}
 	return nil
 }
+
+// Checkpoint seals the segment being filled, if it holds records, and
+// makes the folder a valid trace of every record written so far (see
+// WriterOptions.Checkpoints, which it needs). Writing goes on after it.
+// A failed Checkpoint is sticky, like a failed Write.
+func (w *Writer) Checkpoint() error {
+	switch {
+	case w.closed:
+		return ErrWriteAfterClose
+	case w.err != nil:
+		return w.err
+	case !w.checkpoints:
+		return errors.New("format: Checkpoint needs WriterOptions.Checkpoints")
+	}
+	if w.cur.Records > 0 {
+		w.err = w.seal()
+	} else {
+		w.err = w.checkpoint()
+	}
+	return w.err
+}
+
+// SetProvenance replaces the provenance that the next manifest written
+// (by a checkpoint or Close) carries: a recorder's end time, for example.
+func (w *Writer) SetProvenance(p Provenance) { w.prov = p.clone() }
+
+// checkpoint waits for the sealed segments, renames the new ones into
+// place, syncs them and rewrites the manifest. A crash between the rename
+// and the manifest leaves one segment file the manifest does not name.
+func (w *Writer) checkpoint() error {
+	w.pending.Wait()
+	if err := w.workerErr(); err != nil {
+		return err
+	}
+	m := w.buildManifest()
+	fresh := m.Segments[w.durable:]
+	for _, seg := range fresh {
+		path := filepath.Join(w.dir, seg.Name)
+		if err := os.Rename(path+tmpExt, path); err != nil {
+			return fmt.Errorf("format: checkpoint: %w", err)
+		}
+	}
+	if err := syncFiles(w.dir, fresh); err != nil {
+		return fmt.Errorf("format: checkpoint: sync segments: %w", err)
+	}
+	b, err := encodeManifest(m)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(w.dir, ManifestName), b); err != nil {
+		return fmt.Errorf("format: checkpoint: write manifest: %w", err)
+	}
+	w.durable = len(m.Segments)
+	w.manifest = m
+	return nil
+}
+
+// tmpExt marks a checkpointing Writer's segment file until a checkpoint
+// renames it into place.
+const tmpExt = ".tmp"
 
 func (w *Writer) workerErr() error {
 	w.mu.Lock()
@@ -205,6 +282,7 @@ func (w *Writer) compressLoop(enc *zstd.Encoder, jobs <-chan segJob) {
 	var comp []byte
 	for job := range jobs {
 		if w.workerErr() != nil {
+			w.pending.Done()
 			continue // drain without work after a failure
 		}
 		comp = enc.EncodeAll(job.raw, comp[:0])
@@ -215,7 +293,11 @@ func (w *Writer) compressLoop(enc *zstd.Encoder, jobs <-chan segJob) {
 		sum := sha256.Sum256(comp)
 		job.info.CompressedBytes = int64(len(comp))
 		job.info.SHA256 = hex.EncodeToString(sum[:])
-		err := writeNewFile(filepath.Join(w.dir, job.info.Name), comp)
+		path := filepath.Join(w.dir, job.info.Name)
+		if w.checkpoints {
+			path += tmpExt
+		}
+		err := writeNewFile(path, comp)
 		w.mu.Lock()
 		if err != nil && w.jobErr == nil {
 			w.jobErr = fmt.Errorf("format: write segment: %w", err)
@@ -225,6 +307,7 @@ func (w *Writer) compressLoop(enc *zstd.Encoder, jobs <-chan segJob) {
 		}
 		w.infos[job.n-1] = job.info
 		w.mu.Unlock()
+		w.pending.Done()
 	}
 }
 
@@ -278,8 +361,9 @@ func (w *Writer) stop() {
 }
 
 // Abort stops the Writer without writing the manifest, leaving an
-// unfinished trace that readers refuse. Use it when the records cannot be
-// completed (a cancelled generation). It is a no-op after Close.
+// unfinished trace that readers refuse (or, with Checkpoints, the trace of
+// the last checkpoint). Use it when the records cannot be completed (a
+// cancelled generation, a recorder's full disk). It is a no-op after Close.
 func (w *Writer) Abort() {
 	if w.closed {
 		return
@@ -300,6 +384,9 @@ func (w *Writer) Close() error {
 			return nil
 		}
 		return w.err
+	}
+	if w.checkpoints {
+		return w.closeCheckpointed()
 	}
 	if w.err == nil && w.cur.Records > 0 {
 		w.err = w.seal()
@@ -337,6 +424,24 @@ func (w *Writer) Close() error {
 	return nil
 }
 
+// closeCheckpointed is Close for a checkpointing Writer: a last
+// checkpoint writes the manifest.
+func (w *Writer) closeCheckpointed() error {
+	if w.err == nil {
+		if w.cur.Records > 0 {
+			w.err = w.seal()
+		} else {
+			w.err = w.checkpoint()
+		}
+	}
+	w.closed = true
+	w.stop()
+	if w.err != nil {
+		w.manifest = nil
+	}
+	return w.err
+}
+
 func (w *Writer) buildManifest() *Manifest {
 	m := &Manifest{
 		FormatVersion: FormatVersion,
@@ -351,7 +456,7 @@ func (w *Writer) buildManifest() *Manifest {
 		LastOffset:    w.last,
 		SegmentSize:   int64(w.segmentSize),
 		Level:         w.level,
-		Segments:      w.infos,
+		Segments:      slices.Clone(w.infos),
 	}
 	if m.Segments == nil {
 		m.Segments = []SegmentInfo{}
@@ -372,8 +477,8 @@ func sortedKeys(set map[string]struct{}) []string {
 	return keys
 }
 
-// Manifest returns the manifest written by Close, or nil before a
-// successful Close.
+// Manifest returns the manifest written by Close (or by the last
+// checkpoint), or nil before one.
 func (w *Writer) Manifest() *Manifest { return w.manifest }
 
 // writeFileAtomic writes path via a synced temporary file and a rename,
