@@ -76,12 +76,12 @@ func DefaultParams() Params {
 	}
 }
 
-// DefaultLevel is the zstd level of generated traces: the fastest. The
-// compressor is most of what generating costs, and level 1 writes the
-// default trace with about 10% less CPU than the format's default level 3
-// (2.9 against 3.2 CPU-seconds on the 2-core reference machine) for a trace
-// 3% larger (33.7 against 32.7 MB); see bench/generate.sh. --level 3 gives
-// the format's default, which reads about 10% cheaper.
+// DefaultLevel is the zstd level of generated traces: the fastest, because
+// the compressor is most of what generating costs, and the trace it makes
+// is only a few percent larger than at the format's default level 3, well
+// within generate's size target (FORMAT.md §6 "Compression" has the
+// figures). --level 3 gives the format's default, which reads a little
+// cheaper.
 const DefaultLevel = 1
 
 // resolved returns p with the format's defaults spelled out, so the

@@ -49,7 +49,7 @@ func generateCommand() *cli.Command {
 			&cli.StringFlag{Name: "start-time", Value: d.StartTime.Format(time.RFC3339Nano),
 				Usage: "wall-clock time of the trace's start, for event times (RFC 3339)"},
 			&cli.Int64Flag{Name: "segment-size", Value: d.SegmentSize, Usage: "raw (uncompressed) bytes per segment"},
-			&cli.IntFlag{Name: "level", Value: d.Level, Usage: "zstd level 1..22"},
+			&cli.IntFlag{Name: "level", Value: d.Level, Usage: "zstd level 1..22: 1 writes fastest; 3, the format's default, is 3% smaller and reads a little cheaper"},
 			&cli.IntFlag{Name: "workers", Usage: "compression workers (0: one per CPU); the output does not depend on it"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
 		},

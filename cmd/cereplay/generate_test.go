@@ -1,11 +1,14 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/cereplay/cereplay/format"
+	"github.com/cereplay/cereplay/generate"
 )
 
 func TestGenerateCommand(t *testing.T) {
@@ -74,5 +77,33 @@ func TestGenerateUsageErrors(t *testing.T) {
 		if code != tc.code || !strings.Contains(stderr, tc.want) || strings.Count(stderr, "\n") > 1 {
 			t.Errorf("%v: exit %d, stderr %q; want exit %d mentioning %q in one line", tc.args, code, stderr, tc.code, tc.want)
 		}
+	}
+}
+
+// TestLevelsDocumented: README and FORMAT.md say which zstd level the
+// format's Writer and generate use by default, as the code does.
+func TestLevelsDocumented(t *testing.T) {
+	read := func(path string) string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(strings.Fields(string(b)), " ")
+	}
+	readme, spec := read("../../README.md"), read("../../format/FORMAT.md")
+	gen := fmt.Sprintf("`cereplay generate` writes level %d unless given `--level`", generate.DefaultLevel)
+	writer := fmt.Sprintf("zstd level %d", format.DefaultLevel)
+	for _, c := range []struct{ doc, name, want string }{
+		{readme, "README.md", gen},
+		{readme, "README.md", "compressed at " + writer + ", the format's default"},
+		{spec, "FORMAT.md", gen},
+		{spec, "FORMAT.md", writer + " (klauspost/compress `SpeedDefault`) is the Writer's default"},
+	} {
+		if !strings.Contains(c.doc, c.want) {
+			t.Errorf("%s does not say %q", c.name, c.want)
+		}
+	}
+	if code, out, _ := runCLI(t, "generate", "--help"); code != 0 || !strings.Contains(out, fmt.Sprintf("(default: %d)", generate.DefaultLevel)) {
+		t.Errorf("generate --help does not give --level's default %d", generate.DefaultLevel)
 	}
 }
