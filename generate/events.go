@@ -13,6 +13,7 @@ import (
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/payload"
 
 	"github.com/cereplay/cereplay/maestro"
+	"github.com/cereplay/cereplay/maestro/wire"
 )
 
 // Placeholders the templates are cut at. They are strings no real value
@@ -59,7 +60,7 @@ type encoder struct {
 	// scratch, reused between events
 	meta, data, hashJSON []byte
 	times                [3][]byte
-	attrs                [10]attr
+	attrs                [10]wire.Attr
 }
 
 // statusKey is what a status's content depends on: phase and the seconds
@@ -170,17 +171,17 @@ type specInput struct {
 func (e *encoder) appendSpec(dst []byte, in *specInput) []byte {
 	e.meta = e.specMeta.fill(e.meta[:0], in.workName, in.cluster, in.resourceID)
 	a := e.attrs[:8]
-	a[0] = attr{key: maestro.AttrClusterName, kind: attrString, str: in.cluster}
-	a[1] = attr{key: maestro.AttrLogTracing, kind: attrString, str: logTracingEmpty}
-	a[2] = attr{key: maestro.AttrMetadata, kind: attrString, str: e.meta}
-	a[3] = attr{key: maestro.AttrOriginalSource, kind: attrString}
-	a[4] = attr{key: maestro.AttrResourceID, kind: attrString, str: in.resourceID}
-	a[5] = attr{key: maestro.AttrResourceVersion, kind: attrInteger, num: 0}
+	a[0] = wire.Attr{Key: maestro.AttrClusterName, Kind: wire.AttrString, Str: in.cluster}
+	a[1] = wire.Attr{Key: maestro.AttrLogTracing, Kind: wire.AttrString, Str: logTracingEmpty}
+	a[2] = wire.Attr{Key: maestro.AttrMetadata, Kind: wire.AttrString, Str: e.meta}
+	a[3] = wire.Attr{Key: maestro.AttrOriginalSource, Kind: wire.AttrString}
+	a[4] = wire.Attr{Key: maestro.AttrResourceID, Kind: wire.AttrString, Str: in.resourceID}
+	a[5] = wire.Attr{Key: maestro.AttrResourceVersion, Kind: wire.AttrInteger, Num: 0}
 	a[6] = timeAttr(in.at)
-	a[7] = attr{key: maestro.AttrContentType, kind: attrString, str: contentTypeJSON}
-	return appendEvent(dst, &event{
-		id: in.id, source: e.sourceID, specVersion: specVersion, typ: typeSpecCreate,
-		attrs: a, data: e.specData,
+	a[7] = wire.Attr{Key: maestro.AttrContentType, Kind: wire.AttrString, Str: contentTypeJSON}
+	return wire.AppendEvent(dst, &wire.Event{
+		ID: in.id, Source: e.sourceID, SpecVersion: specVersion, Type: typeSpecCreate,
+		Attrs: a, Data: e.specData,
 	})
 }
 
@@ -203,19 +204,19 @@ func (e *encoder) appendStatus(dst []byte, in *statusInput) ([]byte, error) {
 	e.times[0] = in.created.UTC().AppendFormat(e.times[0][:0], time.RFC3339)
 	e.meta = e.statusMeta.fill(e.meta[:0], in.resourceID, in.cluster, e.times[0])
 	a := e.attrs[:10]
-	a[0] = attr{key: maestro.AttrClusterName, kind: attrString, str: in.cluster}
-	a[1] = attr{key: maestro.AttrLogTracing, kind: attrString, str: logTracingEmpty}
-	a[2] = attr{key: maestro.AttrMetadata, kind: attrString, str: e.meta}
-	a[3] = attr{key: maestro.AttrOriginalSource, kind: attrString, str: brokerSource}
-	a[4] = attr{key: maestro.AttrResourceID, kind: attrString, str: in.resourceID}
+	a[0] = wire.Attr{Key: maestro.AttrClusterName, Kind: wire.AttrString, Str: in.cluster}
+	a[1] = wire.Attr{Key: maestro.AttrLogTracing, Kind: wire.AttrString, Str: logTracingEmpty}
+	a[2] = wire.Attr{Key: maestro.AttrMetadata, Kind: wire.AttrString, Str: e.meta}
+	a[3] = wire.Attr{Key: maestro.AttrOriginalSource, Kind: wire.AttrString, Str: brokerSource}
+	a[4] = wire.Attr{Key: maestro.AttrResourceID, Kind: wire.AttrString, Str: in.resourceID}
 	a[5] = resourceVersionAttr(e.generation)
-	a[6] = attr{key: maestro.AttrSequenceID, kind: attrString, str: in.sequenceID}
-	a[7] = attr{key: maestro.AttrStatusHash, kind: attrString, str: st.hash}
+	a[6] = wire.Attr{Key: maestro.AttrSequenceID, Kind: wire.AttrString, Str: in.sequenceID}
+	a[7] = wire.Attr{Key: maestro.AttrStatusHash, Kind: wire.AttrString, Str: st.hash}
 	a[8] = timeAttr(in.at)
-	a[9] = attr{key: maestro.AttrContentType, kind: attrString, str: contentTypeJSON}
-	return appendEvent(dst, &event{
-		id: in.id, source: in.agentID, specVersion: specVersion, typ: typeStatusUpdate,
-		attrs: a, data: st.data,
+	a[9] = wire.Attr{Key: maestro.AttrContentType, Kind: wire.AttrString, Str: contentTypeJSON}
+	return wire.AppendEvent(dst, &wire.Event{
+		ID: in.id, Source: in.agentID, SpecVersion: specVersion, Type: typeStatusUpdate,
+		Attrs: a, Data: st.data,
 	}), nil
 }
 
@@ -252,12 +253,12 @@ var (
 	brokerSource     = []byte(maestro.BrokerSource)
 )
 
-func timeAttr(t time.Time) attr {
-	return attr{key: maestro.AttrTime, kind: attrTimestamp, sec: t.Unix(), nanos: int32(t.Nanosecond())}
+func timeAttr(t time.Time) wire.Attr {
+	return wire.Attr{Key: maestro.AttrTime, Kind: wire.AttrTimestamp, Sec: t.Unix(), Nanos: int32(t.Nanosecond())}
 }
 
 // resourceVersionAttr writes a version as the SDK does: ce_integer. The
 // generator keeps versions within int32, as the SDK must.
-func resourceVersionAttr(v int32) attr {
-	return attr{key: maestro.AttrResourceVersion, kind: attrInteger, num: v}
+func resourceVersionAttr(v int32) wire.Attr {
+	return wire.Attr{Key: maestro.AttrResourceVersion, Kind: wire.AttrInteger, Num: v}
 }

@@ -2,7 +2,6 @@ package maestro
 
 import (
 	"errors"
-	"github.com/cereplay/cereplay/maestro/internal/wirekeys"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -156,22 +155,5 @@ func TestExtractKeysMalformed(t *testing.T) {
 				t.Errorf("err = %v, want ErrMalformed", err)
 			}
 		})
-	}
-}
-
-// TestWireKeysConstants guards the copies of the attribute keys that the
-// key extractor keeps in its own package.
-func TestWireKeysConstants(t *testing.T) {
-	for _, c := range [][2]string{
-		{wirekeys.AttrClusterName, AttrClusterName},
-		{wirekeys.AttrResourceID, AttrResourceID},
-		{wirekeys.AttrResourceVersion, AttrResourceVersion},
-		{wirekeys.AttrDeletionTimestamp, AttrDeletionTimestamp},
-		{wirekeys.AttrOriginalSource, AttrOriginalSource},
-		{wirekeys.AttrSequenceID, AttrSequenceID},
-	} {
-		if c[0] != c[1] {
-			t.Errorf("wirekeys has %q, maestro has %q", c[0], c[1])
-		}
 	}
 }

@@ -16,8 +16,11 @@ import (
 
 // REST paths of Maestro's API (openapi/openapi.yaml of openshift-online/maestro).
 const (
-	ConsumersPath       = "/api/maestro/v1/consumers"
-	ResourceBundlesPath = "/api/maestro/v1/resource-bundles"
+	APIBasePath         = "/api/maestro/v1"
+	ConsumersPath       = APIBasePath + "/consumers"
+	ResourceBundlesPath = APIBasePath + "/resource-bundles"
+	// ErrorsPath is where an Error object's href points: ErrorsPath/<code>.
+	ErrorsPath = APIBasePath + "/errors"
 )
 
 // ErrNotFound means the REST API answered 404: no such object.
@@ -41,14 +44,18 @@ type Consumer struct {
 	UpdatedAt *time.Time        `json:"updated_at,omitempty"`
 }
 
-// ConsumerList is one page of consumers.
-type ConsumerList struct {
-	Kind  string     `json:"kind"`
-	Page  int        `json:"page"`
-	Size  int        `json:"size"`
-	Total int        `json:"total"`
-	Items []Consumer `json:"items"`
+// List is one page of a list endpoint: page counts from 1, size is the
+// number of items on this page and total the number in all pages.
+type List[T any] struct {
+	Kind  string `json:"kind"`
+	Page  int    `json:"page"`
+	Size  int    `json:"size"`
+	Total int    `json:"total"`
+	Items []T    `json:"items"`
 }
+
+// ConsumerList is one page of consumers.
+type ConsumerList = List[Consumer]
 
 // ResourceBundle is Maestro's view of one resource (one ManifestWork). The
 // id is the resource id of the spec events; status is the stored status
@@ -57,9 +64,9 @@ type ResourceBundle struct {
 	ID              string            `json:"id"`
 	Kind            string            `json:"kind,omitempty"`
 	Href            string            `json:"href,omitempty"`
-	Name            string            `json:"name,omitempty"`
-	ConsumerName    string            `json:"consumer_name,omitempty"`
-	Version         int64             `json:"version,omitempty"`
+	Name            string            `json:"name"`
+	ConsumerName    string            `json:"consumer_name"`
+	Version         int64             `json:"version"`
 	CreatedAt       *time.Time        `json:"created_at,omitempty"`
 	UpdatedAt       *time.Time        `json:"updated_at,omitempty"`
 	DeletedAt       *time.Time        `json:"deleted_at,omitempty"`
@@ -71,12 +78,17 @@ type ResourceBundle struct {
 }
 
 // ResourceBundleList is one page of resource bundles.
-type ResourceBundleList struct {
-	Kind  string           `json:"kind"`
-	Page  int              `json:"page"`
-	Size  int              `json:"size"`
-	Total int              `json:"total"`
-	Items []ResourceBundle `json:"items"`
+type ResourceBundleList = List[ResourceBundle]
+
+// ErrorObject is the body of an error answer (openapi Error): code is
+// "maestro-<n>" and href ErrorsPath/<n>.
+type ErrorObject struct {
+	ID          string `json:"id,omitempty"`
+	Kind        string `json:"kind,omitempty"`
+	Href        string `json:"href,omitempty"`
+	Code        string `json:"code"`
+	Reason      string `json:"reason"`
+	OperationID string `json:"operation_id,omitempty"`
 }
 
 // APIError is an error answer of the REST API: the HTTP status plus
@@ -84,9 +96,7 @@ type ResourceBundleList struct {
 type APIError struct {
 	Method, URL string
 	StatusCode  int
-	Code        string `json:"code"`
-	Reason      string `json:"reason"`
-	OperationID string `json:"operation_id"`
+	ErrorObject
 	// Body is the start of a body that is not an Error object.
 	Body string `json:"-"`
 }

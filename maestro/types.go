@@ -7,6 +7,12 @@
 // (sections 2 to 8); the names follow open-cluster-management.io/sdk-go.
 package maestro
 
+import (
+	"strings"
+
+	"github.com/cereplay/cereplay/maestro/wire"
+)
+
 // DataType is the CloudEvents data type of ManifestWork bundles, the only
 // data type Maestro registers (sdk-go payload.ManifestBundleEventDataType).
 const DataType = "io.open-cluster-management.works.v1alpha1.manifestbundles"
@@ -27,15 +33,16 @@ const (
 
 // Attribute keys in pbv1.CloudEvent.attributes. Extensions carry the "ce-"
 // prefix; datacontenttype is the bare key "contenttype" (PROTOCOL.md §3).
+// The keys the wire walk reads are declared there, once.
 const (
 	AttrContentType       = "contenttype"
 	AttrTime              = "ce-time"
-	AttrClusterName       = "ce-clustername"
-	AttrResourceID        = "ce-resourceid"
-	AttrResourceVersion   = "ce-resourceversion"
-	AttrDeletionTimestamp = "ce-deletiontimestamp"
-	AttrOriginalSource    = "ce-originalsource"
-	AttrSequenceID        = "ce-sequenceid"
+	AttrClusterName       = wire.AttrClusterName
+	AttrResourceID        = wire.AttrResourceID
+	AttrResourceVersion   = wire.AttrResourceVersion
+	AttrDeletionTimestamp = wire.AttrDeletionTimestamp
+	AttrOriginalSource    = wire.AttrOriginalSource
+	AttrSequenceID        = wire.AttrSequenceID
 	AttrStatusHash        = "ce-statushash"
 	AttrMetadata          = "ce-metadata"
 	AttrLogTracing        = "ce-logtracing"
@@ -66,3 +73,38 @@ const (
 	DefaultMetricsPort = 8080
 	DefaultHealthPort  = 8083
 )
+
+// Event types are <DataType>.<subresource>.<action> (sdk-go
+// types.CloudEventsType); these read the subresource, so that every
+// package tells specs from statuses by one rule.
+const (
+	specPrefix   = DataType + ".spec."
+	statusPrefix = DataType + ".status."
+)
+
+// IsSpec reports whether t is a spec event type (create, update, delete,
+// resync): what sources publish and agents receive.
+func IsSpec(t string) bool { return strings.HasPrefix(t, specPrefix) }
+
+// IsStatus reports whether t is a status event type (update, resync):
+// what agents publish and sources receive.
+func IsStatus(t string) bool { return strings.HasPrefix(t, statusPrefix) }
+
+// OtherType is ShortType's name for any event type the protocol does not
+// define.
+const OtherType = "other"
+
+// ShortType names a known event type without its data type
+// ("spec.create_request"), and any other type (a heartbeat, or what a
+// client invents) OtherType, so that metric labels and tables built from
+// it stay short and bounded whatever a peer sends.
+func ShortType(t string) string {
+	switch t {
+	case TypeSpecCreate, TypeSpecUpdate, TypeSpecDelete,
+		TypeSpecResyncRequest, TypeSpecResyncResponse,
+		TypeStatusUpdate, TypeStatusResyncRequest:
+		return t[len(DataType)+1:]
+	default:
+		return OtherType
+	}
+}

@@ -8,7 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/cereplay/cereplay/maestro/internal/wirekeys"
+	"github.com/cereplay/cereplay/maestro/wire"
 	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
 )
 
@@ -35,11 +35,11 @@ func Unmarshal(b []byte) (*pbv1.CloudEvent, error) {
 // PublishRequestEvent returns the bytes of the CloudEvent inside the wire
 // bytes of a PublishRequest (its field 1), without decoding the event.
 func PublishRequestEvent(b []byte) ([]byte, error) {
-	return wirekeys.PublishRequestEvent(b)
+	return wire.PublishRequestEvent(b)
 }
 
 // ErrNoEvent means a PublishRequest carries no event.
-var ErrNoEvent = wirekeys.ErrNoEvent
+var ErrNoEvent = wire.ErrNoEvent
 
 // AgentSubscription is the SubscriptionRequest an agent sends to the
 // broker (:8091) to receive its cluster's spec events.

@@ -3,7 +3,6 @@ package replay
 import (
 	"context"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,7 +54,7 @@ func (a *agent) handle(b []byte, at time.Time) {
 	case k.Type == maestro.TypeHeartbeat:
 		a.r.m.received.WithLabelValues("agent", "heartbeat").Inc()
 		a.r.heartbeats.Add(1)
-	case strings.Contains(k.Type, ".spec."):
+	case maestro.IsSpec(k.Type):
 		a.r.m.received.WithLabelValues("agent", "spec").Inc()
 		if k.HasResourceVersion {
 			a.mu.Lock()

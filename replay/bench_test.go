@@ -9,6 +9,7 @@ import (
 
 	"github.com/cereplay/cereplay/format"
 	"github.com/cereplay/cereplay/generate"
+	"github.com/cereplay/cereplay/maestro"
 )
 
 // BenchmarkReplayMax plays a generated guestbook trace (100 clusters × 20
@@ -51,3 +52,37 @@ func BenchmarkReplayMax(b *testing.B) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// BenchmarkRewrite measures the send-time rewrite of one event: a status
+// with a new resource version and sequence id (every status of a run), and
+// a spec and a status under a run id.
+//
+//	go test -run '^$' -bench Rewrite ./replay/
+func BenchmarkRewrite(b *testing.B) {
+	const rid = "dda8b541-0bb7-5b43-b48c-ffff60a10ea1"
+	for _, bc := range []struct {
+		name, golden, runID string
+		hasVer              bool
+		seq                 string
+	}{
+		{"status", "03rb-agent-status-update_request-realistic-available", "", true, "2126483703738667999"},
+		{"status-run-id", "03rb-agent-status-update_request-realistic-available", "run-2", true, "2126483703738667999"},
+		{"spec-run-id", "01-source-spec-create_request", "run-2", false, ""},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			in, err := maestro.PublishRequestEvent(golden(b, bc.golden))
+			if err != nil {
+				b.Fatal(err)
+			}
+			m := newRemapper(bc.runID)
+			dst := make([]byte, 0, 2*len(in))
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if dst, err = m.event(dst[:0], in, rid, 7, bc.hasVer, bc.seq); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

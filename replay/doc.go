@@ -23,8 +23,7 @@
 //   - send.go: publishing spec events and status replies.
 //   - dispatch.go: the status replies waiting for their due time.
 //   - stream.go: keeping agents' and sources' Subscribe streams open.
-//   - patch.go, consumers.go: wire-byte attribute patching, consumer
-//     creation through REST.
+//   - consumers.go: consumer creation through REST.
 //
 // Trigger semantics: a status record's Trigger is the spec record it
 // answers (or the server>agent record of that spec's delivery) and its

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/cereplay/cereplay/format"
+	"github.com/cereplay/cereplay/maestro"
 	"github.com/cereplay/cereplay/pace"
 )
 
@@ -204,24 +205,19 @@ func (o *outbox) emit(m recMeta, out format.Outcome) {
 	}
 	o.cond.Signal()
 	o.mu.Unlock()
-	o.m.events.WithLabelValues(m.flow.String(), shortType(m.eventType), out.Status.String()).Inc()
+	o.m.events.WithLabelValues(m.flow.String(), typeLabel(m.eventType), out.Status.String()).Inc()
 }
 
 const noteOtherShard = "another shard plays this cluster"
 
-// shortType keeps the part of a CloudEvent type after the data type, so
-// metric labels stay short: "spec.create_request".
-func shortType(t string) string {
-	if i := strings.Index(t, ".spec."); i >= 0 {
-		return t[i+1:]
-	}
-	if i := strings.Index(t, ".status."); i >= 0 {
-		return t[i+1:]
-	}
+// typeLabel is the event type label of a record's outcome: the short
+// name of its CloudEvent type, and "subscribe" for the subscribe records,
+// which carry no event.
+func typeLabel(t string) string {
 	if t == "" {
 		return "subscribe"
 	}
-	return t
+	return maestro.ShortType(t)
 }
 
 // writeLoop writes outcomes until close is called and the buffer is empty.

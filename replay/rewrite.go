@@ -8,6 +8,7 @@ import (
 	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
 
 	"github.com/cereplay/cereplay/maestro"
+	"github.com/cereplay/cereplay/maestro/wire"
 )
 
 // Rewrite names one kind of send-time change, for run.json: a diff of a
@@ -65,8 +66,8 @@ func (m *remapper) rewrites() []Rewrite {
 // (when set) and seq (when not "") replace ce-resourceversion and
 // ce-sequenceid; with a run id the resource id and the metadata that
 // carries it are remapped. The attributes are patched in the wire bytes
-// (patchAttrs), the data is never decoded; without any change the bytes
-// are copied as they are.
+// (wire.PatchAttrs), the data is never decoded; without any change the
+// bytes are copied as they are.
 func (m *remapper) event(dst, ce []byte, origRID string, version int64, hasVersion bool, seq string) ([]byte, error) {
 	if m == nil && !hasVersion && seq == "" {
 		return append(dst, ce...), nil
@@ -80,16 +81,20 @@ func (m *remapper) event(dst, ce []byte, origRID string, version int64, hasVersi
 	}
 	if m != nil && origRID != "" {
 		newRID := m.id(origRID)
-		if v, err := attrValue(ce, maestro.AttrResourceID); err != nil {
-			return nil, err
+		if v, err := wire.AttrValue(ce, maestro.AttrResourceID); err != nil {
+			return nil, fmt.Errorf("replay: rewrite: %w", err)
 		} else if v.GetCeString() != "" {
 			maestro.SetStringAttr(set, maestro.AttrResourceID, newRID)
 		}
-		if v, err := attrValue(ce, maestro.AttrMetadata); err != nil {
-			return nil, err
+		if v, err := wire.AttrValue(ce, maestro.AttrMetadata); err != nil {
+			return nil, fmt.Errorf("replay: rewrite: %w", err)
 		} else if md := v.GetCeString(); md != "" {
 			maestro.SetStringAttr(set, maestro.AttrMetadata, strings.ReplaceAll(md, origRID, newRID))
 		}
 	}
-	return patchAttrs(dst, ce, set.Attributes)
+	dst, err := wire.PatchAttrs(dst, ce, set.Attributes)
+	if err != nil {
+		return nil, fmt.Errorf("replay: rewrite: %w", err)
+	}
+	return dst, nil
 }

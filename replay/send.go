@@ -3,7 +3,6 @@ package replay
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -181,7 +180,7 @@ func (r *runner) sendPlain(ctx context.Context, m recMeta, rec *format.Record, d
 	}
 	a := r.agentFor(rec.Actor)
 	seq := ""
-	if strings.HasSuffix(rec.EventType, ".status.update_request") {
+	if rec.EventType == maestro.TypeStatusUpdate {
 		seq = r.seq.Next()
 	}
 	ce, err := r.remap.event(r.bufs.get(len(rec.Data)), rec.Data, rec.ResourceID, 0, false, seq)

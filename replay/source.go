@@ -2,7 +2,6 @@ package replay
 
 import (
 	"context"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -45,7 +44,7 @@ func (s *source) handle(b []byte, at time.Time) {
 	case k.Type == maestro.TypeHeartbeat:
 		s.r.m.received.WithLabelValues("source", "heartbeat").Inc()
 		s.r.heartbeats.Add(1)
-	case strings.Contains(k.Type, ".status."):
+	case maestro.IsStatus(k.Type):
 		s.r.m.received.WithLabelValues("source", "status").Inc()
 		if d, ok := s.r.tr.forwarded(k, at); ok {
 			s.r.statusForward.Record(d)

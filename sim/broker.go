@@ -65,7 +65,7 @@ func (b *brokerServer) Publish(ctx context.Context, req *pbv1.PublishRequest) (*
 	if req.GetEvent() == nil {
 		return nil, status.Error(codes.InvalidArgument, "failed to convert protobuf to cloudevent: publish request has no event")
 	}
-	b.s.metrics.received.WithLabelValues(portBroker, typeLabel(req.Event.GetType())).Inc()
+	b.s.metrics.received.WithLabelValues(portBroker, maestro.ShortType(req.Event.GetType())).Inc()
 	return b.s.brokerFor(maestro.StringAttr(req.Event, maestro.AttrClusterName)).Publish(ctx, req)
 }
 
@@ -257,7 +257,7 @@ func (s *Server) specWorker() {
 			s.log.Error("deliver spec to agent", "resource", r.ID, "err", err)
 			continue
 		}
-		s.metrics.sent.WithLabelValues(portBroker, typeLabel(item.eventType)).Inc()
+		s.metrics.sent.WithLabelValues(portBroker, maestro.ShortType(item.eventType)).Inc()
 		s.metrics.specDelivery.Observe(time.Since(item.accepted).Seconds())
 	}
 }

@@ -9,8 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
-
-	"github.com/cereplay/cereplay/maestro"
 )
 
 // Port labels of the two gRPC listeners.
@@ -103,19 +101,6 @@ func newMetrics(s *Server) *metrics {
 		m.subscribers.WithLabelValues(p)
 	}
 	return m
-}
-
-// typeLabel keeps label values bounded: known event types by their short
-// name, anything a client invents as "other".
-func typeLabel(t string) string {
-	switch t {
-	case maestro.TypeSpecCreate, maestro.TypeSpecUpdate, maestro.TypeSpecDelete,
-		maestro.TypeSpecResyncRequest, maestro.TypeSpecResyncResponse,
-		maestro.TypeStatusUpdate, maestro.TypeStatusResyncRequest:
-		return strings.TrimPrefix(t, maestro.DataType+".")
-	default:
-		return "other"
-	}
 }
 
 // methodLabel is the last element of a gRPC full method name.

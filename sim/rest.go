@@ -21,8 +21,7 @@ import (
 // The REST API is the part of Maestro's openapi/openapi.yaml that a replay
 // needs: consumers (create, list, get) and resource bundles (list, get,
 // delete), with Maestro's paging (page from 1, size default 100) and its
-// error objects.
-const apiBase = "/api/maestro/v1"
+// error objects. Paths and types are package maestro's.
 
 // Paging limits of Maestro's list endpoints.
 const (
@@ -32,12 +31,12 @@ const (
 
 func (s *Server) restHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+apiBase+"/consumers", s.postConsumer)
-	mux.HandleFunc("GET "+apiBase+"/consumers", s.listConsumers)
-	mux.HandleFunc("GET "+apiBase+"/consumers/{id}", s.getConsumer)
-	mux.HandleFunc("GET "+apiBase+"/resource-bundles", s.listBundles)
-	mux.HandleFunc("GET "+apiBase+"/resource-bundles/{id}", s.getBundle)
-	mux.HandleFunc("DELETE "+apiBase+"/resource-bundles/{id}", s.deleteBundle)
+	mux.HandleFunc("POST "+maestro.ConsumersPath, s.postConsumer)
+	mux.HandleFunc("GET "+maestro.ConsumersPath, s.listConsumers)
+	mux.HandleFunc("GET "+maestro.ConsumersPath+"/{id}", s.getConsumer)
+	mux.HandleFunc("GET "+maestro.ResourceBundlesPath, s.listBundles)
+	mux.HandleFunc("GET "+maestro.ResourceBundlesPath+"/{id}", s.getBundle)
+	mux.HandleFunc("DELETE "+maestro.ResourceBundlesPath+"/{id}", s.deleteBundle)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, errNotFoundCode, fmt.Sprintf("Unrecognized path %s %s", r.Method, r.URL.Path))
 	})
@@ -53,18 +52,10 @@ const (
 	errBadRequestCode = 21
 )
 
-type restError struct {
-	ID     string `json:"id"`
-	Kind   string `json:"kind"`
-	Href   string `json:"href"`
-	Code   string `json:"code"`
-	Reason string `json:"reason"`
-}
-
 func writeError(w http.ResponseWriter, httpStatus, code int, reason string) {
 	n := strconv.Itoa(code)
-	writeJSON(w, httpStatus, restError{
-		ID: n, Kind: "Error", Href: apiBase + "/errors/" + n,
+	writeJSON(w, httpStatus, maestro.ErrorObject{
+		ID: n, Kind: "Error", Href: maestro.ErrorsPath + "/" + n,
 		Code: "maestro-" + n, Reason: reason,
 	})
 }
@@ -75,20 +66,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-type restConsumer struct {
-	ID        string            `json:"id"`
-	Kind      string            `json:"kind"`
-	Href      string            `json:"href"`
-	Name      string            `json:"name"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	CreatedAt time.Time         `json:"created_at"`
-	UpdatedAt time.Time         `json:"updated_at"`
-}
-
-func presentConsumer(c consumer) restConsumer {
-	return restConsumer{
-		ID: c.ID, Kind: "Consumer", Href: apiBase + "/consumers/" + c.ID,
-		Name: c.Name, Labels: c.Labels, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+func presentConsumer(c consumer) maestro.Consumer {
+	return maestro.Consumer{
+		ID: c.ID, Kind: "Consumer", Href: maestro.ConsumersPath + "/" + c.ID,
+		Name: c.Name, Labels: c.Labels, CreatedAt: &c.CreatedAt, UpdatedAt: &c.UpdatedAt,
 	}
 }
 
@@ -153,7 +134,7 @@ func (s *Server) listConsumers(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errBadRequestCode, err.Error())
 		return
 	}
-	var items []restConsumer
+	var items []maestro.Consumer
 	for _, c := range s.store.listConsumers() {
 		if match(map[string]string{"id": c.ID, "name": c.Name}) {
 			items = append(items, presentConsumer(c))
@@ -162,31 +143,15 @@ func (s *Server) listConsumers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, pageOf("ConsumerList", page, items))
 }
 
-type restBundle struct {
-	ID              string         `json:"id"`
-	Kind            string         `json:"kind"`
-	Href            string         `json:"href"`
-	Name            string         `json:"name"`
-	ConsumerName    string         `json:"consumer_name"`
-	Version         int64          `json:"version"`
-	CreatedAt       time.Time      `json:"created_at"`
-	UpdatedAt       time.Time      `json:"updated_at"`
-	DeletedAt       *time.Time     `json:"deleted_at,omitempty"`
-	Metadata        map[string]any `json:"metadata,omitempty"`
-	Manifests       []any          `json:"manifests,omitempty"`
-	DeleteOption    map[string]any `json:"delete_option,omitempty"`
-	ManifestConfigs []any          `json:"manifest_configs,omitempty"`
-	Status          map[string]any `json:"status,omitempty"`
-}
-
 // presentBundle is Maestro's PresentResourceBundle: the spec's metadata
 // (with timestamps), manifests, configs and delete option, and the status
 // as {ObservedVersion, SequenceID, conditions, resourceStatus}.
-func presentBundle(r *resource) (restBundle, error) {
-	b := restBundle{
-		ID: r.ID, Kind: "ResourceBundle", Href: apiBase + "/resource-bundles/" + r.ID,
+func presentBundle(r *resource) (maestro.ResourceBundle, error) {
+	created, updated := r.CreatedAt.UTC(), r.UpdatedAt.UTC()
+	b := maestro.ResourceBundle{
+		ID: r.ID, Kind: "ResourceBundle", Href: maestro.ResourceBundlesPath + "/" + r.ID,
 		Name: r.ID, ConsumerName: r.Consumer, Version: r.Version,
-		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+		CreatedAt: &created, UpdatedAt: &updated,
 	}
 	if r.deleting() {
 		t := r.DeletedAt.UTC()
@@ -198,7 +163,11 @@ func presentBundle(r *resource) (restBundle, error) {
 			if err != nil {
 				return b, err
 			}
-			if err := json.Unmarshal([]byte(meta), &b.Metadata); err != nil {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(meta), &m); err != nil {
+				return b, err
+			}
+			if b.Metadata, err = rawObject(m); err != nil {
 				return b, err
 			}
 		}
@@ -211,7 +180,16 @@ func presentBundle(r *resource) (restBundle, error) {
 			if err := json.Unmarshal([]byte(sp.data.String()), &bundle); err != nil {
 				return b, fmt.Errorf("decode stored manifest bundle: %w", err)
 			}
-			b.Manifests, b.DeleteOption, b.ManifestConfigs = bundle.Manifests, bundle.DeleteOption, bundle.ManifestConfigs
+			var err error
+			if b.Manifests, err = rawItems(bundle.Manifests); err != nil {
+				return b, err
+			}
+			if b.DeleteOption, err = rawObject(bundle.DeleteOption); err != nil {
+				return b, err
+			}
+			if b.ManifestConfigs, err = rawItems(bundle.ManifestConfigs); err != nil {
+				return b, err
+			}
 		}
 	}
 	if st := r.Status; st != nil {
@@ -224,9 +202,43 @@ func presentBundle(r *resource) (restBundle, error) {
 			m["ObservedVersion"] = v
 		}
 		m["SequenceID"] = st.SequenceID
-		b.Status = m
+		var err error
+		if b.Status, err = rawObject(m); err != nil {
+			return b, err
+		}
 	}
 	return b, nil
+}
+
+// rawObject encodes a decoded JSON object, keys sorted, for a raw field
+// of maestro.ResourceBundle; an empty object is left out, as Maestro
+// leaves out an empty map.
+func rawObject(m map[string]any) (json.RawMessage, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode bundle field: %w", err)
+	}
+	return b, nil
+}
+
+// rawItems encodes each item of a decoded JSON array; an empty array is
+// left out.
+func rawItems(items []any) ([]json.RawMessage, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	out := make([]json.RawMessage, len(items))
+	for i, it := range items {
+		b, err := json.Marshal(it)
+		if err != nil {
+			return nil, fmt.Errorf("encode bundle item %d: %w", i, err)
+		}
+		out[i] = b
+	}
+	return out, nil
 }
 
 func (s *Server) getBundle(w http.ResponseWriter, r *http.Request) {
@@ -273,7 +285,7 @@ func (s *Server) listBundles(w http.ResponseWriter, r *http.Request) {
 		return match(map[string]string{"id": res.ID, "name": res.ID, "consumer_name": res.Consumer, "source": res.Source})
 	})
 	lo, hi := page.window(len(all))
-	items := make([]restBundle, 0, hi-lo)
+	items := make([]maestro.ResourceBundle, 0, hi-lo)
 	for i := lo; i < hi; i++ {
 		b, err := presentBundle(&all[i])
 		if err != nil {
@@ -282,7 +294,7 @@ func (s *Server) listBundles(w http.ResponseWriter, r *http.Request) {
 		}
 		items = append(items, b)
 	}
-	writeJSON(w, http.StatusOK, listBody[restBundle]{Kind: "ResourceBundleList", Page: page.page, Size: len(items), Total: len(all), Items: items})
+	writeJSON(w, http.StatusOK, maestro.ResourceBundleList{Kind: "ResourceBundleList", Page: page.page, Size: len(items), Total: len(all), Items: items})
 }
 
 // paging is a requested page: number from 1 and size.
@@ -324,21 +336,13 @@ func (p paging) window(n int) (lo, hi int) {
 	return lo, hi
 }
 
-type listBody[T any] struct {
-	Kind  string `json:"kind"`
-	Page  int    `json:"page"`
-	Size  int    `json:"size"`
-	Total int    `json:"total"`
-	Items []T    `json:"items"`
-}
-
-func pageOf[T any](kind string, p paging, all []T) listBody[T] {
+func pageOf[T any](kind string, p paging, all []T) maestro.List[T] {
 	lo, hi := p.window(len(all))
 	items := all[lo:hi]
 	if items == nil {
 		items = []T{}
 	}
-	return listBody[T]{Kind: kind, Page: p.page, Size: len(items), Total: len(all), Items: items}
+	return maestro.List[T]{Kind: kind, Page: p.page, Size: len(items), Total: len(all), Items: items}
 }
 
 // searchTerm matches one condition of Maestro's SQL-like search parameter

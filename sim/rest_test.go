@@ -16,7 +16,7 @@ import (
 
 func postConsumer(t *testing.T, base, body string) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Post(base+apiBase+"/consumers", "application/json", strings.NewReader(body))
+	resp, err := http.Post(base+maestro.ConsumersPath, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestRESTConsumers(t *testing.T) {
 	srv := startSim(t)
 	base := srv.RESTURL()
 	code, c := postConsumer(t, base, `{"name":"cluster-1","labels":{"env":"test"}}`)
-	if code != http.StatusCreated || c["kind"] != "Consumer" || c["name"] != "cluster-1" || c["href"] != apiBase+"/consumers/"+c["id"].(string) {
+	if code != http.StatusCreated || c["kind"] != "Consumer" || c["name"] != "cluster-1" || c["href"] != maestro.ConsumersPath+"/"+c["id"].(string) {
 		t.Fatalf("create: %d %v", code, c)
 	}
 	code, e := postConsumer(t, base, `{"name":"cluster-1"}`)
@@ -45,22 +45,22 @@ func TestRESTConsumers(t *testing.T) {
 			t.Errorf("POST %s: %d %v, want 400", bad, code, e)
 		}
 	}
-	var got restConsumer
-	if code := getJSON(t, base+apiBase+"/consumers/"+c["id"].(string), &got); code != http.StatusOK || got.Name != "cluster-1" || got.Labels["env"] != "test" {
+	var got maestro.Consumer
+	if code := getJSON(t, base+maestro.ConsumersPath+"/"+c["id"].(string), &got); code != http.StatusOK || got.Name != "cluster-1" || got.Labels["env"] != "test" {
 		t.Fatalf("get by id: %d %+v", code, got)
 	}
-	if code := getJSON(t, base+apiBase+"/consumers/nope", nil); code != http.StatusNotFound {
+	if code := getJSON(t, base+maestro.ConsumersPath+"/nope", nil); code != http.StatusNotFound {
 		t.Fatalf("get unknown: %d", code)
 	}
-	var list listBody[restConsumer]
-	getJSON(t, base+apiBase+"/consumers?search="+url.QueryEscape("name = 'cluster-1'"), &list)
+	var list maestro.ConsumerList
+	getJSON(t, base+maestro.ConsumersPath+"?search="+url.QueryEscape("name = 'cluster-1'"), &list)
 	if list.Total != 1 || list.Items[0].Name != "cluster-1" {
 		t.Fatalf("search: %+v", list)
 	}
-	if code := getJSON(t, base+apiBase+"/consumers?search="+url.QueryEscape("labels like '%x'"), nil); code != http.StatusBadRequest {
+	if code := getJSON(t, base+maestro.ConsumersPath+"?search="+url.QueryEscape("labels like '%x'"), nil); code != http.StatusBadRequest {
 		t.Fatalf("unsupported search: %d, want 400", code)
 	}
-	if code := getJSON(t, base+apiBase+"/consumers?page=0", nil); code != http.StatusBadRequest {
+	if code := getJSON(t, base+maestro.ConsumersPath+"?page=0", nil); code != http.StatusBadRequest {
 		t.Fatalf("page 0: %d, want 400", code)
 	}
 }
@@ -129,8 +129,8 @@ func TestRESTClient(t *testing.T) {
 	if err != nil || last.Size != 1 || len(last.Items) != 1 {
 		t.Fatalf("last page: %+v %v", last, err)
 	}
-	var filtered listBody[restBundle]
-	getJSON(t, srv.RESTURL()+apiBase+"/resource-bundles?search="+url.QueryEscape("consumer_name in ('maestro-cluster-2', 'maestro-cluster-3')"), &filtered)
+	var filtered maestro.List[bundleView]
+	getJSON(t, srv.RESTURL()+maestro.ResourceBundlesPath+"?search="+url.QueryEscape("consumer_name in ('maestro-cluster-2', 'maestro-cluster-3')"), &filtered)
 	if filtered.Total != 2 {
 		t.Fatalf("search by consumer: total %d, want 2", filtered.Total)
 	}
@@ -141,7 +141,7 @@ func TestRESTDeleteBundle(t *testing.T) {
 	e := newRawEnv(t)
 	mustPublish(t, e.source, golden(t, "01-source-spec-create_request"))
 	e.agentA.next(t)
-	req, _ := http.NewRequest(http.MethodDelete, e.srv.RESTURL()+apiBase+"/resource-bundles/dda8b541-0bb7-5b43-b48c-ffff60a10ea1", nil)
+	req, _ := http.NewRequest(http.MethodDelete, e.srv.RESTURL()+maestro.ResourceBundlesPath+"/dda8b541-0bb7-5b43-b48c-ffff60a10ea1", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -185,4 +185,11 @@ func TestHealthAndMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+}
+
+// bundleView decodes a resource bundle with its status as a map, for the
+// tests that look into the status.
+type bundleView struct {
+	maestro.ResourceBundle
+	Status map[string]any `json:"status"`
 }

@@ -160,8 +160,8 @@ func TestSDKFlow(t *testing.T) {
 		sw, err := source.ManifestWorks(cluster).Get(ctx, "work-1", metav1.GetOptions{})
 		return err == nil && meta.IsStatusConditionTrue(sw.Status.Conditions, "Applied")
 	})
-	var bundle restBundle
-	if code := getJSON(t, srv.RESTURL()+apiBase+"/resource-bundles/"+id, &bundle); code != http.StatusOK {
+	var bundle bundleView
+	if code := getJSON(t, srv.RESTURL()+maestro.ResourceBundlesPath+"/"+id, &bundle); code != http.StatusOK {
 		t.Fatalf("REST resource bundle: %d", code)
 	}
 	conds, _ := bundle.Status["conditions"].([]any)
@@ -186,7 +186,7 @@ func TestSDKFlow(t *testing.T) {
 		_, err := source.ManifestWorks(cluster).Get(ctx, "work-1", metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
 	})
-	if code := getJSON(t, srv.RESTURL()+apiBase+"/resource-bundles/"+id, nil); code != http.StatusNotFound {
+	if code := getJSON(t, srv.RESTURL()+maestro.ResourceBundlesPath+"/"+id, nil); code != http.StatusNotFound {
 		t.Fatalf("REST after Deleted: %d, want 404", code)
 	}
 }

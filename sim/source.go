@@ -36,7 +36,7 @@ func (src *sourceServer) Publish(ctx context.Context, req *pbv1.PublishRequest) 
 	if req.GetEvent() == nil {
 		return nil, errors.New("failed to convert to cloudevent: publish request has no event")
 	}
-	s.metrics.received.WithLabelValues(portSource, typeLabel(req.Event.GetType())).Inc()
+	s.metrics.received.WithLabelValues(portSource, maestro.ShortType(req.Event.GetType())).Inc()
 	// As Maestro's metrics interceptor, which decodes before the handler.
 	evt, err := binding.ToEvent(ctx, grpcprotocol.NewMessage(req.Event))
 	if err != nil {
@@ -191,7 +191,7 @@ func (src *sourceServer) Subscribe(req *pbv1.SubscriptionRequest, stream pbv1.Cl
 			if err := stream.Send(f.event); err != nil {
 				return err
 			}
-			s.metrics.sent.WithLabelValues(portSource, typeLabel(f.event.GetType())).Inc()
+			s.metrics.sent.WithLabelValues(portSource, maestro.ShortType(f.event.GetType())).Inc()
 			s.metrics.statusForward.Observe(time.Since(f.accepted).Seconds())
 		}
 	}

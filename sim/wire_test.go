@@ -296,8 +296,8 @@ func TestMaestroBehaviour(t *testing.T) {
 			!bytes.HasPrefix(got.GetBinaryData(), []byte(`{"manifestBundle":{"manifests":[`)) {
 			t.Fatalf("source got %s seq %s", got.GetType(), maestro.StringAttr(got, maestro.AttrSequenceID))
 		}
-		var b restBundle
-		if code := getJSON(t, e.srv.RESTURL()+apiBase+"/resource-bundles/"+idA, &b); code != http.StatusOK || b.Status["SequenceID"] != maestro.StringAttr(st, maestro.AttrSequenceID) {
+		var b bundleView
+		if code := getJSON(t, e.srv.RESTURL()+maestro.ResourceBundlesPath+"/"+idA, &b); code != http.StatusOK || b.Status["SequenceID"] != maestro.StringAttr(st, maestro.AttrSequenceID) {
 			t.Fatalf("REST %d status %v", code, b.Status)
 		}
 	})
@@ -321,8 +321,8 @@ func TestMaestroBehaviour(t *testing.T) {
 		e.update(t, e.agentA, goldenCluster, idA)
 		mustPublish(t, e.broker, e.statusEvent(t, goldenCluster, idA, 1))
 		e.sourceStream.none(t, 100*time.Millisecond)
-		var after restBundle
-		getJSON(t, e.srv.RESTURL()+apiBase+"/resource-bundles/"+idA, &after)
+		var after bundleView
+		getJSON(t, e.srv.RESTURL()+maestro.ResourceBundlesPath+"/"+idA, &after)
 		if after.Status["SequenceID"] != maestro.StringAttr(stored, maestro.AttrSequenceID) || after.Status["ObservedVersion"] != float64(1) {
 			t.Fatalf("stale status was stored: %v", after.Status)
 		}
@@ -336,8 +336,8 @@ func TestMaestroBehaviour(t *testing.T) {
 		if got := e.sourceStream.next(t); maestro.StringAttr(got, maestro.AttrSequenceID) != maestro.StringAttr(st, maestro.AttrSequenceID) {
 			t.Fatal("current status not forwarded")
 		}
-		var b restBundle
-		getJSON(t, e.srv.RESTURL()+apiBase+"/resource-bundles/"+idA, &b)
+		var b bundleView
+		getJSON(t, e.srv.RESTURL()+maestro.ResourceBundlesPath+"/"+idA, &b)
 		if b.Status["ObservedVersion"] != float64(2) {
 			t.Fatalf("REST status %v", b.Status)
 		}
@@ -375,14 +375,14 @@ func TestMaestroBehaviour(t *testing.T) {
 	run("i.status for an unknown id is ignored", func(t *testing.T, e *rawEnv) {
 		unknown := uuid.NewString()
 		mustPublish(t, e.broker, e.statusEvent(t, goldenCluster, unknown, 1))
-		if code := getJSON(t, e.srv.RESTURL()+apiBase+"/resource-bundles/"+unknown, nil); code != http.StatusNotFound {
+		if code := getJSON(t, e.srv.RESTURL()+maestro.ResourceBundlesPath+"/"+unknown, nil); code != http.StatusNotFound {
 			t.Fatalf("REST %d, want 404", code)
 		}
 	})
 	run("f.spec create on the broker port", func(t *testing.T, e *rawEnv) {
 		id := uuid.NewString()
 		wantCode(t, publish(e.broker, specEvent(t, maestro.TypeSpecCreate, goldenCluster, id, 0)), codes.FailedPrecondition, "{}")
-		if code := getJSON(t, e.srv.RESTURL()+apiBase+"/resource-bundles/"+id, nil); code != http.StatusNotFound {
+		if code := getJSON(t, e.srv.RESTURL()+maestro.ResourceBundlesPath+"/"+id, nil); code != http.StatusNotFound {
 			t.Fatalf("REST %d, want 404", code)
 		}
 	})
@@ -492,7 +492,7 @@ func TestMaestroBehaviour(t *testing.T) {
 		if got := e.sourceStream.next(t); !bytes.Contains(got.GetBinaryData(), []byte(`"type":"Deleted"`)) {
 			t.Fatal("source did not get the Deleted status")
 		}
-		if code := getJSON(t, e.srv.RESTURL()+apiBase+"/resource-bundles/"+idA, nil); code != http.StatusNotFound {
+		if code := getJSON(t, e.srv.RESTURL()+maestro.ResourceBundlesPath+"/"+idA, nil); code != http.StatusNotFound {
 			t.Fatalf("REST %d after Deleted, want 404", code)
 		}
 	})

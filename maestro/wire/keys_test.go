@@ -1,4 +1,4 @@
-package wirekeys
+package wire
 
 import (
 	"errors"

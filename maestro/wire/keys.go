@@ -1,8 +1,10 @@
-// Package wirekeys reads the routing attributes of a protobuf CloudEvent
-// by walking its wire fields. It is separate from package maestro so that
-// its fuzz target links only protobuf: fuzzing a binary that also links
+// Package wire is the one place that knows the protobuf layout of a
+// CloudEvent (sdk-go cloudevent.proto): it walks the wire fields to read
+// routing attributes, appends events, and patches attributes, all without
+// decoding the event's data. It is separate from package maestro so that
+// its fuzz targets link only protobuf: fuzzing a binary that also links
 // the Kubernetes and SDK packages runs too slowly to find anything.
-package wirekeys
+package wire
 
 import (
 	"errors"
@@ -12,7 +14,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// Attribute keys read here; package maestro checks they equal its own.
+// Attribute keys read here; package maestro exports them under the same
+// names, with the rest of its attribute keys.
 const (
 	AttrClusterName       = "ce-clustername"
 	AttrResourceID        = "ce-resourceid"
@@ -46,20 +49,27 @@ var ErrMalformed = errors.New("maestro: malformed protobuf")
 // ErrAttrType means an attribute holds a value the SDK reader would reject.
 var ErrAttrType = errors.New("maestro: attribute of unexpected type")
 
-// Protobuf field numbers of pbv1.CloudEvent, its attribute map entries and
-// pbv1.CloudEventAttributeValue (cloudevent.proto).
+// Protobuf field numbers of pbv1.CloudEvent, its attribute map entries,
+// pbv1.CloudEventAttributeValue (cloudevent.proto) and
+// google.protobuf.Timestamp.
 const (
 	fieldID          = 1
 	fieldSource      = 2
 	fieldSpecVersion = 3
 	fieldType        = 4
 	fieldAttributes  = 5
+	fieldBinaryData  = 6
 
 	fieldEntryKey   = 1
 	fieldEntryValue = 2
 
-	fieldCeInteger = 2
-	fieldCeString  = 3
+	fieldCeBoolean   = 1
+	fieldCeInteger   = 2
+	fieldCeString    = 3
+	fieldCeTimestamp = 7
+
+	fieldSeconds = 1
+	fieldNanos   = 2
 )
 
 // Wire types as Walk reports them.
@@ -168,9 +178,9 @@ func parseAttrEntry(b []byte) (key []byte, val attrValue, err error) {
 		case fieldEntryValue:
 			return Walk(v, func(num int32, typ int8, v []byte, n uint64) error {
 				switch {
-				case (num == 1 || num == fieldCeInteger) && typ == WireVarint:
+				case (num == fieldCeBoolean || num == fieldCeInteger) && typ == WireVarint:
 					val = attrValue{field: num, num: n}
-				case num >= fieldCeString && num <= 7 && typ == WireBytes:
+				case num >= fieldCeString && num <= fieldCeTimestamp && typ == WireBytes:
 					val = attrValue{field: num, bytes: v}
 				}
 				return nil
@@ -186,33 +196,51 @@ func parseAttrEntry(b []byte) (key []byte, val attrValue, err error) {
 // types are skipped. It stops at the first malformed field.
 func Walk(b []byte, fn func(num int32, typ int8, v []byte, n uint64) error) error {
 	for off := 0; off < len(b); {
-		num, typ, tagLen := protowire.ConsumeTag(b[off:])
-		if tagLen < 0 {
-			return fmt.Errorf("%w: field tag at offset %d: %w", ErrMalformed, off, protowire.ParseError(tagLen))
-		}
-		rest := b[off+tagLen:]
-		var (
-			v      []byte
-			n      uint64
-			valLen int
-		)
-		switch typ {
-		case protowire.BytesType:
-			v, valLen = protowire.ConsumeBytes(rest)
-		case protowire.VarintType:
-			n, valLen = protowire.ConsumeVarint(rest)
-		default:
-			valLen = protowire.ConsumeFieldValue(num, typ, rest)
-		}
-		if valLen < 0 {
-			return fmt.Errorf("%w: field %d at offset %d: %w", ErrMalformed, num, off, protowire.ParseError(valLen))
-		}
-		if err := fn(int32(num), int8(typ), v, n); err != nil {
+		f, err := next(b, off)
+		if err != nil {
 			return err
 		}
-		off += tagLen + valLen
+		if err := fn(int32(f.num), int8(f.typ), f.v, f.n); err != nil {
+			return err
+		}
+		off += f.size
 	}
 	return nil
+}
+
+// field is one field of a protobuf message, as next reads it.
+type field struct {
+	num  protowire.Number
+	typ  protowire.Type
+	v    []byte // the payload of a length-delimited field
+	n    uint64 // the value of a varint
+	size int    // the whole field: tag and value
+}
+
+// next reads the field of msg that starts at off. Every walk over wire
+// bytes in this package goes through it, so they agree on what is
+// malformed and say where.
+func next(msg []byte, off int) (field, error) {
+	num, typ, tagLen := protowire.ConsumeTag(msg[off:])
+	if tagLen < 0 {
+		return field{}, fmt.Errorf("%w: field tag at offset %d: %w", ErrMalformed, off, protowire.ParseError(tagLen))
+	}
+	rest := msg[off+tagLen:]
+	f := field{num: num, typ: typ}
+	var valLen int
+	switch typ {
+	case protowire.BytesType:
+		f.v, valLen = protowire.ConsumeBytes(rest)
+	case protowire.VarintType:
+		f.n, valLen = protowire.ConsumeVarint(rest)
+	default:
+		valLen = protowire.ConsumeFieldValue(num, typ, rest)
+	}
+	if valLen < 0 {
+		return field{}, fmt.Errorf("%w: field %d at offset %d: %w", ErrMalformed, num, off, protowire.ParseError(valLen))
+	}
+	f.size = tagLen + valLen
+	return f, nil
 }
 
 // ErrNoEvent means a PublishRequest carries no event.
