@@ -1,7 +1,9 @@
 package replay
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -240,7 +242,7 @@ func (o *outbox) writeLoop(w *format.Writer) {
 			}
 			last = r.Offset
 			if err := w.Write(r); err != nil && o.err == nil {
-				o.err = fmt.Errorf("replay: write outcome: %w", err)
+				o.err = fmt.Errorf("replay: results not written: outcomes: %w", err)
 			}
 		}
 		if closed && len(batch) == 0 {
@@ -260,18 +262,40 @@ func (o *outbox) close() error {
 	return o.err
 }
 
-// writeJSON writes v as indented JSON to path atomically.
+// failFirst fails the summary with err as its first problem: what went
+// wrong writing the results comes before what the run found.
+func (s *Summary) failFirst(err error) {
+	s.OK = false
+	s.Problems = append([]string{strings.TrimPrefix(err.Error(), "replay: ")}, s.Problems...)
+}
+
+// writeJSON writes v as indented JSON to path atomically (a temporary file
+// renamed into place, removed if anything fails). Names such as
+// "agent>server" stay as they are: no HTML escaping.
 func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("replay: %s: %w", filepath.Base(path), err)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("replay: results not written: %s: %w", path, err)
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("replay: %w", err)
+	err := os.WriteFile(tmp, buf.Bytes(), 0o644)
+	if err == nil {
+		err = os.Rename(tmp, path)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("replay: %w", err)
+	if err != nil {
+		_ = os.Remove(tmp)
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		var le *os.LinkError
+		if errors.As(err, &le) {
+			err = le.Err
+		}
+		return fmt.Errorf("replay: results not written: %s: %w", path, err)
 	}
 	return nil
 }

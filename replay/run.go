@@ -237,22 +237,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.sends.wait()
 	r.tr.finish()
 	end := r.clock.Now()
-	if err := stopScrape(); err != nil && runErr == nil {
-		runErr = err
-	}
+	// Results that could not be written fail the run: the first such
+	// error is returned (naming the file) and leads the problems.
+	resErr := stopScrape()
 	cancelStreams()
 	r.closeConns()
 	r.wg.Wait()
-	if err := r.out.close(); err != nil && runErr == nil {
-		runErr = err
+	if err := r.out.close(); err != nil && resErr == nil {
+		resErr = err
 	}
-	if err := ow.Close(); err != nil && runErr == nil {
-		runErr = fmt.Errorf("replay: outcomes: %w", err)
+	if err := ow.Close(); err != nil && resErr == nil {
+		resErr = fmt.Errorf("replay: results not written: %s: %w", filepath.Join(dir, OutcomesDir), err)
 	}
-
 	if r.idmap != nil {
-		if err := r.idmap.Flush(); err != nil && runErr == nil {
-			runErr = fmt.Errorf("replay: %s: %w", IDMapFile, err)
+		if err := r.idmap.Flush(); err != nil && resErr == nil {
+			resErr = fmt.Errorf("replay: results not written: %s: %w", filepath.Join(dir, IDMapFile), err)
 		}
 	}
 	sum := r.summary(man, end)
@@ -262,13 +261,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	info := RunInfo{Tool: "cereplay", Version: cfg.Version, Trace: cfg.Trace, TraceDigest: man.Digest, RunID: cfg.RunID,
 		Mode: cfg.mode(), Settings: r.settings(), Start: r.start.UTC(), T0: r.t0.UTC(), Origin: r.origin, End: end.UTC(), Rewrites: r.remap.rewrites()}
-	for _, w := range []struct {
-		name string
-		v    any
-	}{{RunFile, info}, {SummaryFile, sum}} {
-		if err := writeJSON(filepath.Join(dir, w.name), w.v); err != nil && runErr == nil {
-			runErr = err
-		}
+	if err := writeJSON(filepath.Join(dir, RunFile), info); err != nil && resErr == nil {
+		resErr = err
+	}
+	if resErr != nil {
+		sum.failFirst(resErr)
+	}
+	if err := writeJSON(filepath.Join(dir, SummaryFile), sum); err != nil && resErr == nil {
+		resErr = err
+		sum.failFirst(err)
+	}
+	if runErr == nil {
+		runErr = resErr
 	}
 	return &Result{Dir: dir, Summary: sum}, runErr
 }
