@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cereplay/cereplay/report/scrape"
+	"github.com/cereplay/cereplay/report/timeline"
 )
 
 // closedURL returns a metrics URL on a loopback port nothing listens on.
@@ -72,5 +73,87 @@ func TestReplayScrapesTargetMetrics(t *testing.T) {
 	info := readRunInfo(t, out)
 	if info.Settings["target_metrics"] == "" || info.Settings["interval"] != "20ms" {
 		t.Errorf("run.json settings: %v", info.Settings)
+	}
+}
+
+// Every run writes its timeline: merging the per-interval histograms gives
+// exactly the whole run's histogram, for every latency; the intervals'
+// counters add up to the summary's counts.
+func TestReplayTimelineMergesToWholeRun(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simConfig())
+	trace, out := t.TempDir(), filepath.Join(t.TempDir(), "run")
+	testTrace{Clusters: 3, Works: 4}.write(t, trace)
+	cfg := baseConfig(s, trace, out)
+	cfg.CreateConsumers = true
+	cfg.Rate = 40 // 12 specs over 0.3 s: several intervals
+	cfg.LateWarn = time.Hour
+	cfg.Interval = 25 * time.Millisecond
+	res, err := Run(context.Background(), cfg)
+	if err != nil || !res.OK() {
+		t.Fatalf("run: %v, %+v", err, res.Summary)
+	}
+	ivs, err := timeline.ReadFile(filepath.Join(out, timeline.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ivs) < 5 {
+		t.Fatalf("%d intervals, want several", len(ivs))
+	}
+	info := readRunInfo(t, out)
+	for i, iv := range ivs {
+		if iv.Index != i || (i > 0 && !iv.Start.Equal(ivs[i-1].End)) {
+			t.Errorf("interval %d: %+v does not follow %+v", i, iv, ivs[i-1])
+		}
+	}
+	if ivs[0].Start.After(info.T0) || ivs[len(ivs)-1].End.Before(info.End) {
+		t.Errorf("intervals from %v to %v do not cover the run (T0 %v, end %v)", ivs[0].Start, ivs[len(ivs)-1].End, info.T0, info.End)
+	}
+	whole, err := timeline.ReadHistograms(filepath.Join(out, timeline.HistogramsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := HistPublish + s.SourceAddr()
+	for _, name := range []string{pub, HistPublish + s.BrokerAddr(), HistSpecDelivery, HistStatusForward, HistSendLateness, HistReplyLateness} {
+		w := whole[name]
+		if w == nil || w.TotalCount() == 0 {
+			t.Errorf("%s: no whole-run histogram (have %v)", name, timeline.Names(ivs))
+			continue
+		}
+		merged, err := timeline.Merge(ivs, func(n string) bool { return n == name })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !merged.Equals(w) {
+			t.Errorf("%s: merged intervals (n=%d, p99 %d) differ from the whole run (n=%d, p99 %d)",
+				name, merged.TotalCount(), merged.ValueAtQuantile(99), w.TotalCount(), w.ValueAtQuantile(99))
+		}
+	}
+	if whole[pub] != nil && whole[pub].TotalCount() != res.Summary.PublishLatency[s.SourceAddr()].Count {
+		t.Errorf("publish histogram n=%d, summary %d", whole[pub].TotalCount(), res.Summary.PublishLatency[s.SourceAddr()].Count)
+	}
+	sum := map[string]float64{}
+	for _, iv := range ivs {
+		for k, v := range iv.Counters {
+			sum[k] += v
+		}
+	}
+	sm := res.Summary
+	for k, want := range map[string]float64{"specs_sent": float64(sm.SpecsSent), "statuses_sent": float64(sm.StatusesSent),
+		"deliveries": float64(sm.SpecDelivery.Count), "forwards": float64(sm.StatusForward.Count),
+		"outcomes/delivered": float64(sm.Outcomes["delivered"])} {
+		if sum[k] != want {
+			t.Errorf("counter %s adds up to %v over the intervals, summary says %v", k, sum[k], want)
+		}
+	}
+	if last := ivs[len(ivs)-1]; last.Gauges["inflight"] != 0 {
+		t.Errorf("last interval's gauges: %v", last.Gauges)
+	}
+	sawAgents := false
+	for _, iv := range ivs {
+		sawAgents = sawAgents || iv.Gauges["agents_connected"] == 3
+	}
+	if !sawAgents {
+		t.Errorf("no interval saw the 3 agents connected")
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cereplay/cereplay/report/timeline"
 )
 
 // Results that cannot be written fail the run, in one line naming the
@@ -20,7 +22,7 @@ func TestReplayResultsNotWritten(t *testing.T) {
 	s := startSim(t, simConfig())
 	trace := t.TempDir()
 	testTrace{Clusters: 2, Works: 2}.write(t, trace)
-	for _, file := range []string{RunFile, SummaryFile} {
+	for _, file := range []string{RunFile, SummaryFile, timeline.HistogramsFile} {
 		t.Run(file, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "run")
 			if err := os.MkdirAll(out, 0o755); err != nil {

@@ -160,6 +160,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		replyLate:     NewLatency(),
 	}
 	r.start = r.clock.Now()
+	stopTimeline, err := r.startTimeline(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = stopTimeline(time.Now()) }() // on early returns; the normal end stops it below
 	if pace.Dedicated(r.clock, cfg.Pacer) {
 		r.realtime = pace.CheckRealtime()
 	}
@@ -243,6 +248,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cancelStreams()
 	r.closeConns()
 	r.wg.Wait()
+	// Nothing is received any more: the timeline holds every latency.
+	if err := stopTimeline(time.Now()); err != nil && resErr == nil {
+		resErr = err
+	}
 	if err := r.out.close(); err != nil && resErr == nil {
 		resErr = err
 	}
@@ -261,6 +270,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	info := RunInfo{Tool: "cereplay", Version: cfg.Version, Trace: cfg.Trace, TraceDigest: man.Digest, RunID: cfg.RunID,
 		Mode: cfg.mode(), Settings: r.settings(), Start: r.start.UTC(), T0: r.t0.UTC(), Origin: r.origin, End: end.UTC(), Rewrites: r.remap.rewrites()}
+	if err := r.writeHistograms(dir); err != nil && resErr == nil {
+		resErr = err
+	}
 	if err := writeJSON(filepath.Join(dir, RunFile), info); err != nil && resErr == nil {
 		resErr = err
 	}

@@ -6,36 +6,43 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/cereplay/cereplay/report/timeline"
 )
 
 // Latency is a concurrency-safe HDR histogram of durations, kept in
 // nanoseconds from 1 ns to one hour with three significant digits, so
-// percentiles are exact to 0.1 % whatever the spread.
+// percentiles are exact to 0.1 % whatever the spread. Every value it
+// records also goes to its tap, when set: the run's timeline, which keeps
+// the same values per interval.
 type Latency struct {
-	mu sync.Mutex
-	h  *hdrhistogram.Histogram
+	mu  sync.Mutex
+	h   *hdrhistogram.Histogram
+	tap func(v int64)
 }
-
-const maxTracked = int64(time.Hour)
 
 // NewLatency returns an empty histogram.
 func NewLatency() *Latency {
-	return &Latency{h: hdrhistogram.New(1, maxTracked, 3)}
+	return &Latency{h: timeline.NewHistogram()}
 }
 
 // Record adds one duration; negative values count as 0 and values above an
 // hour as an hour.
 func (l *Latency) Record(d time.Duration) {
-	v := int64(d)
-	if v < 1 {
-		v = 1
-	}
-	if v > maxTracked {
-		v = maxTracked
-	}
+	v := timeline.Clamp(d)
 	l.mu.Lock()
 	_ = l.h.RecordValue(v) // in range by construction
 	l.mu.Unlock()
+	if l.tap != nil {
+		l.tap(v)
+	}
+}
+
+// histogram returns a copy of the histogram.
+func (l *Latency) histogram() *hdrhistogram.Histogram {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return hdrhistogram.Import(l.h.Export())
 }
 
 // Count returns how many durations were recorded.
@@ -78,9 +85,11 @@ type LatencySummary struct {
 }
 
 // latencySet is a named family of histograms (one per port, per address).
+// tap, when set, gives each new member's tap.
 type latencySet struct {
-	mu sync.Mutex
-	m  map[string]*Latency
+	mu  sync.Mutex
+	m   map[string]*Latency
+	tap func(name string) func(int64)
 }
 
 func (s *latencySet) get(name string) *Latency {
@@ -92,6 +101,9 @@ func (s *latencySet) get(name string) *Latency {
 	l := s.m[name]
 	if l == nil {
 		l = NewLatency()
+		if s.tap != nil {
+			l.tap = s.tap(name)
+		}
 		s.m[name] = l
 	}
 	return l
@@ -108,6 +120,17 @@ func (s *latencySet) summaries() map[string]LatencySummary {
 	out := make(map[string]LatencySummary, len(names))
 	for _, n := range names {
 		out[n] = s.get(n).Summary()
+	}
+	return out
+}
+
+// histograms returns a copy of every member's histogram, by name.
+func (s *latencySet) histograms() map[string]*hdrhistogram.Histogram {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]*hdrhistogram.Histogram, len(s.m))
+	for n, l := range s.m {
+		out[n] = l.histogram()
 	}
 	return out
 }

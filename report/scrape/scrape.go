@@ -159,7 +159,7 @@ func (s *Scraper) write(sc Scrape) {
 		_, err = s.w.Write(b)
 	}
 	if err != nil && s.err == nil {
-		s.err = fmt.Errorf("scrape: write %s: %w", File, err)
+		s.err = fmt.Errorf("scrape: %w", err)
 	}
 }
 
@@ -167,7 +167,7 @@ func (s *Scraper) flush() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.w.Flush(); err != nil && s.err == nil {
-		s.err = fmt.Errorf("scrape: write %s: %w", File, err)
+		s.err = fmt.Errorf("scrape: %w", err)
 	}
 }
 

@@ -1,0 +1,117 @@
+package timeline
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// Values observed from several goroutines while intervals are cut all end
+// up in exactly one interval: the merge equals a histogram of them all.
+// Counters are stored as each interval's growth, gauges as they were.
+func TestRecorderIntervalsMergeExactly(t *testing.T) {
+	t.Parallel()
+	var buf syncBuffer
+	var sent atomic.Int64
+	sample := func() (map[string]float64, map[string]float64) {
+		return map[string]float64{"sent": float64(sent.Load()), "flat": 5}, map[string]float64{"g": 1}
+	}
+	start := time.Now()
+	rec := Start(&buf, start, 2*time.Millisecond, sample)
+	want := NewHistogram()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 3000 {
+				v := Clamp(time.Duration((g+1)*(i%977+1)) * time.Microsecond)
+				rec.Observe("lat", v)
+				sent.Add(1)
+				mu.Lock()
+				_ = want.RecordValue(v)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	end := time.Now()
+	if err := rec.Stop(end); err != nil {
+		t.Fatal(err)
+	}
+	ivs, err := Read(&buf.b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ivs[0].Start.Equal(start) || !ivs[len(ivs)-1].End.Equal(end) {
+		t.Errorf("intervals from %v to %v, want %v to %v", ivs[0].Start, ivs[len(ivs)-1].End, start, end)
+	}
+	got, err := Merge(ivs, func(n string) bool { return n == "lat" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Equals(want) {
+		t.Fatalf("merged n=%d, want n=%d", got.TotalCount(), want.TotalCount())
+	}
+	var total, flat float64
+	for _, iv := range ivs {
+		total += iv.Counters["sent"]
+		flat += iv.Counters["flat"]
+		if iv.Gauges["g"] != 1 {
+			t.Errorf("interval %d gauges %v", iv.Index, iv.Gauges)
+		}
+	}
+	if total != 12000 || flat != 5 {
+		t.Errorf("counters add up to sent %v, flat %v; want 12000 and 5 (growth only)", total, flat)
+	}
+}
+
+func TestReadNamesBadLine(t *testing.T) {
+	t.Parallel()
+	in := `{"i":0,"start":"2026-01-01T00:00:00Z","end":"2026-01-01T00:00:01Z"}` + "\n" +
+		`{"i":1,"start":"2026-01-01T00:00:01Z","end":"2026-01-01T00:00:00Z"}` + "\n"
+	ivs, err := Read(strings.NewReader(in))
+	if err == nil || !strings.Contains(err.Error(), "line 2") || len(ivs) != 1 {
+		t.Fatalf("%d intervals, err %v", len(ivs), err)
+	}
+	iv := Interval{Histograms: map[string]string{"x": "not a histogram"}}
+	if _, err := iv.Histogram("x"); err == nil {
+		t.Fatal("a bad histogram decoded")
+	}
+}
+
+// Read and the histogram decoder never panic on damaged input.
+func FuzzRead(f *testing.F) {
+	h := NewHistogram()
+	_ = h.RecordValue(12345)
+	enc, _ := Encode(h)
+	f.Add([]byte(`{"i":0,"start":"2026-01-01T00:00:00Z","end":"2026-01-01T00:00:01Z","counters":{"a":1},"histograms":{"x":"` + enc + `"}}` + "\n"))
+	f.Add([]byte("{}\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ivs, err := Read(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		for _, iv := range ivs {
+			if iv.Start.IsZero() || iv.End.Before(iv.Start) {
+				t.Fatalf("accepted %+v", iv)
+			}
+		}
+		_, _ = Merge(ivs, func(string) bool { return true })
+	})
+}
