@@ -44,7 +44,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -79,6 +78,7 @@ func Generate(ctx context.Context, dir string, p Params, progress func(done, tot
 	if err != nil {
 		return nil, err
 	}
+	p.workloadDigest = g.mix.digest()
 	w, err := format.Create(dir, format.WriterOptions{
 		SegmentSize: p.SegmentSize,
 		Workers:     p.Workers,
@@ -116,7 +116,7 @@ func (p *Params) Provenance() format.Provenance {
 // generator turns Params into the trace's records, in offset order.
 type generator struct {
 	p        Params
-	enc      *encoder
+	mix      *workloadMix
 	order    []uint32 // work ids in creation order
 	clusters []string // cluster names, by index
 	names    [][]byte // the same, as bytes
@@ -203,11 +203,7 @@ func (h *pendingHeap) pop() pendingStatus {
 }
 
 func newGenerator(p Params) (*generator, error) {
-	w, err := Guestbook()
-	if err != nil {
-		return nil, err
-	}
-	enc, err := newEncoder(w, p.SourceID, p.Status, traceResourceVersion)
+	mix, err := newWorkloadMix(&p)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +212,7 @@ func newGenerator(p Params) (*generator, error) {
 		return nil, err
 	}
 	g := &generator{
-		p: p, enc: enc, order: order,
+		p: p, mix: mix, order: order,
 		period: p.createPeriod(),
 		total:  p.Records(),
 		rids:   newResourceIDs(),
@@ -287,7 +283,9 @@ func (g *generator) run(ctx context.Context, write func(*format.Record) error, p
 				return err
 			}
 		}
-		g.spec(work, specOffset)
+		if err := g.spec(work, specOffset); err != nil {
+			return err
+		}
 		if err := emit(); err != nil {
 			return err
 		}
@@ -305,12 +303,22 @@ func (g *generator) run(ctx context.Context, write func(*format.Record) error, p
 
 func (g *generator) at(offset time.Duration) time.Time { return g.p.StartTime.Add(offset) }
 
+// workEncoder returns the encoder of a work and leaves its name in g.name.
+func (g *generator) workEncoder(work uint32, generation int32) (*encoder, error) {
+	c, i := int(work)/g.p.WorksPerCluster, int(work)%g.p.WorksPerCluster
+	entry := g.mix.pick(g.p.Seed, work)
+	g.name = g.mix.appendWorkName(g.name[:0], entry, g.names[c], i)
+	return g.mix.encoder(entry, work, WorkData{Cluster: g.clusters[c], Work: string(g.name), Index: i}, generation)
+}
+
 // spec fills g.rec with the spec.create_request of a work and schedules
 // its status reports.
-func (g *generator) spec(work uint32, offset time.Duration) {
-	c, i := int(work)/g.p.WorksPerCluster, int(work)%g.p.WorksPerCluster
-	cluster := g.clusters[c]
-	g.name = strconv.AppendInt(append(append(g.name[:0], cluster...), WorkNameInfix...), int64(i), 10)
+func (g *generator) spec(work uint32, offset time.Duration) error {
+	c := int(work) / g.p.WorksPerCluster
+	enc, err := g.workEncoder(work, traceResourceVersion)
+	if err != nil {
+		return err
+	}
 	g.rids.appendID(g.rid[:0], g.p.SourceID, g.names[c], g.name)
 	rid := g.rid
 
@@ -335,7 +343,7 @@ func (g *generator) spec(work uint32, offset time.Duration) {
 		g.schedule(first)
 	}
 
-	g.buf = g.enc.appendSpec(g.buf[:0], &specInput{
+	g.buf = enc.appendSpec(g.buf[:0], &specInput{
 		cluster: g.names[c], workName: g.name, resourceID: g.rid[:],
 		id: appendUUID(g.ids[:0], specID), at: g.at(offset),
 	})
@@ -343,6 +351,7 @@ func (g *generator) spec(work uint32, offset time.Duration) {
 		Type: format.TypeEvent, Offset: offset, Flow: format.FlowSourceToServer,
 		Actor: g.p.SourceID, ResourceID: string(g.rid[:]), EventType: maestro.TypeSpecCreate, Data: g.buf,
 	}
+	return nil
 }
 
 func (g *generator) schedule(s pendingStatus) {
@@ -358,8 +367,11 @@ func (g *generator) status(s pendingStatus) error {
 	times := StatusTimes{Applied: g.at(s.applied), Available: at, Ready: at}
 	g.seq = g.seqs.next(g.seq[:0], at)
 	g.rid = s.resourceID
-	var err error
-	g.buf, err = g.enc.appendStatus(g.buf[:0], &statusInput{
+	enc, err := g.workEncoder(s.work, traceResourceVersion)
+	if err != nil {
+		return err
+	}
+	g.buf, err = enc.appendStatus(g.buf[:0], &statusInput{
 		cluster: g.names[c], agentID: g.agents[c], resourceID: g.rid[:],
 		id: appendUUID(g.ids[:0], s.id), sequenceID: g.seq,
 		at: at, created: g.at(s.specOffset), phase: s.phase, times: times,

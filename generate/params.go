@@ -27,6 +27,10 @@ type Params struct {
 	SourceID        string  // the source client's id (CloudEvent source of spec events)
 	Rate            float64 // works created per second
 
+	// Workloads are the bundles of the works, mixed by weight; none: the
+	// guestbook.
+	Workloads []WorkloadSpec
+
 	Order    Order // the order works are created in
 	Creators int   // parallel creators of OrderScaleTest
 
@@ -40,12 +44,14 @@ type Params struct {
 	SubscribePause time.Duration // ...with this pause after each batch
 	CreateAfter    time.Duration // from the last subscribe to the first create
 
-	Seed      int64     // seeds every random choice (event ids, delays)
+	Seed      int64     // seeds every random choice (event ids, delays, workloads)
 	StartTime time.Time // the wall-clock instant of offset 0 (event times)
 
 	SegmentSize int64 // raw bytes per segment; 0: the format's default (recorded as its value)
 	Level       int   // zstd level; 0: the format's default (recorded as its value)
 	Workers     int   // compression workers; 0: GOMAXPROCS. Output does not depend on it.
+
+	workloadDigest string // set by Generate once the workload files are read
 }
 
 // DefaultParams returns the workload of the maestro-addon scale test:
@@ -164,6 +170,9 @@ func (p *Params) Validate() error {
 	case p.Level < 0 || p.Level > 22:
 		return paramErr("level", "%d is outside 1..22 (0: the format's default)", p.Level)
 	}
+	if err := p.validateWorkloads(); err != nil {
+		return err
+	}
 	if _, err := ParseOrder(p.Order.String()); err != nil {
 		return paramErr("order", "%v", err)
 	}
@@ -243,7 +252,7 @@ func (p *Params) Records() int64 {
 // output does not depend on it.
 func (p *Params) Map() map[string]string {
 	m := map[string]string{
-		"workload":          "guestbook",
+		"workload":          p.workloadValue(),
 		"clusters":          strconv.Itoa(p.Clusters),
 		"cluster-prefix":    p.ClusterPrefix,
 		"works-per-cluster": strconv.Itoa(p.WorksPerCluster),
@@ -266,7 +275,37 @@ func (p *Params) Map() map[string]string {
 	if p.StatusUpdates == 2 {
 		m["available-delay"] = p.AvailableDelay.String()
 	}
+	if p.workloadDigest != "" {
+		m["workload-sha256"] = p.workloadDigest
+	}
 	return m
+}
+
+// workloadValue is the manifest's record of the workloads: the --workload
+// values joined by commas.
+func (p *Params) workloadValue() string {
+	if len(p.Workloads) == 0 {
+		return GuestbookWorkload
+	}
+	v := make([]string, len(p.Workloads))
+	for i, w := range p.Workloads {
+		v[i] = w.String()
+	}
+	return strings.Join(v, ",")
+}
+
+// validateWorkloads checks the --workload values (their files are read
+// when the trace is made).
+func (p *Params) validateWorkloads() error {
+	for _, w := range p.Workloads {
+		switch {
+		case w.Path == "" || strings.ContainsAny(w.Path, ",\n"):
+			return paramErr("workload", "%q: want a non-empty path without commas or newlines", w.Path)
+		case w.Weight < 1:
+			return paramErr("workload", "%s: weight %d, want at least 1", w.Path, w.Weight)
+		}
+	}
+	return nil
 }
 
 // Command returns the command line that makes this trace again (less
@@ -274,6 +313,7 @@ func (p *Params) Map() map[string]string {
 func (p *Params) Command() string {
 	m := p.Map()
 	delete(m, "workload")
+	delete(m, "workload-sha256")
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -281,6 +321,9 @@ func (p *Params) Command() string {
 	sort.Strings(keys)
 	var b strings.Builder
 	b.WriteString("cereplay generate")
+	for _, w := range p.Workloads {
+		fmt.Fprintf(&b, " --workload %s", shellQuote(w.String()))
+	}
 	for _, k := range keys {
 		fmt.Fprintf(&b, " --%s %s", k, shellQuote(m[k]))
 	}
@@ -307,9 +350,18 @@ func ParamsFromMap(m map[string]string) (Params, error) {
 		var err error
 		switch k {
 		case "workload":
-			if v != "guestbook" {
-				err = fmt.Errorf("unknown workload %q", v)
+			p.Workloads = nil
+			if v != GuestbookWorkload {
+				for _, f := range strings.Split(v, ",") {
+					var w WorkloadSpec
+					if w, err = ParseWorkloadSpec(f); err != nil {
+						break
+					}
+					p.Workloads = append(p.Workloads, w)
+				}
 			}
+		case "workload-sha256":
+			// What the files held: recorded, not a parameter.
 		case "clusters":
 			p.Clusters, err = strconv.Atoi(v)
 		case "cluster-prefix":

@@ -145,14 +145,20 @@ func (w *Workload) realisticStatus(phase Phase, t StatusTimes, gen int64) (workv
 			Conditions:   []metav1.Condition{condition(condApplied, reasonManifestApplied, messageManifestApplied, 0, t.Applied)},
 		}
 		if phase == PhaseAvailable {
-			raw, err := objectStatusJSON(o, t)
-			if err != nil {
-				return workv1.ManifestWorkStatus{}, err
+			mc.Conditions = append(mc.Conditions, condition(condAvailable, reasonManifestAvailable, messageManifestAvailable, 0, t.Available))
+			if o.Feedback {
+				// A kind the model has no status for reports no value,
+				// as the agent's JSONPath finds none on an object
+				// without .status; the feedback is still synced.
+				raw, known, err := objectStatusJSON(o, t)
+				if err != nil {
+					return workv1.ManifestWorkStatus{}, err
+				}
+				if known {
+					mc.StatusFeedbacks = jsonRawFeedback(raw)
+				}
+				mc.Conditions = append(mc.Conditions, condition(condFeedbackSynced, condFeedbackSynced, "", 0, t.Available))
 			}
-			mc.StatusFeedbacks = jsonRawFeedback(raw)
-			mc.Conditions = append(mc.Conditions,
-				condition(condAvailable, reasonManifestAvailable, messageManifestAvailable, 0, t.Available),
-				condition(condFeedbackSynced, condFeedbackSynced, "", 0, t.Available))
 		}
 		st.ResourceStatus.Manifests = append(st.ResourceStatus.Manifests, mc)
 	}
@@ -162,7 +168,7 @@ func (w *Workload) realisticStatus(phase Phase, t StatusTimes, gen int64) (workv
 // objectStatusJSON is the `.status` of a live object as the agent's
 // JSONPath feedback returns it: the unstructured object's map, so the keys
 // come sorted.
-func objectStatusJSON(o Object, t StatusTimes) (string, error) {
+func objectStatusJSON(o Object, t StatusTimes) (string, bool, error) {
 	var status any
 	switch o.Kind {
 	case "Namespace":
@@ -191,21 +197,21 @@ func objectStatusJSON(o Object, t StatusTimes) (string, error) {
 			},
 		}
 	default:
-		return "", fmt.Errorf("generate: no status model for kind %s", o.Kind)
+		return "", false, nil
 	}
 	typed, err := json.Marshal(status)
 	if err != nil {
-		return "", fmt.Errorf("generate: marshal %s status: %w", o.Kind, err)
+		return "", false, fmt.Errorf("generate: marshal %s status: %w", o.Kind, err)
 	}
 	var m map[string]any
 	if err := json.Unmarshal(typed, &m); err != nil {
-		return "", fmt.Errorf("generate: %s status to map: %w", o.Kind, err)
+		return "", false, fmt.Errorf("generate: %s status to map: %w", o.Kind, err)
 	}
 	sorted, err := json.Marshal(m)
 	if err != nil {
-		return "", fmt.Errorf("generate: marshal %s status map: %w", o.Kind, err)
+		return "", false, fmt.Errorf("generate: marshal %s status map: %w", o.Kind, err)
 	}
-	return string(sorted), nil
+	return string(sorted), true, nil
 }
 
 func (w *Workload) scaleTestStatus(at time.Time) workv1.ManifestWorkStatus {

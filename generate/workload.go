@@ -53,6 +53,7 @@ type Object struct {
 	Group, Version, Kind, Resource string
 	Name, Namespace                string
 	Replicas                       int32 // Deployments only
+	Feedback                       bool  // a manifest config asks for its .status
 }
 
 // Workload is the content every generated ManifestWork carries: the
@@ -63,6 +64,9 @@ type Workload struct {
 	Configs   []workv1.ManifestConfigOption
 	Objects   []Object
 	Labels    map[string]string
+
+	DeleteOption *workv1.DeleteOption         // from a ManifestWork workload
+	Executor     *workv1.ManifestWorkExecutor // from a ManifestWork workload
 }
 
 // Guestbook builds the scale test's workload: the 7 embedded guestbook
@@ -89,7 +93,7 @@ func Guestbook() (*Workload, error) {
 		if err != nil {
 			return nil, fmt.Errorf("generate: decode embedded %s: %w", file, err)
 		}
-		o := Object{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind}
+		o := Object{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Feedback: true}
 		switch v := obj.(type) {
 		case *corev1.Namespace:
 			o.Resource, o.Name = "namespaces", v.Name
@@ -135,6 +139,8 @@ func (w *Workload) SpecWork(sourceID, cluster, name string) (*workv1.ManifestWor
 		Spec: workv1.ManifestWorkSpec{
 			Workload:        workv1.ManifestsTemplate{Manifests: append([]workv1.Manifest(nil), w.Manifests...)},
 			ManifestConfigs: w.Configs,
+			DeleteOption:    w.DeleteOption,
+			Executor:        w.Executor,
 		},
 	}
 	if err := sdkutils.EncodeManifests(work); err != nil {

@@ -27,12 +27,15 @@ func generateCommand() *cli.Command {
 			"   cereplay generate --out traces/tiny --clusters 10 --works-per-cluster 5\n" +
 			"   cereplay generate --out t --status-updates 2 --apply-delay lognormal:median=2s,sigma=0.8\n" +
 			"   cereplay generate --out t --order round-robin --rate 100 --seed 7\n" +
+			"   cereplay generate --out t --workload app.yaml:3 --workload jobs/:1   # your own workloads, mixed 3:1\n" +
 			"   cereplay generate --out t --status scale-test --subscribe-pause 0s",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Usage: "trace folder to create (required; must not hold a trace)"},
 			&cli.IntFlag{Name: "clusters", Value: d.Clusters, Usage: "number of consumers (clusters), each with its agent"},
 			&cli.StringFlag{Name: "cluster-prefix", Value: d.ClusterPrefix, Usage: "cluster i is named `PREFIX`i, from 1"},
-			&cli.IntFlag{Name: "works-per-cluster", Value: d.WorksPerCluster, Usage: "guestbook ManifestWorks per cluster, named <cluster>-gb-<i>"},
+			&cli.IntFlag{Name: "works-per-cluster", Value: d.WorksPerCluster, Usage: "ManifestWorks per cluster, named <cluster>-gb-<i> (guestbook) or <cluster>-w-<i> (--workload)"},
+			&cli.StringSliceFlag{Name: "workload", Usage: "the bundle of each work, `FILE|DIR[:WEIGHT]`: Kubernetes manifests (YAML, one or many documents; a folder: its *.yaml, *.yml, *.json) or a ManifestWork, " +
+				"with {{.Cluster}}, {{.Work}}, {{.Index}} placeholders (Go text/template); repeat to mix workloads by weight; 'guestbook' is the built-in (default: guestbook)"},
 			&cli.StringFlag{Name: "source-id", Value: d.SourceID, Usage: "the source client's id"},
 			&cli.Float64Flag{Name: "rate", Value: d.Rate, Usage: "works created per second"},
 			&cli.StringFlag{Name: "order", Value: d.Order.String(), Usage: "creation order: scale-test (--creators in parallel, each walking its clusters), round-robin, cluster"},
@@ -110,6 +113,13 @@ func generateParams(c *cli.Context) (generate.Params, error) {
 	p.SegmentSize = c.Int64("segment-size")
 	p.Level = c.Int("level")
 	p.Workers = c.Int("workers")
+	for _, v := range c.StringSlice("workload") {
+		w, err := generate.ParseWorkloadSpec(v)
+		if err != nil {
+			return p, usagef("--workload: %v", err)
+		}
+		p.Workloads = append(p.Workloads, w)
+	}
 	start, err := time.Parse(time.RFC3339Nano, c.String("start-time"))
 	if err != nil {
 		return p, usagef("--start-time: %q is not an RFC 3339 time such as 2024-12-20T08:30:00Z", c.String("start-time"))
