@@ -89,6 +89,10 @@ type Config struct {
 	// target stays unreachable this long mid-run (a stream down that
 	// long; default 2m).
 	ConnectTimeout, GiveUpAfter time.Duration
+	// StallTimeout stops a run whose published specs wait this long with
+	// none delivered (default 30s): a target that accepts Publish and
+	// delivers nothing.
+	StallTimeout time.Duration
 
 	// Tolerances for success: how many failed sends, missing deliveries and
 	// late-dropped sends still count as a successful run.
@@ -160,6 +164,7 @@ const (
 	DefaultReconnectMax   = 30 * time.Second
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultGiveUpAfter    = 2 * time.Minute
+	DefaultStallTimeout   = 30 * time.Second
 )
 
 // ErrConfig marks a Config that cannot run.
@@ -235,6 +240,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = DefaultStallTimeout
 	}
 	if c.GiveUpAfter <= 0 {
 		c.GiveUpAfter = DefaultGiveUpAfter

@@ -150,12 +150,17 @@ func (r *runner) awaitStreams(ctx context.Context) string {
 	}
 }
 
-// watchStreams gives up on the target when a stream stays down for
-// GiveUpAfter: a run against a target that is gone would otherwise play
-// its whole schedule with every send failing. It returns when ctx ends.
-func (r *runner) watchStreams(ctx context.Context) {
-	t := time.NewTicker(250 * time.Millisecond)
+// watch stops the run when the target is gone or stalled, so a run never
+// waits in silence: it gives up when a stream stays down for GiveUpAfter
+// (a run against a target that is gone would otherwise play its whole
+// schedule with every send failing), and when specs wait for their
+// delivery with none delivered for StallTimeout (a target that accepts
+// Publish and delivers nothing would hold a --max run on its backpressure
+// forever). It returns when ctx ends.
+func (r *runner) watch(ctx context.Context) {
+	t := time.NewTicker(watchInterval)
 	defer t.Stop()
+	var stall stallWatch
 	for {
 		select {
 		case <-ctx.Done():
@@ -166,7 +171,37 @@ func (r *runner) watchStreams(ctx context.Context) {
 			r.stop("gave up on the target", fmt.Sprintf("gave up on the target: down for %v (--give-up-after): %s", r.cfg.GiveUpAfter, down))
 			return
 		}
+		waiting := r.tr.specsWaiting()
+		if stall.stalled(time.Now(), waiting, r.specDelivery.Count(), r.cfg.StallTimeout) {
+			r.stop("the target delivered nothing", fmt.Sprintf("no spec delivered for %v (--stall-timeout) while %d waited: "+
+				"the target accepts Publish but delivers nothing to agents", r.cfg.StallTimeout, waiting))
+			return
+		}
 	}
+}
+
+// watchInterval is how often watch looks: a small part of the bounds it
+// enforces, and cheap (a lock per stream).
+const watchInterval = 100 * time.Millisecond
+
+// stallWatch measures how long sends have waited without progress.
+type stallWatch struct {
+	since time.Time // when the current wait without progress began; zero when nothing waits
+	seen  int64     // the progress count then
+}
+
+// stalled says whether, at now, something has waited (waiting > 0) for at
+// least d with the progress count staying at done.
+func (w *stallWatch) stalled(now time.Time, waiting int, done int64, d time.Duration) bool {
+	if waiting == 0 {
+		w.since = time.Time{}
+		return false
+	}
+	if w.since.IsZero() || done != w.seen {
+		w.since, w.seen = now, done
+		return false
+	}
+	return now.Sub(w.since) >= d
 }
 
 // stop ends the playing of the trace for a reason that fails the run: what

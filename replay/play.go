@@ -86,7 +86,7 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 		r.notPlayed(tr, &done)
 		return nil
 	}
-	go r.watchStreams(r.watchCtx)
+	go r.watch(r.watchCtx)
 	// The schedule starts at the first record after the connect phase:
 	// the subscribes at the head of a trace were just played, and their
 	// recorded span (minutes, for batched agents) is not waited for again.
@@ -114,9 +114,13 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 		defer close(paced)
 		r.pacer(ctx, r.releases)
 	}()
+	readAll := false
 	defer func() {
 		close(r.releases)
 		<-paced
+		if readAll && r.pacerSkips.Load() == 0 {
+			r.playedAll.Store(true)
+		}
 	}()
 
 	var (
@@ -134,6 +138,7 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 		}
 		rec, i, err := tr.read()
 		if errors.Is(err, io.EOF) {
+			readAll = true
 			return nil
 		}
 		if err != nil {
@@ -150,6 +155,7 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 			continue
 		}
 		if cut && rec.Offset > cutOffset+r.tr.answerSpan() {
+			readAll = true
 			return nil
 		}
 		m := metaOf(i, rec)
@@ -275,6 +281,7 @@ func (r *runner) pacer(ctx context.Context, in <-chan release) {
 			thread.Fit(time.Until(rel.due))
 		}
 		if ctx.Err() != nil || r.clock.SleepUntil(ctx, rel.due) != nil {
+			r.pacerSkips.Add(1)
 			rel.skip()
 			continue
 		}

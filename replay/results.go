@@ -52,6 +52,9 @@ type Summary struct {
 	Mode        string  `json:"mode"`
 	WallSeconds float64 `json:"wall_seconds"` // T0 to the end of the settle wait
 	SendSeconds float64 `json:"send_seconds"` // T0 to the last send
+	// SpecsPerSecond and EventsPerSecond are over WallSeconds, the time
+	// the run took: sends that went out in a burst and then waited long
+	// for deliveries do not make a high rate.
 
 	// Records is every trace record in scope; each has one outcome.
 	// TraceRecords is every record of the trace: more than Records when

@@ -88,12 +88,17 @@ type runner struct {
 	lateSends               atomic.Int64 // spec sends later than LateWarn
 	damage                  *TraceDamage // where reading the trace failed; set by the reading goroutine
 
-	health                        []*streamHealth    // every kept stream (under mu)
-	stopOnce                      sync.Once          // stop
-	stopWhy                       string             // why the run was stopped early (under mu)
-	stopShort                     string             // the same in a few words, for outcome notes (under mu)
-	stopPlay                      context.CancelFunc // ends the playing of the trace (stop)
-	watchCtx                      context.Context    // the give-up watch runs until it ends
+	health    []*streamHealth    // every kept stream (under mu)
+	stopOnce  sync.Once          // stop
+	stopWhy   string             // why the run was stopped early (under mu)
+	stopShort string             // the same in a few words, for outcome notes (under mu)
+	stopPlay  context.CancelFunc // ends the playing of the trace (stop)
+	watchCtx  context.Context    // the give-up watch runs until it ends
+	// playedAll says every send of the trace in scope (to its end, or to
+	// a --limit or --duration cut) was released: an interrupt or stop
+	// after it left nothing of the trace unplayed.
+	playedAll                     atomic.Bool
+	pacerSkips                    atomic.Int64 // sends the pacer skipped (interrupted or stopped)
 	logMu                         sync.Mutex
 	consumersCreated, consPresent int64
 }
@@ -265,7 +270,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	sum := r.summary(man, end)
 	if ctx.Err() != nil {
-		sum.Problems = append(sum.Problems, "interrupted: the rest of the trace was not played")
+		why := "interrupted: the rest of the trace was not played"
+		if r.playedAll.Load() {
+			why = "interrupted while waiting for deliveries: every send was played"
+		}
+		sum.Problems = append(sum.Problems, why)
 		sum.OK = false
 	}
 	info := RunInfo{Tool: "cereplay", Version: cfg.Version, Trace: cfg.Trace, TraceDigest: man.Digest, RunID: cfg.RunID,
@@ -528,9 +537,9 @@ func (r *runner) summary(man *format.Manifest, end time.Time) *Summary {
 			s.SendSeconds = time.Unix(0, ls).Sub(r.t0).Seconds()
 		}
 	}
-	if s.SendSeconds > 0 {
-		s.SpecsPerSecond = float64(s.SpecsSent) / s.SendSeconds
-		s.EventsPerSecond = float64(s.SpecsSent+s.StatusesSent) / s.SendSeconds
+	if s.WallSeconds > 0 {
+		s.SpecsPerSecond = float64(s.SpecsSent) / s.WallSeconds
+		s.EventsPerSecond = float64(s.SpecsSent+s.StatusesSent) / s.WallSeconds
 	}
 	r.mu.Lock()
 	for _, a := range r.agents {
@@ -563,7 +572,10 @@ func (r *runner) summary(man *format.Manifest, end time.Time) *Summary {
 	// What stopped the run comes first: the counts above follow from it.
 	var causes []string
 	if why := r.stopped(); why != "" {
-		causes = append(causes, why+"; the rest of the trace was not sent")
+		if !r.playedAll.Load() {
+			why += "; the rest of the trace was not sent"
+		}
+		causes = append(causes, why)
 	}
 	if d := r.damage; d != nil {
 		causes = append(causes, fmt.Sprintf("trace damaged at record %d of %d, the rest of the trace was not played: %s",

@@ -553,6 +553,14 @@ func (t *tracker) holding() int {
 	return t.pendingSpecs + t.unsent
 }
 
+// specsWaiting returns how many specs were published and wait for their
+// delivery.
+func (t *tracker) specsWaiting() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pendingSpecs
+}
+
 // pending returns how many sends still wait for their delivery.
 func (t *tracker) pending() int {
 	t.mu.Lock()
