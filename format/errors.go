@@ -28,6 +28,12 @@ var (
 	// ErrFraming: a record or segment header that cannot be parsed (bad
 	// magic, unknown record type or flow, leftover bytes).
 	ErrFraming = errors.New("format: bad framing")
+	// ErrPack: a packed trace that is not a tar of manifest.json and the
+	// segments in order (see FORMAT.md "Packed traces").
+	ErrPack = errors.New("format: bad pack")
+	// ErrDigest: a trace whose digest is not the one the caller asked for
+	// (OpenOptions.Digest).
+	ErrDigest = errors.New("format: trace digest differs from the one asked for")
 	// ErrWriteAfterClose: Write or Close after Close.
 	ErrWriteAfterClose = errors.New("format: write after close")
 )
@@ -37,12 +43,20 @@ var (
 // which case it counts bytes of the segment's decompressed stream (what
 // `zstd -dc` prints), and Record is the 0-based index of the record in that
 // segment (-1 when the damage is not inside a record).
+//
+// In a packed trace, File is the packed file (or URL) and Member the file
+// inside it (manifest.json or a segment) that Offset is about; PackOffset
+// is then the same byte's offset in the packed file, unless InStream.
+// Damage to the pack's own structure has no Member and Offset counts bytes
+// of the packed file.
 type CorruptionError struct {
-	File     string
-	Offset   int64
-	InStream bool
-	Record   int64
-	Err      error
+	File       string
+	Member     string
+	Offset     int64
+	PackOffset int64
+	InStream   bool
+	Record     int64
+	Err        error
 }
 
 func (e *CorruptionError) Error() string {
@@ -53,7 +67,13 @@ func (e *CorruptionError) Error() string {
 	if e.Record >= 0 {
 		where += fmt.Sprintf(" (record %d of the segment)", e.Record)
 	}
-	return fmt.Sprintf("%s: %s: %v", e.File, where, e.Err)
+	if e.Member == "" {
+		return fmt.Sprintf("%s: %s: %v", e.File, where, e.Err)
+	}
+	if !e.InStream {
+		where += fmt.Sprintf(" (pack offset %d)", e.PackOffset)
+	}
+	return fmt.Sprintf("%s: member %s: %s: %v", e.File, e.Member, where, e.Err)
 }
 
 func (e *CorruptionError) Unwrap() error { return e.Err }

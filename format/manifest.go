@@ -120,8 +120,14 @@ func manifestDigest(b []byte) (stored, computed string, err error) {
 // ReadManifest reads and checks dir/manifest.json: digest, version and the
 // internal consistency of its numbers. It does not read segments.
 func ReadManifest(dir string) (*Manifest, error) {
+	m, _, err := readManifestDir(dir)
+	return m, err
+}
+
+// readManifestDir is ReadManifest that also returns the file's bytes.
+func readManifestDir(dir string) (*Manifest, []byte, error) {
 	if _, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("format: open trace: %w", err)
+		return nil, nil, fmt.Errorf("format: open trace: %w", err)
 	}
 	path := filepath.Join(dir, ManifestName)
 	b, err := readManifestFile(path)
@@ -131,11 +137,12 @@ func ReadManifest(dir string) (*Manifest, error) {
 			if segs, _ := filepath.Glob(filepath.Join(dir, "*"+SegmentExt)); len(segs) > 0 {
 				hint = fmt.Sprintf("%d segment files but no manifest: the trace was never finished", len(segs))
 			}
-			return nil, fileErr(path, 0, fmt.Errorf("%w: no %s (%s)", ErrManifest, ManifestName, hint))
+			return nil, nil, fileErr(path, 0, fmt.Errorf("%w: no %s (%s)", ErrManifest, ManifestName, hint))
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	return parseManifest(path, b)
+	m, err := parseManifest(path, b)
+	return m, b, err
 }
 
 // readManifestFile reads path, refusing a file over MaxManifestSize before

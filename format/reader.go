@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -23,7 +22,8 @@ import (
 // A Reader is not safe for concurrent use.
 type Reader struct {
 	m     *Manifest // nil for OpenSegment
-	files []segFile
+	st    store
+	infos []*SegmentInfo // per segment; nil entries for OpenSegment
 
 	dec     *zstd.Decoder
 	results chan chan segResult // one per segment, in order
@@ -48,12 +48,8 @@ type Reader struct {
 	close sync.Once
 }
 
-type segFile struct {
-	path string
-	info *SegmentInfo // nil when there is no manifest
-}
-
 type segResult struct {
+	path string // the segment's file, for errors
 	recs []Record
 	raw  []byte // the decompressed stream the records point into
 	err  error
@@ -66,18 +62,17 @@ func Open(dir string) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := make([]segFile, len(m.Segments))
+	st := newDirStore(dir, m)
 	for i := range m.Segments {
-		path := filepath.Join(dir, m.Segments[i].Name)
+		path := st.paths[i]
 		if _, err := os.Stat(path); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				return nil, fileErr(path, 0, fmt.Errorf("%w: segment %d of %d named in the manifest is not there", ErrMissingSegment, i+1, len(m.Segments)))
+				return nil, missingSegment(path, i, len(m.Segments))
 			}
 			return nil, fmt.Errorf("format: open trace: %w", err)
 		}
-		files[i] = segFile{path: path, info: &m.Segments[i]}
 	}
-	return newReader(m, files)
+	return newReader(m, st)
 }
 
 // OpenSegment reads a single segment file without a manifest (for
@@ -90,18 +85,28 @@ func OpenSegment(path string) (*Reader, error) {
 		}
 		return nil, fmt.Errorf("format: open segment: %w", err)
 	}
-	return newReader(nil, []segFile{{path: path}})
+	return newReader(nil, &dirStore{paths: []string{path}})
 }
 
-func newReader(m *Manifest, files []segFile) (*Reader, error) {
+// newReader starts reading the segments of st: those of m, or the one
+// segment of an OpenSegment when m is nil.
+func newReader(m *Manifest, st store) (*Reader, error) {
 	ahead := max(2, runtime.GOMAXPROCS(0))
 	dec, err := newDecoder(ahead + 1)
 	if err != nil {
 		return nil, err
 	}
+	infos := []*SegmentInfo{nil}
+	if m != nil {
+		infos = make([]*SegmentInfo, len(m.Segments))
+		for i := range m.Segments {
+			infos[i] = &m.Segments[i]
+		}
+	}
 	r := &Reader{
 		m:       m,
-		files:   files,
+		st:      st,
+		infos:   infos,
 		dec:     dec,
 		results: make(chan chan segResult, ahead),
 		done:    make(chan struct{}),
@@ -125,24 +130,31 @@ func newDecoder(concurrency int) (*zstd.Decoder, error) {
 	return dec, nil
 }
 
-// feed starts decoding segments in order, at most cap(results) ahead of
-// the one the caller is reading.
+// feed loads segments in order (a packed stream can only be read in
+// order) and starts decoding each in its own goroutine, at most
+// cap(results) ahead of the one the caller is reading. After a segment
+// that cannot be loaded it stops: the caller gets that error next.
 func (r *Reader) feed() {
 	defer r.wg.Done()
 	defer close(r.results)
-	for _, f := range r.files {
+	for i, info := range r.infos {
 		ch := make(chan segResult, 1)
 		select {
 		case r.results <- ch:
 		case <-r.done:
 			return
 		}
+		b, path, err := r.st.segment(i, info)
+		if err != nil {
+			ch <- segResult{path: path, err: err}
+			return
+		}
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
 			buf := r.takeBuffer()
-			recs, raw, err := readSegmentInto(r.dec, f.path, f.info, buf)
-			ch <- segResult{recs, raw, err}
+			recs, raw, err := decodeSegmentFile(r.dec, path, b, info, buf)
+			ch <- segResult{path, recs, raw, r.st.locate(i, err)}
 		}()
 	}
 }
@@ -208,20 +220,20 @@ func (r *Reader) Next() (*Record, error) {
 		ch, ok := <-r.results
 		if !ok {
 			r.err = io.EOF
-			if r.seg < len(r.files) { // closed early
+			if r.seg < len(r.infos) { // closed early
 				r.err = errors.New("format: reader closed")
 			}
 			return nil, r.err
 		}
 		res := <-ch
-		f := r.files[r.seg]
+		i := r.seg
 		r.seg++
 		if res.err != nil {
 			r.err = res.err
 			return nil, r.err
 		}
 		if len(res.recs) > 0 && res.recs[0].Offset < r.last {
-			r.err = streamErr(f.path, int64(segmentHeaderSize), 0, fmt.Errorf("%w: first offset %d ns is before the previous segment's last %d ns", ErrOrder, res.recs[0].Offset, r.last))
+			r.err = r.st.locate(i, streamErr(res.path, int64(segmentHeaderSize), 0, fmt.Errorf("%w: first offset %d ns is before the previous segment's last %d ns", ErrOrder, res.recs[0].Offset, r.last)))
 			return nil, r.err
 		}
 		r.cur, r.curRaw, r.pos = res.recs, res.raw, 0
@@ -242,6 +254,7 @@ func (r *Reader) Close() error {
 		}
 		r.wg.Wait()
 		r.dec.Close()
+		r.st.close()
 		r.cur = nil
 		if r.err == nil {
 			r.err = errors.New("format: reader closed")
@@ -253,20 +266,22 @@ func (r *Reader) Close() error {
 // readSegment reads, checks and decodes one segment file. info, when not
 // nil, is what the manifest says about it.
 func readSegment(dec *zstd.Decoder, path string, info *SegmentInfo) ([]Record, error) {
-	recs, _, err := readSegmentInto(dec, path, info, nil)
-	return recs, err
-}
-
-// readSegmentInto is readSegment decompressing into buf when it is big
-// enough; it also returns the decompressed stream the records point into.
-func readSegmentInto(dec *zstd.Decoder, path string, info *SegmentInfo, buf []byte) ([]Record, []byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil, fileErr(path, 0, fmt.Errorf("%w: %v", ErrMissingSegment, err))
+			return nil, fileErr(path, 0, fmt.Errorf("%w: %v", ErrMissingSegment, err))
 		}
-		return nil, nil, fmt.Errorf("format: read segment: %w", err)
+		return nil, fmt.Errorf("format: read segment: %w", err)
 	}
+	recs, _, err := decodeSegmentFile(dec, path, b, info, nil)
+	return recs, err
+}
+
+// decodeSegmentFile checks and decodes the bytes b of one segment file,
+// decompressing into buf when it is big enough; it also returns the
+// decompressed stream the records point into. No record is returned
+// unless the file's SHA-256 matches info's.
+func decodeSegmentFile(dec *zstd.Decoder, path string, b []byte, info *SegmentInfo, buf []byte) ([]Record, []byte, error) {
 	shaOK := true
 	dst := buf[:0]
 	if info != nil {

@@ -1,6 +1,7 @@
 package format
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -32,73 +33,97 @@ func VerifyAll(dir string) []error {
 	if err != nil {
 		return []error{err}
 	}
-	var errs []error
-	errs = append(errs, extraFiles(dir, m)...)
+	return verifyStore(m, newDirStore(dir, m))
+}
 
+// verifyStore checks every segment of st against m, then the manifest's
+// derived fields against the records and what follows the last segment.
+// Segments are loaded in order and checked in parallel.
+func verifyStore(m *Manifest, st store) []error {
 	workers := runtime.GOMAXPROCS(0)
 	dec, err := newDecoder(workers)
 	if err != nil {
-		return append(errs, err)
+		return []error{err}
 	}
 	defer dec.Close()
 
 	type segCheck struct {
 		tally       tally
 		first, last time.Duration
+		path        string
+		read        bool
 		err         error
+	}
+	type job struct {
+		i    int
+		b    []byte
+		path string
 	}
 	checks := make([]segCheck, len(m.Segments))
 	var wg sync.WaitGroup
-	next := make(chan int)
+	next := make(chan job)
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range next {
-				info := &m.Segments[i]
-				path := filepath.Join(dir, info.Name)
-				if _, err := os.Stat(path); os.IsNotExist(err) {
-					checks[i].err = fileErr(path, 0, fmt.Errorf("%w: segment %d of %d named in the manifest is not there", ErrMissingSegment, i+1, len(m.Segments)))
-					continue
-				}
-				recs, err := readSegment(dec, path, info)
+			for j := range next {
+				c := &checks[j.i]
+				recs, _, err := decodeSegmentFile(dec, j.path, j.b, &m.Segments[j.i], nil)
 				if err != nil {
-					checks[i].err = err
+					c.err = st.locate(j.i, err)
 					continue
 				}
-				checks[i].tally = newTally()
-				for j := range recs {
-					checks[i].tally.add(&recs[j])
+				c.tally = newTally()
+				for k := range recs {
+					c.tally.add(&recs[k])
 				}
-				checks[i].first, checks[i].last = recs[0].Offset, recs[len(recs)-1].Offset
+				c.first, c.last = recs[0].Offset, recs[len(recs)-1].Offset
+				c.read = true
 			}
 		}()
 	}
+	unreadable := false
 	for i := range m.Segments {
-		next <- i
+		b, path, err := st.segment(i, &m.Segments[i])
+		checks[i].path = path
+		switch {
+		case errors.Is(err, errUnreadable):
+			unreadable = true
+		case err != nil:
+			checks[i].err = err
+		default:
+			next <- job{i, b, path}
+		}
 	}
 	close(next)
 	wg.Wait()
 
+	var errs []error
 	total := newTally()
 	var last time.Duration
-	complete := true
+	complete := !unreadable
 	for i, c := range checks {
 		if c.err != nil {
 			errs = append(errs, c.err)
 			complete = false
 			continue
 		}
+		if !c.read {
+			continue // an earlier error left the store unreadable
+		}
 		if c.first < last {
-			errs = append(errs, streamErr(filepath.Join(dir, m.Segments[i].Name), int64(segmentHeaderSize), 0,
-				fmt.Errorf("%w: first offset %d ns is before the previous segment's last %d ns", ErrOrder, c.first, last)))
+			errs = append(errs, st.locate(i, streamErr(c.path, int64(segmentHeaderSize), 0,
+				fmt.Errorf("%w: first offset %d ns is before the previous segment's last %d ns", ErrOrder, c.first, last))))
 		}
 		last = c.last
 		total.merge(&c.tally)
 	}
+	if !unreadable {
+		errs = append(errs, st.rest(m)...)
+	}
 	if complete {
 		if err := total.check(m); err != nil {
-			errs = append(errs, fileErr(filepath.Join(dir, ManifestName), 0, err))
+			errs = append(errs, st.locate(-1, fileErr("", 0, err)))
 		}
 	}
 	return errs
@@ -107,6 +132,9 @@ func VerifyAll(dir string) []error {
 // extraFiles reports segment files in dir that the manifest does not name:
 // a manifest from another write, or files added by hand.
 func extraFiles(dir string, m *Manifest) []error {
+	if dir == "" {
+		return nil
+	}
 	names := map[string]bool{}
 	for _, s := range m.Segments {
 		names[s.Name] = true

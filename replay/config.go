@@ -13,8 +13,12 @@ import (
 // Config is everything a replay needs. The zero value of every optional
 // field means its default (see DefaultConfig).
 type Config struct {
-	// Trace is the trace folder to play.
+	// Trace is the trace to play: a folder, a packed file or the http(s)
+	// URL of one (format.OpenSource).
 	Trace string
+	// TraceDigest, when set, refuses any trace whose digest differs,
+	// before anything is sent.
+	TraceDigest string
 	// VerifyFirst says whether every segment is checked (format.Verify)
 	// before anything is sent; VerifyAuto checks traces small enough to
 	// check in well under a second (VerifyAutoMaxRaw). Without it each

@@ -113,10 +113,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := verifyFirst(cfg); err != nil {
+	opts, err := verifyFirst(ctx, cfg)
+	if err != nil {
 		return nil, err
 	}
-	rd, err := format.Open(cfg.Trace)
+	rd, err := format.OpenSource(ctx, cfg.Trace, opts)
 	if err != nil {
 		return nil, fmt.Errorf("replay: open trace: %w", err)
 	}
@@ -300,19 +301,23 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 // verifyFirst checks the whole trace before anything is sent, when
 // cfg.VerifyFirst asks for it: a damaged trace is refused whole rather than
-// played up to its damage.
-func verifyFirst(cfg Config) error {
-	man, err := format.ReadManifest(cfg.Trace)
+// played up to its damage. It returns the options to open the trace with:
+// pinned to the digest of the manifest it read, so that a URL read again
+// gives the same trace.
+func verifyFirst(ctx context.Context, cfg Config) (format.OpenOptions, error) {
+	opts := format.OpenOptions{Digest: cfg.TraceDigest}
+	man, err := format.ReadSourceManifest(ctx, cfg.Trace, opts)
 	if err != nil {
-		return fmt.Errorf("replay: open trace: %w", err)
+		return opts, fmt.Errorf("replay: open trace: %w", err)
 	}
+	opts.Digest = man.Digest
 	if !cfg.VerifyFirst.verify(man.RawBytes) {
-		return nil
+		return opts, nil
 	}
-	if err := format.Verify(cfg.Trace); err != nil {
-		return fmt.Errorf("replay: trace fails verification, nothing was sent (--verify-first): %w", err)
+	if _, errs := format.VerifySource(ctx, cfg.Trace, opts); len(errs) > 0 {
+		return opts, fmt.Errorf("replay: trace fails verification, nothing was sent (--verify-first): %w", errs[0])
 	}
-	return nil
+	return opts, nil
 }
 
 func prepareDir(dir string) error {

@@ -27,7 +27,8 @@ func catCommand() *cli.Command {
 			"One JSON object per record: index, offset, flow, actor, resource id, event type, trigger,\n" +
 			"size. With --data, the CloudEvent in CloudEvents JSON form with its data decoded.\n" +
 			"Flows: source>server, agent>server, server>agent, server>source, agent-subscribe, source-subscribe.\n" +
-			"--type takes the full event type or its tail (spec.create_request, status.update_request, ...).\n\n" +
+			"--type takes the full event type or its tail (spec.create_request, status.update_request, ...).\n" +
+			traceArgUsage + "\n\n" +
 			"Examples:\n" +
 			"   cereplay cat --limit 5 traces/tiny\n" +
 			"   cereplay cat --cluster maestro-cluster-7 --type status.update_request --data traces/tiny | jq .event.data.conditions\n" +
@@ -38,9 +39,10 @@ func catCommand() *cli.Command {
 			&cli.StringFlag{Name: "type", Usage: "only events of this type"},
 			&cli.Int64Flag{Name: "limit", Usage: "stop after this many records (0: all)"},
 			&cli.BoolFlag{Name: "data", Usage: "include the decoded event"},
+			digestFlag(),
 		},
 		Action: func(c *cli.Context) error {
-			dir, err := oneArg(c, "TRACE")
+			src, opts, err := traceSource(c)
 			if err != nil {
 				return err
 			}
@@ -51,7 +53,7 @@ func catCommand() *cli.Command {
 			if c.Int64("limit") < 0 {
 				return usagef("cat: --limit must be 0 or more, got %d", c.Int64("limit"))
 			}
-			r, err := format.Open(dir)
+			r, err := format.OpenSource(c.Context, src, opts)
 			if err != nil {
 				return err
 			}

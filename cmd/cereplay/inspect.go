@@ -24,30 +24,31 @@ func inspectCommand() *cli.Command {
 		UsageText: "cereplay inspect TRACE [--json]\n\n" +
 			"The table fits an 80-column terminal: long values wrap, and event types lose the prefix\n" +
 			"they share (io.open-cluster-management.works.v1alpha1.manifestbundles.), as cat --type\n" +
-			"takes them. --json prints the manifest as it is.\n\n" +
+			"takes them. --json prints the manifest as it is.\n" +
+			traceArgUsage + " inspect reads only the manifest.\n\n" +
 			"Examples:\n" +
 			"   cereplay inspect traces/tiny\n" +
-			"   cereplay inspect --json traces/tiny | jq .digest",
+			"   cereplay inspect --json traces/tiny | jq .digest\n" +
+			"   cereplay inspect https://traces.example.com/tiny.crp",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print the manifest as JSON instead of a table"},
+			digestFlag(),
 		},
 		Action: func(c *cli.Context) error {
-			dir, err := oneArg(c, "TRACE")
+			src, opts, err := traceSource(c)
 			if err != nil {
 				return err
 			}
-			r, err := format.Open(dir)
+			m, err := format.ReadSourceManifest(c.Context, src, opts)
 			if err != nil {
 				return err
 			}
-			defer r.Close()
-			m := r.Manifest()
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")
 				return enc.Encode(m)
 			}
-			return printManifest(c.App.Writer, dir, m)
+			return printManifest(c.App.Writer, src, m)
 		},
 	}
 }

@@ -64,6 +64,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			inspectCommand(),
 			catCommand(),
 			verifyCommand(),
+			packCommand(),
 			versionCommand(),
 		},
 	}

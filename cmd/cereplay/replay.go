@@ -30,7 +30,9 @@ func replayCommand() *cli.Command {
 			"   cereplay replay --rate 2000 --duration 30s --late-drop 5ms traces/default\n" +
 			"   # two Maestro instances, one shared start instant for several replayers\n" +
 			"   cereplay replay --source-addr m1:8090,m2:8090 --broker-addr m1:8091,m2:8091 \\\n" +
-			"       --start-at 2026-11-28T10:00:00Z --shard 0/2 traces/default",
+			"       --start-at 2026-11-28T10:00:00Z --shard 0/2 traces/default\n" +
+			"   # a packed trace over HTTP, refused unless it is the one with this digest\n" +
+			"   cereplay replay --max --digest sha256:c076... https://traces.example.com/tiny.crp",
 		Description: "replay connects one Subscribe stream per cluster to the broker port and one per source\n" +
 			"to the source port, then publishes every spec event on schedule (from one start instant;\n" +
 			"a kernel sleep, then a short spin) and every status reply once the spec it answers has\n" +
@@ -43,6 +45,9 @@ func replayCommand() *cli.Command {
 			"small traces) it is refused before anything is sent; otherwise every segment is checked\n" +
 			"before its first record is played, the run stops at the damage and the summary names the\n" +
 			"file, offset and record.\n\n" +
+			traceArgUsage + " A URL is read as the trace is\n" +
+			"played, a few segments ahead, and nothing is stored on disk; with --verify-first it is\n" +
+			"read twice: once to verify, once to play.\n\n" +
 			"Timing: the subscribes at the head of the trace are played first, as fast as possible (or\n" +
 			"at --connect-rate); the schedule starts when they are done (or at --start-at) with the\n" +
 			"first record after them. Event i is due at T0 + offset_i/speed (or i/rate), never by\n" +
@@ -91,6 +96,7 @@ func replayCommand() *cli.Command {
 			&cli.Int64Flag{Name: "allow-dropped", Usage: "late-dropped sends that still count as success"},
 			&cli.BoolFlag{Name: "verify-first", Usage: "check every segment's checksums before sending anything (--verify-first=false: check each segment as it is reached, so a damaged trace is played up to its damage, and fails)",
 				DefaultText: fmt.Sprintf("on for traces up to %d MiB decompressed", replay.VerifyAutoMaxRaw>>20)},
+			digestFlag(),
 			&cli.StringFlag{Name: "out", Usage: "results folder (default runs/<UTC timestamp>)"},
 			&cli.StringFlag{Name: "metrics-listen", Usage: "serve Prometheus metrics here during the run, e.g. 127.0.0.1:9100"},
 			&cli.StringFlag{Name: "target-metrics", Usage: "Prometheus URL(s) of the targets, comma-separated (e.g. http://maestro:8080/metrics), scraped every --interval into the run folder; a failed scrape is stored as a gap"},
@@ -103,14 +109,15 @@ func replayCommand() *cli.Command {
 }
 
 func replayAction(c *cli.Context) error {
-	dir, err := oneArg(c, "TRACE")
+	src, opts, err := traceSource(c)
 	if err != nil {
 		return err
 	}
-	cfg, err := replayConfig(c, dir)
+	cfg, err := replayConfig(c, src)
 	if err != nil {
 		return err
 	}
+	cfg.TraceDigest = opts.Digest
 	// Thousands of agent connections make garbage quickly; a soft limit
 	// makes the collector run before the heap doubles past it.
 	if mib := c.Int64("memory-limit-mib"); mib > 0 && os.Getenv("GOMEMLIMIT") == "" {

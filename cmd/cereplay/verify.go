@@ -16,26 +16,24 @@ func verifyCommand() *cli.Command {
 		UsageText: "cereplay verify TRACE\n\n" +
 			"Exits 0 and prints the digest when the trace is intact; exits 1 with the file,\n" +
 			"byte offset and problem otherwise. Run it on a trace you received before replaying it,\n" +
-			"and compare the digest with the one its author published.\n\n" +
+			"and compare the digest with the one its author published (or give it as --digest).\n" +
+			traceArgUsage + "\n\n" +
 			"Examples:\n" +
 			"   cereplay verify traces/tiny\n" +
-			"   cereplay verify /data/scale-3000x50 && cereplay replay /data/scale-3000x50",
+			"   cereplay verify /data/scale-3000x50 && cereplay replay /data/scale-3000x50\n" +
+			"   cereplay verify --digest sha256:c076... https://traces.example.com/tiny.crp",
+		Flags: []cli.Flag{digestFlag()},
 		Action: func(c *cli.Context) error {
-			dir, err := oneArg(c, "TRACE")
+			src, opts, err := traceSource(c)
 			if err != nil {
 				return err
 			}
-			if err := format.Verify(dir); err != nil {
-				return fmt.Errorf("verify %s: %w", dir, err)
+			m, errs := format.VerifySource(c.Context, src, opts)
+			if len(errs) > 0 {
+				return fmt.Errorf("verify %s: %w", src, errs[0])
 			}
-			r, err := format.Open(dir)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			m := r.Manifest()
 			_, err = fmt.Fprintf(c.App.Writer, "ok %s: %d records in %d segments, %s raw, digest %s\n",
-				dir, m.Records, len(m.Segments), humanBytes(m.RawBytes), m.Digest)
+				src, m.Records, len(m.Segments), humanBytes(m.RawBytes), m.Digest)
 			return err
 		},
 	}
