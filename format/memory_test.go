@@ -17,11 +17,6 @@ func TestReaderMemoryBounded(t *testing.T) {
 	c := loadCorpus(t)
 	dir := t.TempDir()
 	m := writeTrace(t, c, dir, 20_000, WriterOptions{SegmentSize: 1 << 20})
-	// Two collections empty the sync.Pools (a pool survives one), where
-	// encoding/json keeps the buffer of the largest manifest an earlier
-	// test encoded: up to 64 MB that are not the Reader's.
-	runtime.GC()
-	runtime.GC()
 	r, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
