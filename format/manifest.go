@@ -91,6 +91,11 @@ func encodeManifest(m *Manifest) ([]byte, error) {
 		return nil, fmt.Errorf("format: encode manifest: %w", err)
 	}
 	b := buf.Bytes()
+	if len(b) > MaxManifestSize {
+		// Readers would refuse it: fail here, naming what made it large.
+		return nil, fmt.Errorf("format: the manifest would be %d bytes, more than the %d MiB readers accept (%d consumers, %d segments: use fewer consumers or larger segments)",
+			len(b), MaxManifestSize>>20, len(m.Consumers), len(m.Segments))
+	}
 	if !bytes.HasPrefix(b, []byte(digestPrefix)) {
 		return nil, fmt.Errorf("format: manifest encoding does not start with the digest")
 	}

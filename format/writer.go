@@ -21,8 +21,8 @@ type WriterOptions struct {
 	// starts; 0 means DefaultSegmentSize. A segment holds at least one
 	// record, so a single larger record makes a larger segment.
 	SegmentSize int64
-	// Workers compress segments in parallel; 0 means GOMAXPROCS. The
-	// output does not depend on it. Memory is about
+	// Workers compress segments in parallel; 0 means GOMAXPROCS, and at
+	// most MaxWorkers. The output does not depend on it. Memory is about
 	// (2*Workers+1)*SegmentSize.
 	Workers int
 	// Level is a zstd level (1 fastest .. 22 smallest, mapped by
@@ -39,6 +39,11 @@ type WriterOptions struct {
 	// compression, so segments are no longer compressed in parallel.
 	Checkpoints bool
 }
+
+// MaxWorkers bounds WriterOptions.Workers: 4 × GOMAXPROCS. More
+// compressors than CPUs only wait their turn, and each holds an encoder
+// and segment buffers.
+func MaxWorkers() int { return 4 * runtime.GOMAXPROCS(0) }
 
 // DefaultLevel is the zstd level used when WriterOptions.Level is 0
 // (klauspost/compress SpeedDefault). On trace payloads it measured both
@@ -78,6 +83,8 @@ type Writer struct {
 	checkpoints bool
 	pending     sync.WaitGroup // sealed segments not yet written
 	durable     int            // segments renamed into place and synced
+
+	created bool // Create made the folder (Discard may remove it)
 }
 
 type segJob struct {
@@ -95,8 +102,11 @@ func Create(dir string, o WriterOptions) (*Writer, error) {
 	if o.SegmentSize < 1<<10 || o.SegmentSize > MaxSegmentSize {
 		return nil, fmt.Errorf("format: segment size %d out of range [1024, %d]", o.SegmentSize, MaxSegmentSize)
 	}
-	if o.Workers <= 0 {
+	if o.Workers == 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.Workers < 0 || o.Workers > MaxWorkers() {
+		return nil, fmt.Errorf("format: %d compression workers is outside 1..%d (4 × GOMAXPROCS)", o.Workers, MaxWorkers())
 	}
 	if o.Level == 0 {
 		o.Level = DefaultLevel
@@ -104,6 +114,7 @@ func Create(dir string, o WriterOptions) (*Writer, error) {
 	if o.Level < 1 || o.Level > 22 {
 		return nil, fmt.Errorf("format: zstd level %d out of range [1, 22]", o.Level)
 	}
+	_, statErr := os.Stat(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("format: create trace folder: %w", err)
 	}
@@ -122,6 +133,7 @@ func Create(dir string, o WriterOptions) (*Writer, error) {
 		free:        make(chan []byte, 2*o.Workers+1),
 		tally:       newTally(),
 		checkpoints: o.Checkpoints,
+		created:     errors.Is(statErr, os.ErrNotExist),
 	}
 	for range o.Workers {
 		enc, err := zstd.NewWriter(nil,
@@ -369,10 +381,49 @@ func (w *Writer) Abort() {
 		return
 	}
 	w.closed = true
+	w.mu.Lock()
+	if w.jobErr == nil {
+		w.jobErr = errAborted // the workers skip the segments still queued
+	}
+	w.mu.Unlock()
 	w.stop()
 	if w.err == nil {
-		w.err = errors.New("format: writer aborted")
+		w.err = errAborted
 	}
+}
+
+var errAborted = errors.New("format: writer aborted")
+
+// Discard stops the Writer like Abort and removes what it wrote: its
+// segment files, a manifest written by a checkpoint, and the folder if
+// Create made it and nothing else is in it. Use it when a partial trace is
+// of no use, so that nothing is left to mistake for one (an interrupted
+// generation). It is a no-op after a successful Close.
+func (w *Writer) Discard() error {
+	if w.closed && w.err == nil {
+		return nil
+	}
+	w.Abort()
+	names := []string{ManifestName, ManifestName + tmpExt}
+	if w.manifest == nil {
+		names = names[1:] // a manifest there is not this Writer's
+	}
+	for n := 1; n <= w.nseg; n++ {
+		names = append(names, SegmentName(n), SegmentName(n)+tmpExt)
+	}
+	var errs []error
+	for _, name := range names {
+		if err := os.Remove(filepath.Join(w.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("format: discard %s: %w", w.dir, err)
+	}
+	if w.created {
+		os.Remove(w.dir) // fails, as it should, when something else is in it
+	}
+	return nil
 }
 
 // Close compresses what remains, waits for the workers and writes
@@ -409,12 +460,6 @@ func (w *Writer) Close() error {
 	if err != nil {
 		w.err = err
 		return err
-	}
-	if len(b) > MaxManifestSize {
-		// Readers would refuse it: fail here, naming what made it large.
-		w.err = fmt.Errorf("format: the manifest would be %d bytes, more than the %d MiB readers accept (%d consumers, %d segments: use fewer consumers or larger segments)",
-			len(b), MaxManifestSize>>20, len(m.Consumers), len(m.Segments))
-		return w.err
 	}
 	if err := writeFileAtomic(filepath.Join(w.dir, ManifestName), b); err != nil {
 		w.err = fmt.Errorf("format: write manifest: %w", err)

@@ -68,7 +68,9 @@ const progressEvery = 4096
 // Generate writes the trace p describes into dir (which must not hold a
 // trace yet) and returns its manifest. progress, if not nil, is called
 // now and then with the records written so far and the total. A cancelled
-// ctx stops it and leaves an unfinished trace (no manifest).
+// ctx stops it within a few thousand records; then, as after any failure,
+// what it had written is removed (the folder too, if it made it), so that
+// no partial trace is left behind.
 func Generate(ctx context.Context, dir string, p Params, progress func(done, total int64)) (*format.Manifest, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -92,14 +94,22 @@ func Generate(ctx context.Context, dir string, p Params, progress func(done, tot
 		progress = func(int64, int64) {}
 	}
 	if err := g.run(ctx, w.Write, progress); err != nil {
-		w.Abort()
-		return nil, fmt.Errorf("%w (%s holds an unfinished trace without a manifest: remove it before generating there again)", err, dir)
+		return nil, discard(w, dir, err)
 	}
 	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("generate: finish trace %s: %w", dir, err)
+		return nil, discard(w, dir, fmt.Errorf("generate: finish trace %s: %w", dir, err))
 	}
 	progress(g.total, g.total)
 	return w.Manifest(), nil
+}
+
+// discard removes the unfinished trace in dir after err, and says whether
+// it could.
+func discard(w *format.Writer, dir string, err error) error {
+	if derr := w.Discard(); derr != nil {
+		return fmt.Errorf("%w (%s holds an unfinished trace without a manifest, which readers refuse; removing it failed: %v)", err, dir, derr)
+	}
+	return fmt.Errorf("%w (the unfinished trace in %s was removed)", err, dir)
 }
 
 // Provenance is what the manifest says about how the trace was made.
@@ -242,6 +252,9 @@ func (g *generator) run(ctx context.Context, write func(*format.Record) error, p
 		g.index++
 		if g.index%progressEvery == 0 {
 			if err := ctx.Err(); err != nil {
+				if cause := context.Cause(ctx); cause != err {
+					return fmt.Errorf("generate: %w: %w", err, cause) // what cancelled: a signal, say
+				}
 				return fmt.Errorf("generate: %w", err)
 			}
 			progress(int64(g.index), g.total)

@@ -292,17 +292,53 @@ func TestSeedChangesIDsNotShape(t *testing.T) {
 	}
 }
 
+// TestGenerateCancelled: a generation cancelled midway, after segments
+// were written, removes what it wrote, and the folder if it made it; a
+// folder that was there before stays, with what else it held.
 func TestGenerateCancelled(t *testing.T) {
 	p := tinyParams()
 	p.Clusters, p.WorksPerCluster = 100, 100 // more records than one progress step
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	dir := filepath.Join(t.TempDir(), "trace")
-	if _, err := Generate(ctx, dir, p, nil); !errors.Is(err, context.Canceled) {
-		t.Fatalf("got %v, want context.Canceled", err)
-	}
-	if _, err := format.Open(dir); err == nil {
-		t.Fatal("a cancelled generation left a readable trace")
+	p.SegmentSize = 64 << 10                 // segments written before the cancel
+	for _, existing := range []bool{false, true} {
+		root := t.TempDir()
+		dir := filepath.Join(root, "trace")
+		if existing {
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithCancelCause(context.Background())
+		segments := 0
+		_, err := Generate(ctx, dir, p, func(done, total int64) {
+			if done < total {
+				segs, _ := filepath.Glob(filepath.Join(dir, "*"+format.SegmentExt))
+				segments = len(segs)
+				cancel(errors.New("test cancel"))
+			}
+		})
+		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "test cancel") || !strings.Contains(err.Error(), "removed") {
+			t.Fatalf("existing folder %v: got %v, want context.Canceled with its cause, saying the trace was removed", existing, err)
+		}
+		if segments == 0 {
+			t.Fatalf("no segment was written before the cancel: the test proves nothing")
+		}
+		var left []string
+		filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+			if path != root {
+				left = append(left, strings.TrimPrefix(path, root+"/"))
+			}
+			return nil
+		})
+		want := []string(nil)
+		if existing {
+			want = []string{"trace", "trace/notes.txt"}
+		}
+		if !reflect.DeepEqual(left, want) {
+			t.Errorf("existing folder %v: left %q after the cancel, want %q", existing, left, want)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,7 +50,7 @@ type Params struct {
 
 	SegmentSize int64 // raw bytes per segment; 0: the format's default (recorded as its value)
 	Level       int   // zstd level; 0: the format's default (recorded as its value)
-	Workers     int   // compression workers; 0: GOMAXPROCS. Output does not depend on it.
+	Workers     int   // compression workers, at most format.MaxWorkers(); 0: GOMAXPROCS. Output does not depend on it.
 
 	workloadDigest string // set by Generate once the workload files are read
 }
@@ -169,6 +170,9 @@ func (p *Params) Validate() error {
 		return paramErr("segment-size", "%d is outside [%d, %d] bytes (0: the format's default)", p.SegmentSize, minSegmentSize, format.MaxSegmentSize)
 	case p.Level < 0 || p.Level > 22:
 		return paramErr("level", "%d is outside 1..22 (0: the format's default)", p.Level)
+	case p.Workers < 0 || p.Workers > format.MaxWorkers():
+		return paramErr("workers", "%d is outside 1..%d (4 × the %d CPUs Go uses)",
+			p.Workers, format.MaxWorkers(), runtime.GOMAXPROCS(0))
 	}
 	if err := p.validateWorkloads(); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cereplay/cereplay/format"
 	"github.com/cereplay/cereplay/maestro"
 )
 
@@ -63,6 +64,8 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{"segment-size", func(p *Params) { p.SegmentSize = 100 }},
 		{"level", func(p *Params) { p.Level = -1 }},
 		{"level", func(p *Params) { p.Level = 23 }},
+		{"workers", func(p *Params) { p.Workers = -1 }},
+		{"workers", func(p *Params) { p.Workers = format.MaxWorkers() + 1 }},
 	}
 	for _, tc := range tests {
 		p := DefaultParams()

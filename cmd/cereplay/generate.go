@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -21,7 +22,8 @@ func generateCommand() *cli.Command {
 			"Writes every message of a Maestro scale test, exactly as the SDK's source client and work\n" +
 			"agents put them on the wire, into a trace folder: agents subscribe first (in batches), then\n" +
 			"the source creates the works at --rate per second, and each agent answers each work with its\n" +
-			"status after an apply delay. The same flags always give the same bytes and digest.\n\n" +
+			"status after an apply delay. The same flags always give the same bytes and digest.\n" +
+			"Ctrl-C or SIGTERM stops it and removes the unfinished trace.\n\n" +
 			"Examples:\n" +
 			"   cereplay generate --out /data/scale                  # the full scale test: 3,000 clusters x 50 works\n" +
 			"   cereplay generate --out traces/tiny --clusters 10 --works-per-cluster 5\n" +
@@ -53,7 +55,8 @@ func generateCommand() *cli.Command {
 				Usage: "wall-clock time of the trace's start, for event times (RFC 3339)"},
 			&cli.Int64Flag{Name: "segment-size", Value: d.SegmentSize, Usage: "raw (uncompressed) bytes per segment"},
 			&cli.IntFlag{Name: "level", Value: d.Level, Usage: "zstd level 1..22: 1 writes fastest; 3, the format's default, is 3% smaller and reads a little cheaper"},
-			&cli.IntFlag{Name: "workers", Usage: "compression workers (0: one per CPU); the output does not depend on it"},
+			&cli.IntFlag{Name: "workers", DefaultText: "one per CPU",
+				Usage: "compression workers, 1 to 4 × the CPUs Go uses; the output does not depend on it"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
 		},
 		Action: runGenerate,
@@ -75,10 +78,12 @@ func runGenerate(c *cli.Context) error {
 		return usageError{err}
 	}
 	dir := c.String("out")
-	// Ctrl-C stops cleanly: the unfinished trace has no manifest, so
-	// nothing will mistake it for a whole one.
+	// Ctrl-C or SIGTERM stops generating and removes the unfinished trace;
+	// a second signal kills at once (leaving segments without a manifest,
+	// which every reader refuses).
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	context.AfterFunc(ctx, stop)
 	bar := newProgress(c.App.ErrWriter, c.Bool("quiet"), "generating")
 	start := time.Now()
 	m, err := generate.Generate(ctx, dir, p, bar.callback())
@@ -113,6 +118,9 @@ func generateParams(c *cli.Context) (generate.Params, error) {
 	p.SegmentSize = c.Int64("segment-size")
 	p.Level = c.Int("level")
 	p.Workers = c.Int("workers")
+	if c.IsSet("workers") && p.Workers < 1 {
+		return p, usagef("generate: --workers must be at least 1, got %d (leave it out for one per CPU)", p.Workers)
+	}
 	for _, v := range c.StringSlice("workload") {
 		w, err := generate.ParseWorkloadSpec(v)
 		if err != nil {

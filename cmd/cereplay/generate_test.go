@@ -70,6 +70,9 @@ func TestGenerateUsageErrors(t *testing.T) {
 		{[]string{"generate", "--out", out, "--rate", "-1"}, 2, "--rate"},
 		{[]string{"generate", "--out", out, "--start-time", "yesterday"}, 2, "--start-time"},
 		{[]string{"generate", "--out", out, "--clusters", "many"}, 2, "clusters"},
+		{[]string{"generate", "--out", out, "--workers", "-1"}, 2, "--workers must be at least 1, got -1"},
+		{[]string{"generate", "--out", out, "--workers", "0"}, 2, "--workers must be at least 1, got 0"},
+		{[]string{"generate", "--out", out, "--workers", "3000000"}, 2, "--workers: 3000000 is outside 1.."},
 		{[]string{"generate", "--out", "/proc/cereplay-cannot-write", "--clusters", "1", "--works-per-cluster", "1"}, 1, "cereplay-cannot-write"},
 	}
 	for _, tc := range tests {
