@@ -66,11 +66,13 @@ func ParseWorkloadSpec(s string) (WorkloadSpec, error) {
 
 // WorkData is what a workload's {{ }} placeholders see, per work:
 // {{.Cluster}} the consumer, {{.Work}} the work's name, {{.Index}} the
-// work's index within its cluster (from 0).
+// work's index within its cluster (from 0), {{.Update}} 0 for the create
+// and u for the work's u-th update.
 type WorkData struct {
 	Cluster string
 	Work    string
 	Index   int
+	Update  int
 }
 
 // document is one YAML document of a workload file.
@@ -376,4 +378,48 @@ func (w *Workload) asksStatus(o Object) bool {
 func guessResource(gvk schema.GroupVersionKind) string {
 	plural, _ := meta.UnsafeGuessKindToResource(gvk)
 	return plural.Resource
+}
+
+// UpdateAnnotation is the annotation a spec update sets on the first
+// manifest of a work, to the update's number: every update changes the
+// bundle, as a team's rollout does, whether or not the workload uses
+// {{.Update}}.
+const UpdateAnnotation = "cereplay.io/update"
+
+// updated returns a copy of w for its u-th update: the first manifest
+// carries UpdateAnnotation = u.
+func (w *Workload) updated(u int) (*Workload, error) {
+	c := *w
+	c.Manifests = append([]workv1.Manifest(nil), w.Manifests...)
+	m := &c.Manifests[0]
+	if m.Object != nil {
+		obj := m.Object.DeepCopyObject()
+		acc, err := meta.Accessor(obj)
+		if err != nil {
+			return nil, fmt.Errorf("generate: annotate the first manifest: %w", err)
+		}
+		acc.SetAnnotations(withUpdate(acc.GetAnnotations(), u))
+		m.Object = obj
+		return &c, nil
+	}
+	u0 := &unstructured.Unstructured{}
+	if err := u0.UnmarshalJSON(m.Raw); err != nil {
+		return nil, fmt.Errorf("generate: annotate the first manifest: %w", err)
+	}
+	u0.SetAnnotations(withUpdate(u0.GetAnnotations(), u))
+	raw, err := u0.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("generate: annotate the first manifest: %w", err)
+	}
+	m.Raw = raw
+	return &c, nil
+}
+
+func withUpdate(a map[string]string, u int) map[string]string {
+	c := make(map[string]string, len(a)+1)
+	for k, v := range a {
+		c[k] = v
+	}
+	c[UpdateAnnotation] = strconv.Itoa(u)
+	return c
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	workv1 "open-cluster-management.io/api/work/v1"
@@ -30,6 +31,7 @@ var (
 	phApplied   = time.Date(1972, 2, 2, 2, 2, 2, 0, time.UTC)
 	phAvailable = time.Date(1973, 3, 3, 3, 3, 3, 0, time.UTC)
 	phReady     = time.Date(1974, 4, 4, 4, 4, 4, 0, time.UTC)
+	phDeleted   = time.Date(1975, 5, 5, 5, 5, 5, 0, time.UTC)
 )
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
@@ -52,14 +54,18 @@ type encoder struct {
 	specMeta   template // slots: work name, cluster, resource id
 	statusMeta template // slots: resource id, cluster, creation time
 
-	statusData [3]template // by Phase; slots: applied, available, ready
-	statusHash [3]template // the JSON statushash is taken over, same slots
+	// A delete's: slots of specMeta, then the deletion time; slots of
+	// statusMeta, then the deletion time.
+	deleteMeta, deletedMeta template
+
+	statusData [4]template // by Phase; slots: applied, available, ready, deleted, cluster
+	statusHash [4]template // the JSON statushash is taken over, same slots
 
 	cache map[statusKey]statusEntry
 
 	// scratch, reused between events
 	meta, data, hashJSON []byte
-	times                [3][]byte
+	times                [4][]byte
 	attrs                [10]wire.Attr
 }
 
@@ -106,36 +112,60 @@ func newEncoder(w *Workload, sourceID string, shape StatusShape, generation int3
 		return nil, fmt.Errorf("generate: marshal spec metadata: %w", err)
 	}
 	e.specMeta = newTemplate(meta, phWorkName, phCluster, phRID)
+	// The SDK source client deletes the work it cached at create, with
+	// the deletion time set (ManifestWorkSourceClient.Delete).
+	spec.DeletionTimestamp = &metav1.Time{Time: phDeleted}
+	if meta, err = json.Marshal(spec.ObjectMeta); err != nil {
+		return nil, fmt.Errorf("generate: marshal spec metadata: %w", err)
+	}
+	e.deleteMeta = newTemplate(meta, phWorkName, phCluster, phRID, rfc3339(phDeleted))
 
-	phases := []Phase{PhaseApplied, PhaseAvailable}
+	phases := []Phase{PhaseApplied, PhaseAvailable, PhaseDeleted}
 	if shape == StatusScaleTest {
-		phases = []Phase{PhaseAvailable}
+		phases = []Phase{PhaseAvailable, PhaseDeleted}
 	}
 	times := StatusTimes{Applied: phApplied, Available: phAvailable, Ready: phReady}
-	timePH := []string{rfc3339(phApplied), rfc3339(phAvailable), rfc3339(phReady)}
+	slots := []string{rfc3339(phApplied), rfc3339(phAvailable), rfc3339(phReady), rfc3339(phDeleted), phCluster}
 	for _, ph := range phases {
-		st, err := w.Status(shape, ph, times, int64(generation))
-		if err != nil {
+		var st workv1.ManifestWorkStatus
+		if ph == PhaseDeleted {
+			// The agent's last status: the one it held, plus Deleted.
+			if st, err = w.Status(shape, PhaseAvailable, times, int64(generation)); err != nil {
+				return nil, err
+			}
+			st.Conditions = append(st.Conditions, deletedCondition(phCluster, phDeleted))
+		} else if st, err = w.Status(shape, ph, times, int64(generation)); err != nil {
 			return nil, err
 		}
 		work := w.StatusWork(phCluster, phRID, int64(generation), phCreated, st)
-		if ph == PhaseAvailable {
+		switch ph {
+		case PhaseAvailable:
 			meta, err := json.Marshal(work.ObjectMeta)
 			if err != nil {
 				return nil, fmt.Errorf("generate: marshal status metadata: %w", err)
 			}
 			e.statusMeta = newTemplate(meta, phRID, phCluster, rfc3339(phCreated))
+		case PhaseDeleted:
+			// The agent reports Deleted once the work is being deleted and
+			// its cleanup finalizer is gone.
+			work.DeletionTimestamp = &metav1.Time{Time: phDeleted}
+			work.Finalizers = nil
+			meta, err := json.Marshal(work.ObjectMeta)
+			if err != nil {
+				return nil, fmt.Errorf("generate: marshal status metadata: %w", err)
+			}
+			e.deletedMeta = newTemplate(meta, phRID, phCluster, rfc3339(phCreated), rfc3339(phDeleted))
 		}
 		data, err := json.Marshal(&payload.ManifestBundleStatus{Conditions: st.Conditions, ResourceStatus: st.ResourceStatus.Manifests})
 		if err != nil {
 			return nil, fmt.Errorf("generate: marshal status data: %w", err)
 		}
-		e.statusData[ph] = newTemplate(data, timePH...)
+		e.statusData[ph] = newTemplate(data, slots...)
 		hashJSON, err := statusHashJSON(work)
 		if err != nil {
 			return nil, err
 		}
-		e.statusHash[ph] = newTemplate(hashJSON, timePH...)
+		e.statusHash[ph] = newTemplate(hashJSON, slots...)
 	}
 	return e, nil
 }
@@ -159,15 +189,18 @@ func statusHashJSON(work *workv1.ManifestWork) ([]byte, error) {
 	return b, nil
 }
 
-// specInput is what differs between two works' spec.create_request.
+// specInput is what differs between two works' spec events.
 type specInput struct {
 	cluster, workName, resourceID []byte
 	id                            []byte
 	at                            time.Time
+	update                        bool // spec.update_request (the data of e's generation), not create
 }
 
 // appendSpec appends the pbv1.CloudEvent bytes of the work's
-// spec.create_request, as the SDK source client publishes it.
+// spec.create_request or spec.update_request, as the SDK source client
+// publishes it (its Patch sends the whole work, resourceversion 0: "the
+// latest").
 func (e *encoder) appendSpec(dst []byte, in *specInput) []byte {
 	e.meta = e.specMeta.fill(e.meta[:0], in.workName, in.cluster, in.resourceID)
 	a := e.attrs[:8]
@@ -179,9 +212,33 @@ func (e *encoder) appendSpec(dst []byte, in *specInput) []byte {
 	a[5] = wire.Attr{Key: maestro.AttrResourceVersion, Kind: wire.AttrInteger, Num: 0}
 	a[6] = timeAttr(in.at)
 	a[7] = wire.Attr{Key: maestro.AttrContentType, Kind: wire.AttrString, Str: contentTypeJSON}
+	typ := typeSpecCreate
+	if in.update {
+		typ = typeSpecUpdate
+	}
 	return wire.AppendEvent(dst, &wire.Event{
-		ID: in.id, Source: e.sourceID, SpecVersion: specVersion, Type: typeSpecCreate,
+		ID: in.id, Source: e.sourceID, SpecVersion: specVersion, Type: typ,
 		Attrs: a, Data: e.specData,
+	})
+}
+
+// appendDelete appends the pbv1.CloudEvent bytes of the work's
+// spec.delete_request, as the SDK source client publishes it: no data,
+// the deletion time in ce-deletiontimestamp and in the metadata.
+func (e *encoder) appendDelete(dst []byte, in *specInput) []byte {
+	e.times[3] = in.at.UTC().AppendFormat(e.times[3][:0], time.RFC3339)
+	e.meta = e.deleteMeta.fill(e.meta[:0], in.workName, in.cluster, in.resourceID, e.times[3])
+	a := e.attrs[:8]
+	a[0] = wire.Attr{Key: maestro.AttrClusterName, Kind: wire.AttrString, Str: in.cluster}
+	a[1] = wire.Attr{Key: maestro.AttrDeletionTimestamp, Kind: wire.AttrTimestamp, Sec: in.at.Unix(), Nanos: int32(in.at.Nanosecond())}
+	a[2] = wire.Attr{Key: maestro.AttrLogTracing, Kind: wire.AttrString, Str: logTracingEmpty}
+	a[3] = wire.Attr{Key: maestro.AttrMetadata, Kind: wire.AttrString, Str: e.meta}
+	a[4] = wire.Attr{Key: maestro.AttrOriginalSource, Kind: wire.AttrString}
+	a[5] = wire.Attr{Key: maestro.AttrResourceID, Kind: wire.AttrString, Str: in.resourceID}
+	a[6] = wire.Attr{Key: maestro.AttrResourceVersion, Kind: wire.AttrInteger, Num: 0}
+	a[7] = timeAttr(in.at)
+	return wire.AppendEvent(dst, &wire.Event{
+		ID: in.id, Source: e.sourceID, SpecVersion: specVersion, Type: typeSpecDelete, Attrs: a,
 	})
 }
 
@@ -192,17 +249,23 @@ type statusInput struct {
 	at, created                  time.Time
 	phase                        Phase
 	times                        StatusTimes
+	deleted                      time.Time // PhaseDeleted: when the work was marked deleting
 }
 
 // appendStatus appends the pbv1.CloudEvent bytes of an agent's
 // status.update_request, as the SDK agent codec publishes it.
 func (e *encoder) appendStatus(dst []byte, in *statusInput) ([]byte, error) {
-	st, err := e.status(in.phase, in.times)
+	st, err := e.status(in.phase, in.times, in.at, in.cluster)
 	if err != nil {
 		return dst, err
 	}
 	e.times[0] = in.created.UTC().AppendFormat(e.times[0][:0], time.RFC3339)
-	e.meta = e.statusMeta.fill(e.meta[:0], in.resourceID, in.cluster, e.times[0])
+	if in.phase == PhaseDeleted {
+		e.times[3] = in.deleted.UTC().AppendFormat(e.times[3][:0], time.RFC3339)
+		e.meta = e.deletedMeta.fill(e.meta[:0], in.resourceID, in.cluster, e.times[0], e.times[3])
+	} else {
+		e.meta = e.statusMeta.fill(e.meta[:0], in.resourceID, in.cluster, e.times[0])
+	}
 	a := e.attrs[:10]
 	a[0] = wire.Attr{Key: maestro.AttrClusterName, Kind: wire.AttrString, Str: in.cluster}
 	a[1] = wire.Attr{Key: maestro.AttrLogTracing, Kind: wire.AttrString, Str: logTracingEmpty}
@@ -221,10 +284,11 @@ func (e *encoder) appendStatus(dst []byte, in *statusInput) ([]byte, error) {
 }
 
 // status returns the data and statushash of a status, rendering them only
-// the first time a content is seen.
-func (e *encoder) status(ph Phase, t StatusTimes) (statusEntry, error) {
+// the first time a content is seen (a Deleted status names its cluster:
+// it is rendered every time).
+func (e *encoder) status(ph Phase, t StatusTimes, deleted time.Time, cluster []byte) (statusEntry, error) {
 	key := statusKey{phase: ph, applied: t.Applied.Unix(), available: t.Available.Unix(), ready: t.Ready.Unix()}
-	if st, ok := e.cache[key]; ok {
+	if st, ok := e.cache[key]; ok && ph != PhaseDeleted {
 		return st, nil
 	}
 	if int(ph) >= len(e.statusData) || e.statusData[ph].parts == nil {
@@ -233,11 +297,15 @@ func (e *encoder) status(ph Phase, t StatusTimes) (statusEntry, error) {
 	e.times[0] = t.Applied.UTC().AppendFormat(e.times[0][:0], time.RFC3339)
 	e.times[1] = t.Available.UTC().AppendFormat(e.times[1][:0], time.RFC3339)
 	e.times[2] = t.Ready.UTC().AppendFormat(e.times[2][:0], time.RFC3339)
-	t0, t1, t2 := e.times[0], e.times[1], e.times[2]
-	data := e.statusData[ph].fill(make([]byte, 0, e.statusData[ph].size(t0, t1, t2)), t0, t1, t2)
-	e.hashJSON = e.statusHash[ph].fill(e.hashJSON[:0], t0, t1, t2)
+	e.times[3] = deleted.UTC().AppendFormat(e.times[3][:0], time.RFC3339)
+	v := [...][]byte{e.times[0], e.times[1], e.times[2], e.times[3], cluster}
+	data := e.statusData[ph].fill(make([]byte, 0, e.statusData[ph].size(v[:]...)), v[:]...)
+	e.hashJSON = e.statusHash[ph].fill(e.hashJSON[:0], v[:]...)
 	sum := sha256.Sum256(e.hashJSON)
 	st := statusEntry{data: data, hash: []byte(hex.EncodeToString(sum[:]))}
+	if ph == PhaseDeleted {
+		return st, nil
+	}
 	if len(e.cache) >= maxCachedStatuses {
 		clear(e.cache)
 	}
@@ -248,6 +316,8 @@ func (e *encoder) status(ph Phase, t StatusTimes) (statusEntry, error) {
 var (
 	specVersion      = []byte(maestro.SpecVersion)
 	typeSpecCreate   = []byte(maestro.TypeSpecCreate)
+	typeSpecUpdate   = []byte(maestro.TypeSpecUpdate)
+	typeSpecDelete   = []byte(maestro.TypeSpecDelete)
 	typeStatusUpdate = []byte(maestro.TypeStatusUpdate)
 	contentTypeJSON  = []byte(maestro.ContentTypeJSON)
 	brokerSource     = []byte(maestro.BrokerSource)

@@ -263,7 +263,7 @@ func TestStatusHashEqualsSDK(t *testing.T) {
 		for i := 0; i < 10; i++ {
 			tm := StatusTimes{goldenT0.Add(time.Duration(i) * time.Second), goldenT0.Add(time.Duration(2*i) * time.Second), goldenT0.Add(time.Duration(3*i) * time.Second)}
 			for pass := 0; pass < 2; pass++ { // second pass hits the cache
-				got, err := e.status(PhaseAvailable, tm)
+				got, err := e.status(PhaseAvailable, tm, time.Time{}, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -30,6 +30,12 @@
 //     records (actor: the cluster), each with its trigger set to the index
 //     of the work's spec record and Delay to the time after that spec
 //     (ApplyDelay; with two reports, the second AvailableDelay later).
+//   - With UpdatesPerWork, that many rounds of spec.update_request over
+//     every work in the same order and at the same rate, then with Delete
+//     a round of spec.delete_request. A round starts after the last status
+//     of the round before. Each is answered by one status: an update's
+//     reports the next generation (Maestro bumps the version on every
+//     update), a delete's is the agent's Deleted acknowledgement.
 //
 // Data is always the message exactly as it goes on the wire: the
 // pbv1.CloudEvent for events (not the PublishRequest around it), the
@@ -159,6 +165,8 @@ type pendingStatus struct {
 	trigger    uint64        // index of the spec record it answers
 	specOffset time.Duration // when that spec was sent
 	applied    time.Duration // when the work was applied (the first report)
+	created    time.Duration // when the work was created (its create's offset)
+	generation int32         // the version the status reports
 	id         [16]byte
 	resourceID [36]byte // no pointers: moving statuses in the heap needs no write barriers
 }
@@ -186,6 +194,15 @@ func (h *pendingHeap) push(s pendingStatus) {
 		a[i], a[parent] = a[parent], a[i]
 		i = parent
 	}
+}
+
+// last returns the latest offset of the statuses still scheduled.
+func (h pendingHeap) last() time.Duration {
+	var l time.Duration
+	for i := range h {
+		l = max(l, h[i].offset)
+	}
+	return l
 }
 
 func (h *pendingHeap) pop() pendingStatus {
@@ -285,22 +302,38 @@ func (g *generator) run(ctx context.Context, write func(*format.Record) error, p
 
 	// Then the works are created at the rate; their statuses are merged
 	// in as their time comes.
+	// Updates and deletes follow in rounds over the same order; a round
+	// starts after the last status of the round before, so every work's
+	// statuses come before its next spec.
 	createStart := last + g.p.CreateAfter
-	for k, work := range g.order {
-		specOffset := createStart + time.Duration(k)*g.period
-		for len(g.pending) > 0 && g.pending[0].offset <= specOffset {
-			if err := g.status(g.pending.pop()); err != nil {
+	start := createStart
+	for round := 0; round < g.p.rounds(); round++ {
+		if round > 0 {
+			start = max(start+time.Duration(len(g.order))*g.period, g.pending.last()+g.period)
+		}
+		for k, work := range g.order {
+			specOffset := start + time.Duration(k)*g.period
+			for len(g.pending) > 0 && g.pending[0].offset <= specOffset {
+				if err := g.status(g.pending.pop()); err != nil {
+					return err
+				}
+				if err := emit(); err != nil {
+					return err
+				}
+			}
+			created := createStart + time.Duration(k)*g.period
+			var err error
+			if round == 0 {
+				err = g.spec(work, specOffset)
+			} else {
+				err = g.change(work, round, specOffset, created)
+			}
+			if err != nil {
 				return err
 			}
 			if err := emit(); err != nil {
 				return err
 			}
-		}
-		if err := g.spec(work, specOffset); err != nil {
-			return err
-		}
-		if err := emit(); err != nil {
-			return err
 		}
 	}
 	for len(g.pending) > 0 {
@@ -343,6 +376,7 @@ func (g *generator) spec(work uint32, offset time.Duration) error {
 	first := pendingStatus{
 		offset: offset + applyDelay, work: work, phase: PhaseAvailable,
 		trigger: g.index, specOffset: offset, applied: offset + applyDelay,
+		created: offset, generation: traceResourceVersion,
 		id: newUUID(r), resourceID: rid,
 	}
 	if g.p.StatusUpdates == 2 {
@@ -380,14 +414,20 @@ func (g *generator) status(s pendingStatus) error {
 	times := StatusTimes{Applied: g.at(s.applied), Available: at, Ready: at}
 	g.seq = g.seqs.next(g.seq[:0], at)
 	g.rid = s.resourceID
-	enc, err := g.workEncoder(s.work, traceResourceVersion)
+	enc, err := g.workEncoder(s.work, s.generation)
 	if err != nil {
 		return err
+	}
+	if s.phase == PhaseDeleted {
+		times = StatusTimes{Applied: g.at(s.applied), Available: g.at(s.applied), Ready: g.at(s.applied)}
+	} else if s.generation != traceResourceVersion {
+		// An update changes no condition: only the Deployments roll.
+		times = StatusTimes{Applied: g.at(s.applied), Available: g.at(s.applied), Ready: at}
 	}
 	g.buf, err = enc.appendStatus(g.buf[:0], &statusInput{
 		cluster: g.names[c], agentID: g.agents[c], resourceID: g.rid[:],
 		id: appendUUID(g.ids[:0], s.id), sequenceID: g.seq,
-		at: at, created: g.at(s.specOffset), phase: s.phase, times: times,
+		at: at, created: g.at(s.created), phase: s.phase, times: times, deleted: g.at(s.specOffset),
 	})
 	if err != nil {
 		return err
@@ -396,6 +436,54 @@ func (g *generator) status(s pendingStatus) error {
 		Type: format.TypeEvent, Offset: s.offset, Flow: format.FlowAgentToServer,
 		Actor: g.clusters[c], ResourceID: string(g.rid[:]), EventType: maestro.TypeStatusUpdate,
 		HasTrigger: true, Trigger: s.trigger, Delay: s.offset - s.specOffset, Data: g.buf,
+	}
+	return nil
+}
+
+// change fills g.rec with a later spec event of a work: round 1..N its
+// N-th update, the round after them its delete. Each is answered by one
+// status: the update's reports the new generation, the delete's is the
+// agent's Deleted acknowledgement, after which Maestro removes the bundle.
+func (g *generator) change(work uint32, round int, offset, created time.Duration) error {
+	deleting := round > g.p.UpdatesPerWork
+	generation := int32(traceResourceVersion + min(round, g.p.UpdatesPerWork))
+	c := int(work) / g.p.WorksPerCluster
+	enc, err := g.workEncoder(work, generation)
+	if err != nil {
+		return err
+	}
+	g.rids.appendID(g.rid[:0], g.p.SourceID, g.names[c], g.name)
+
+	// When the create's first status said the work was applied: the
+	// create's draws again (see spec).
+	r := g.workRand(uint64(work))
+	newUUID(r)
+	applied := created + g.p.ApplyDelay.Sample(r)
+
+	// A source of its own per round, apart from the create's.
+	r = g.workRand(uint64(work) | uint64(round)<<32)
+	specID := newUUID(r)
+	reply := pendingStatus{
+		offset: offset + g.p.ApplyDelay.Sample(r), work: work, phase: PhaseAvailable,
+		trigger: g.index, specOffset: offset, applied: applied,
+		created: created, generation: generation,
+		id: newUUID(r), resourceID: g.rid,
+	}
+	in := &specInput{
+		cluster: g.names[c], workName: g.name, resourceID: g.rid[:],
+		id: appendUUID(g.ids[:0], specID), at: g.at(offset), update: true,
+	}
+	typ := maestro.TypeSpecUpdate
+	if deleting {
+		reply.phase, typ = PhaseDeleted, maestro.TypeSpecDelete
+		g.buf = enc.appendDelete(g.buf[:0], in)
+	} else {
+		g.buf = enc.appendSpec(g.buf[:0], in)
+	}
+	g.schedule(reply)
+	g.rec = format.Record{
+		Type: format.TypeEvent, Offset: offset, Flow: format.FlowSourceToServer,
+		Actor: g.p.SourceID, ResourceID: string(g.rid[:]), EventType: typ, Data: g.buf,
 	}
 	return nil
 }

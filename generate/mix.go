@@ -115,15 +115,18 @@ func (m *workloadMix) appendWorkName(dst []byte, entry int, cluster []byte, i in
 	return strconv.AppendInt(dst, int64(i), 10)
 }
 
-// encoder returns the encoder of a work for statuses of this generation.
+// encoder returns the encoder of a work at a generation: its spec data is
+// the bundle of the work's create (generation 1) or of its update
+// generation-1, and its statuses report that generation.
 func (m *workloadMix) encoder(entry int, work uint32, d WorkData, generation int32) (*encoder, error) {
 	e := &m.entries[entry]
+	d.Update = int(generation - traceResourceVersion)
 	if e.fixed != nil {
 		k := encKey{entry: entry, generation: generation}
 		if enc := m.fixedEnc[k]; enc != nil {
 			return enc, nil
 		}
-		enc, err := newEncoder(e.fixed, m.sourceID, m.shape, generation)
+		enc, err := m.newEncoder(e.fixed, d.Update, generation)
 		if err != nil {
 			return nil, err
 		}
@@ -138,7 +141,7 @@ func (m *workloadMix) encoder(entry int, work uint32, d WorkData, generation int
 	if err != nil {
 		return nil, fmt.Errorf("--workload %s: %w", e.spec, err)
 	}
-	enc, err := newEncoder(w, m.sourceID, m.shape, generation)
+	enc, err := m.newEncoder(w, d.Update, generation)
 	if err != nil {
 		return nil, fmt.Errorf("--workload %s: %w", e.spec, err)
 	}
@@ -147,4 +150,16 @@ func (m *workloadMix) encoder(entry int, work uint32, d WorkData, generation int
 	}
 	m.workEnc[k] = enc
 	return enc, nil
+}
+
+// newEncoder builds the encoder of a workload at its u-th update (0: the
+// create).
+func (m *workloadMix) newEncoder(w *Workload, u int, generation int32) (*encoder, error) {
+	if u > 0 {
+		var err error
+		if w, err = w.updated(u); err != nil {
+			return nil, err
+		}
+	}
+	return newEncoder(w, m.sourceID, m.shape, generation)
 }

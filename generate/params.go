@@ -32,6 +32,13 @@ type Params struct {
 	// guestbook.
 	Workloads []WorkloadSpec
 
+	// After the creates, UpdatesPerWork rounds of spec updates, then with
+	// Delete a round of spec deletes, each over every work in Order at
+	// Rate. A work's next spec comes after its last status of the round
+	// before, as a source that waits for what it changed.
+	UpdatesPerWork int
+	Delete         bool
+
 	Order    Order // the order works are created in
 	Creators int   // parallel creators of OrderScaleTest
 
@@ -177,6 +184,12 @@ func (p *Params) Validate() error {
 	if err := p.validateWorkloads(); err != nil {
 		return err
 	}
+	switch {
+	case p.UpdatesPerWork < 0 || p.UpdatesPerWork > maxUpdatesPerWork:
+		return paramErr("updates-per-work", "must be in 0..%d, got %d", maxUpdatesPerWork, p.UpdatesPerWork)
+	case p.Works()*int64(p.rounds()) > 4*maxWorks:
+		return paramErr("updates-per-work", "%d works × %d spec events each is more than %d spec events", p.Works(), p.rounds(), 4*maxWorks)
+	}
 	if _, err := ParseOrder(p.Order.String()); err != nil {
 		return paramErr("order", "%v", err)
 	}
@@ -215,11 +228,13 @@ const maxTraceSpan = float64(1e17)
 func (p *Params) maxSpan() float64 {
 	batches := float64((p.Clusters + p.SubscribeBatch - 1) / p.SubscribeBatch)
 	span := batches*float64(p.SubscribePause) + float64(p.Clusters)*float64(p.SubscribeGap) + float64(p.CreateAfter)
-	span += float64(p.Works()) * float64(p.createPeriod())
-	span += float64(p.ApplyDelay.max())
+	reply := float64(p.ApplyDelay.max())
 	if p.StatusUpdates == 2 {
-		span += float64(p.AvailableDelay.max())
+		reply += float64(p.AvailableDelay.max())
 	}
+	// Each round of specs waits for the statuses of the one before.
+	rounds := float64(p.rounds())
+	span += rounds * (float64(p.Works())*float64(p.createPeriod()) + reply)
 	return span
 }
 
@@ -248,8 +263,22 @@ func (p *Params) Works() int64 { return int64(p.Clusters) * int64(p.WorksPerClus
 // subscribe, one subscribe per agent, and per work a spec and its status
 // reports.
 func (p *Params) Records() int64 {
-	return 1 + int64(p.Clusters) + p.Works()*int64(1+p.StatusUpdates)
+	return 1 + int64(p.Clusters) + p.Works()*int64(1+p.StatusUpdates) + p.Works()*2*int64(p.rounds()-1)
 }
+
+// rounds is how many spec events each work gets: its create, its updates
+// and its delete. Each of the later ones is answered by one status.
+func (p *Params) rounds() int {
+	n := 1 + p.UpdatesPerWork
+	if p.Delete {
+		n++
+	}
+	return n
+}
+
+// maxUpdatesPerWork bounds --updates-per-work: versions stay far within
+// the int32 the SDK sends.
+const maxUpdatesPerWork = 1000
 
 // Map returns every parameter that shapes the trace's content as flag
 // name → value, the form the manifest records. Workers is left out: the
@@ -278,6 +307,12 @@ func (p *Params) Map() map[string]string {
 	}
 	if p.StatusUpdates == 2 {
 		m["available-delay"] = p.AvailableDelay.String()
+	}
+	if p.UpdatesPerWork != 0 {
+		m["updates-per-work"] = strconv.Itoa(p.UpdatesPerWork)
+	}
+	if p.Delete {
+		m["delete"] = "true"
 	}
 	if p.workloadDigest != "" {
 		m["workload-sha256"] = p.workloadDigest
@@ -329,6 +364,10 @@ func (p *Params) Command() string {
 		fmt.Fprintf(&b, " --workload %s", shellQuote(w.String()))
 	}
 	for _, k := range keys {
+		if k == "delete" { // a boolean flag takes no value
+			b.WriteString(" --delete")
+			continue
+		}
 		fmt.Fprintf(&b, " --%s %s", k, shellQuote(m[k]))
 	}
 	return b.String()
@@ -364,6 +403,10 @@ func ParamsFromMap(m map[string]string) (Params, error) {
 					p.Workloads = append(p.Workloads, w)
 				}
 			}
+		case "updates-per-work":
+			p.UpdatesPerWork, err = strconv.Atoi(v)
+		case "delete":
+			p.Delete, err = strconv.ParseBool(v)
 		case "workload-sha256":
 			// What the files held: recorded, not a parameter.
 		case "clusters":

@@ -56,6 +56,10 @@ const (
 	PhaseApplied Phase = 1
 	// PhaseAvailable: Applied and Available conditions and the feedback.
 	PhaseAvailable Phase = 2
+	// PhaseDeleted: the agent's last status, after it removed the
+	// manifests of a deleted work: Available's, plus Deleted=True
+	// (sdk-go work agent client deleteWork).
+	PhaseDeleted Phase = 3
 )
 
 // StatusTimes are the instants a status shows. metav1.Time marshals to
@@ -64,6 +68,20 @@ type StatusTimes struct {
 	Applied   time.Time // the manifests were applied: Applied conditions
 	Available time.Time // the work became available: Available conditions
 	Ready     time.Time // the Deployments reached their replicas (their own .status)
+}
+
+// Condition strings of the agent's deletion acknowledgement (sdk-go
+// clients/work/agent/client ManifestWorkAgentClient.deleteWork).
+const (
+	condDeleted          = "Deleted"
+	reasonDeleted        = "ManifestsDeleted"
+	messageDeletedPrefix = "The manifests are deleted from the cluster "
+)
+
+// deletedCondition is the condition the agent appends when it has deleted
+// a work's manifests; Maestro then removes the bundle.
+func deletedCondition(cluster string, at time.Time) metav1.Condition {
+	return condition(condDeleted, reasonDeleted, messageDeletedPrefix+cluster, 0, at)
 }
 
 // Condition strings of the OCM work agent (ocm pkg/work/spoke).

@@ -123,7 +123,6 @@ func (r *runner) sendSpec(ctx context.Context, m recMeta, rec *format.Record, du
 // releaseSpec runs on the pacer at a spec's due time: it measures the
 // lateness and starts the Publish call.
 func (r *runner) releaseSpec(ctx context.Context, s *specState, tracked bool, dueAt time.Time, src *source, addr string, ce []byte, notSent func(format.Outcome)) {
-	m := s.meta
 	if !r.acquire(ctx) {
 		notSent(format.Outcome{Status: format.OutcomeSkipped, Note: r.notSentNote()})
 		return
@@ -146,22 +145,41 @@ func (r *runner) releaseSpec(ctx context.Context, s *specState, tracked bool, du
 		return
 	}
 	s.sentAt, s.lateness = now, late
+	if tracked && !r.tr.gate(s) {
+		// The resource's spec before this one is not settled yet: this
+		// one goes when it is, timed from then (its lateness stays the
+		// pacer's), or never if the run ends first (finish reports it).
+		go func() {
+			if !r.tr.ungate(s) {
+				r.release()
+				return
+			}
+			s.sentAt = r.clock.Now()
+			r.sends.add()
+			r.publishSpec(s, tracked, src, addr, ce, late, time.Now())
+		}()
+		return
+	}
 	r.sends.add()
-	go func() {
-		defer r.sends.done()
-		defer r.release()
-		if tracked {
-			r.tr.addSpec(s)
-		}
-		lat, code, msg := r.call(r.streamCtx, src.cc, addr, ce, released)
-		r.recycle(ce, code)
-		r.specsSent.Add(1)
-		if tracked {
-			r.tr.specSent(s, lat, code, msg)
-			return
-		}
-		r.out.emit(m, plainOutcome(late, lat, code, msg))
-	}()
+	go r.publishSpec(s, tracked, src, addr, ce, late, released)
+}
+
+// publishSpec publishes a released spec and records its end. It holds an
+// in-flight slot and one count of r.sends, and gives both back.
+func (r *runner) publishSpec(s *specState, tracked bool, src *source, addr string, ce []byte, late time.Duration, released time.Time) {
+	defer r.sends.done()
+	defer r.release()
+	if tracked {
+		r.tr.addSpec(s)
+	}
+	lat, code, msg := r.call(r.streamCtx, src.cc, addr, ce, released)
+	r.recycle(ce, code)
+	r.specsSent.Add(1)
+	if tracked {
+		r.tr.specSent(s, lat, code, msg)
+		return
+	}
+	r.out.emit(s.meta, plainOutcome(late, lat, code, msg))
 }
 
 func plainOutcome(late, lat time.Duration, code uint32, msg string) format.Outcome {

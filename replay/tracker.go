@@ -43,6 +43,17 @@ type specState struct {
 
 	statuses []*statusState // replies waiting for the delivery
 	expects  []recMeta      // server>agent records waiting for the delivery
+
+	// A later spec of the same resource (an update after the create, a
+	// delete after the update) is published only once this one is
+	// settled: delivered or failed, and every status answering it sent
+	// or ended. A source waits for what it changed, and Maestro ignores
+	// a status of a version it has moved past; at --max nothing else
+	// would keep a work's events in order.
+	openReplies int           // statuses registered, not yet sent or ended
+	settled     chan struct{} // closed when settled, once a later spec waits for it
+	after       chan struct{} // this spec waits for the one before it
+	left        bool          // settled and no longer the resource's last spec
 }
 
 // statusState follows one status reply from the delivery of its spec to
@@ -64,6 +75,7 @@ type statusState struct {
 	fwdAt             time.Time
 	reported          bool
 	left              bool      // no longer counted in tracker.unsent
+	replied           bool      // sent or ended: no longer holds its spec's next one back
 	expects           []recMeta // server>source records waiting
 }
 
@@ -77,6 +89,9 @@ type tracker struct {
 	undelivered map[string][]*specState // wire resource id -> specs sent, not yet delivered (FIFO)
 	statusByIdx map[uint64]*statusState
 	bySeq       map[string]*statusState // sequence id -> status sent, not yet forwarded
+	lastSpec    map[string]*specState   // wire resource id -> its latest spec not yet settled
+	gated       map[*specState]bool     // released by the pacer, waiting for the spec before them
+	giveUp      chan struct{}           // closed by finish: gated specs are not sent
 
 	// order lists followed records in trace order, so prune can forget
 	// old finished ones: a replay of the full trace must not keep a state
@@ -111,6 +126,9 @@ func newTracker(emit func(recMeta, format.Outcome), fire func(*statusState), rep
 		undelivered: map[string][]*specState{},
 		statusByIdx: map[uint64]*statusState{},
 		bySeq:       map[string]*statusState{},
+		lastSpec:    map[string]*specState{},
+		gated:       map[*specState]bool{},
+		giveUp:      make(chan struct{}),
 		emit:        emit,
 		fire:        fire,
 		replyDelay:  replyDelay,
@@ -154,8 +172,76 @@ func (t *tracker) prune(before time.Duration) {
 func (t *tracker) register(s *specState) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// The trace holds a spec's statuses before the resource's next spec
+	// (generate puts them so), so prev's replies are all registered now.
+	if prev := t.lastSpec[s.wireRID]; prev != nil && !prev.left {
+		if prev.settled == nil {
+			prev.settled = make(chan struct{})
+		}
+		s.after = prev.settled
+	}
+	t.lastSpec[s.wireRID] = s
 	t.specByIdx[s.meta.index] = s
 	t.order = append(t.order, orderEntry{offset: s.meta.offset, index: s.meta.index})
+}
+
+// settle releases the spec that waits for s once s is settled. Call with
+// t.mu held after anything that may settle it.
+func (t *tracker) settle(s *specState) {
+	if s == nil || s.left || !(s.reported || s.failed) || s.openReplies > 0 {
+		return
+	}
+	s.left = true
+	if s.settled != nil {
+		close(s.settled)
+	}
+	if t.lastSpec[s.wireRID] == s {
+		delete(t.lastSpec, s.wireRID)
+	}
+}
+
+// replied stops a status from holding its spec's next one back. Call
+// with t.mu held.
+func (t *tracker) replied(st *statusState) {
+	if st.replied || st.spec == nil {
+		return
+	}
+	st.replied = true
+	st.spec.openReplies--
+	t.settle(st.spec)
+}
+
+// gate reports whether a released spec may be published now; if not, it
+// is counted as pending until ungate.
+func (t *tracker) gate(s *specState) bool {
+	if s.after == nil {
+		return true
+	}
+	select {
+	case <-s.after:
+		return true
+	default:
+	}
+	t.mu.Lock()
+	t.gated[s] = true
+	t.mu.Unlock()
+	return false
+}
+
+// ungate waits until the spec before s is settled and reports true, or
+// until finish gave up on s (and reported it) and reports false.
+func (t *tracker) ungate(s *specState) bool {
+	select {
+	case <-s.after:
+	case <-t.giveUp:
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.gated[s] {
+		return false
+	}
+	delete(t.gated, s)
+	return true
 }
 
 // addSpec marks a registered spec as being published. Call before Publish:
@@ -175,6 +261,7 @@ func (t *tracker) specNotSent(s *specState, o format.Outcome) {
 	s.failed, s.reported = true, true
 	t.specByIdx[s.meta.index] = s
 	out := append([]outcomeOf{{s.meta, o}}, t.failWaiters(s, "its spec was not sent")...)
+	t.settle(s)
 	t.mu.Unlock()
 	t.emitAll(out)
 }
@@ -197,6 +284,7 @@ func (t *tracker) specSent(s *specState, latency time.Duration, code uint32, not
 			out = append(out, outcomeOf{s.meta, t.specOutcome(s)})
 		}
 	}
+	t.settle(s)
 	t.mu.Unlock()
 	t.emitAll(out)
 }
@@ -213,6 +301,7 @@ func (t *tracker) failWaiters(s *specState, why string) []outcomeOf {
 		st.failed, st.reported = true, true
 		t.pendingStatuses--
 		t.leaveUnsent(st)
+		t.replied(st)
 		out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: " + why}})
 		out = append(out, t.statusWaitersMissing(st, "not sent: "+why)...)
 	}
@@ -302,6 +391,7 @@ func (t *tracker) delivered(k maestro.Keys, at time.Time) (time.Duration, bool) 
 		fire = append(fire, st)
 	}
 	s.statuses = nil
+	t.settle(s)
 	t.mu.Unlock()
 	t.emitAll(out)
 	for _, st := range fire {
@@ -366,6 +456,13 @@ func (t *tracker) addStatus(st *statusState, trigger uint64, has bool) {
 	t.order = append(t.order, orderEntry{offset: st.meta.offset, index: st.meta.index, status: true})
 	t.pendingStatuses++
 	t.unsent++
+	s.openReplies++
+	if s.left && t.lastSpec[s.wireRID] == nil {
+		// Settled before this reply was read: the resource's next spec,
+		// later in the trace, must wait for it again.
+		s.left = false
+		t.lastSpec[s.wireRID] = s
+	}
 	if !s.delivered {
 		s.statuses = append(s.statuses, st)
 		t.mu.Unlock()
@@ -415,6 +512,7 @@ func (t *tracker) statusNotSent(st *statusState, o format.Outcome) {
 	st.failed, st.reported = true, true
 	t.pendingStatuses--
 	t.leaveUnsent(st)
+	t.replied(st)
 	out := t.statusWaitersMissing(st, "its status was not sent")
 	t.mu.Unlock()
 	t.emit(st.meta, o)
@@ -444,6 +542,7 @@ func (t *tracker) statusSent(st *statusState, latency time.Duration, code uint32
 			out = append(out, outcomeOf{st.meta, t.statusOutcome(st)})
 		}
 	}
+	t.replied(st)
 	t.mu.Unlock()
 	t.emitAll(out)
 }
@@ -565,7 +664,7 @@ func (t *tracker) specsWaiting() int {
 func (t *tracker) pending() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.pendingSpecs + t.pendingStatuses
+	return t.pendingSpecs + t.pendingStatuses + len(t.gated)
 }
 
 // noteCallInFlight marks the outcome of a status whose Publish call was
@@ -579,6 +678,14 @@ const noteCallInFlight = "its Publish call was still in flight at the end of the
 func (t *tracker) finish() {
 	var out []outcomeOf
 	t.mu.Lock()
+	for s := range t.gated {
+		s.failed, s.reported = true, true
+		out = append(out, outcomeOf{s.meta, format.Outcome{Status: format.OutcomeSkipped, Lateness: s.lateness,
+			Note: "not sent: the spec before it on this resource was never settled"}})
+		out = append(out, t.failWaiters(s, "its spec was not sent")...)
+	}
+	clear(t.gated)
+	close(t.giveUp)
 	for _, q := range t.undelivered {
 		for _, s := range q {
 			if !s.reported {

@@ -219,3 +219,62 @@ func TestTrackerStatusAfterFinish(t *testing.T) {
 		t.Fatalf("pending %d after finish", p)
 	}
 }
+
+// A resource's next spec waits until the one before is delivered and its
+// status sent, even when that spec settled before its status was read; a
+// spec still waiting when the run ends is reported not sent.
+func TestTrackerGatesTheNextSpecOfAResource(t *testing.T) {
+	t.Parallel()
+	h := newHarness()
+	t0 := time.Now()
+	create := spec(0, "r1")
+	h.sending(create, t0)
+	h.tr.specSent(create, time.Millisecond, 0, "")
+	h.tr.delivered(maestro.Keys{ResourceID: "r1", ResourceVersion: 1, HasResourceVersion: true}, t0.Add(time.Millisecond))
+	h.only(t, 0, format.OutcomeDelivered)
+
+	// Its status is read after the create settled, before the update.
+	st := &statusState{meta: recMeta{index: 1, offset: time.Second, flow: format.FlowAgentToServer}}
+	h.tr.addStatus(st, 0, true)
+	update := spec(2, "r1")
+	update.meta.eventType = maestro.TypeSpecUpdate
+	h.tr.register(update)
+	if h.tr.gate(update) {
+		t.Fatal("the update may go before the create's status was sent")
+	}
+	other := spec(3, "r2")
+	h.tr.register(other)
+	if !h.tr.gate(other) {
+		t.Fatal("another resource's spec waits")
+	}
+	if h.tr.pending() < 1 {
+		t.Fatal("a gated spec is not pending")
+	}
+	go func() {
+		st.seq, st.sentAt = "7", t0
+		h.tr.statusSending(st)
+		h.tr.statusSent(st, time.Millisecond, 0, "")
+	}()
+	if !h.tr.ungate(update) {
+		t.Fatal("the update was given up")
+	}
+
+	// The delete waits for the update, which never settles.
+	h.sending(update, t0)
+	del := spec(4, "r1")
+	del.meta.eventType = maestro.TypeSpecDelete
+	h.tr.register(del)
+	if h.tr.gate(del) {
+		t.Fatal("the delete may go before the update was delivered")
+	}
+	done := make(chan bool)
+	go func() { done <- h.tr.ungate(del) }()
+	h.tr.finish()
+	if <-done {
+		t.Fatal("a spec still gated at the end was sent")
+	}
+	if o := h.only(t, 4, format.OutcomeSkipped); !strings.Contains(o.Note, "never settled") {
+		t.Errorf("gated spec's note: %q", o.Note)
+	}
+	h.only(t, 2, format.OutcomeMissing)
+}

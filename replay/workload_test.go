@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/cereplay/cereplay/format"
 	"github.com/cereplay/cereplay/generate"
 	"github.com/cereplay/cereplay/maestro"
 )
@@ -120,6 +121,86 @@ func TestReplayCustomWorkload(t *testing.T) {
 			}
 			if svc["kind"] != "Service" || svc["metadata"].(map[string]any)["name"] != "svc-"+strconv.Itoa(i) {
 				t.Errorf("bundle of %s: second manifest %v", work, svc)
+			}
+		}
+	}
+}
+
+// TestReplayUpdatesAndDeletes replays a trace where every work is created,
+// updated twice and deleted, against sim at --max: every event is
+// accounted (each update and delete delivered to its agent, each status
+// forwarded), the deleted works' bundles are gone and the others hold
+// their last update.
+func TestReplayUpdatesAndDeletes(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simConfig())
+	p := generate.DefaultParams()
+	p.Clusters, p.WorksPerCluster, p.UpdatesPerWork = 3, 4, 2
+	p.Delete = true
+	deleted := generateTrace(t, p)
+	p.Delete, p.Seed, p.SourceID = false, 2, "kept"
+	kept := generateTrace(t, p)
+
+	rest, err := maestro.NewRESTClient(s.RESTURL(), nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		trace    string
+		sourceID string
+		delete   bool
+	}{{deleted, "maestro", true}, {kept, "kept", false}} {
+		out := filepath.Join(t.TempDir(), "run")
+		cfg := baseConfig(s, tc.trace, out)
+		cfg.Max, cfg.CreateConsumers = true, true
+		var log bytes.Buffer
+		cfg.Log = &logWriter{b: &log}
+		res, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := res.Summary
+		if !res.OK() {
+			t.Fatalf("%s: run not OK: %+v\nlog:\n%s", tc.sourceID, sum, log.String())
+		}
+		outs := checkAccounting(t, tc.trace, out)
+		specs, statuses := int64(12*3), int64(12*3)
+		if tc.delete {
+			specs, statuses = 12*4, 12*4
+		}
+		if sum.SpecsSent != specs || sum.StatusesSent != statuses || sum.SpecDelivery.Count != specs || sum.StatusForward.Count != statuses {
+			t.Errorf("%s: specs %d (delivered %d), statuses %d (forwarded %d), want %d and %d",
+				tc.sourceID, sum.SpecsSent, sum.SpecDelivery.Count, sum.StatusesSent, sum.StatusForward.Count, specs, statuses)
+		}
+		types := map[string]int{}
+		for _, o := range outs {
+			if o[0].Flow == format.FlowSourceToServer {
+				if o[0].Outcome.Status != format.OutcomeDelivered {
+					t.Errorf("%s: %s %s: %+v", tc.sourceID, o[0].EventType, o[0].ResourceID, o[0].Outcome)
+				}
+				types[maestro.ShortType(o[0].EventType)]++
+			}
+		}
+		t.Logf("%s: delivered spec events %v", tc.sourceID, types)
+
+		for c := 0; c < p.Clusters; c++ {
+			for i := 0; i < p.WorksPerCluster; i++ {
+				work := cluster(c) + generate.WorkNameInfix + strconv.Itoa(i)
+				rid := maestro.ResourceID(tc.sourceID, cluster(c), work)
+				b, err := rest.GetResourceBundle(context.Background(), rid)
+				switch {
+				case tc.delete && !errors.Is(err, maestro.ErrNotFound):
+					t.Errorf("deleted work %s: bundle still there (%v)", work, err)
+				case !tc.delete && err != nil:
+					t.Errorf("kept work %s: %v", work, err)
+				case !tc.delete:
+					if b.Version != 3 || len(b.Manifests) != 7 || !bytes.Contains(b.Manifests[0], []byte(`"cereplay.io/update":"2"`)) {
+						t.Errorf("kept work %s: version %d, first manifest %s", work, b.Version, b.Manifests[0])
+					}
+					if !bytes.Contains(b.Status, []byte(`"observedGeneration":3`)) {
+						t.Errorf("kept work %s: status is not of generation 3: %.300s", work, b.Status)
+					}
+				}
 			}
 		}
 	}

@@ -30,6 +30,7 @@ func generateCommand() *cli.Command {
 			"   cereplay generate --out t --status-updates 2 --apply-delay lognormal:median=2s,sigma=0.8\n" +
 			"   cereplay generate --out t --order round-robin --rate 100 --seed 7\n" +
 			"   cereplay generate --out t --workload app.yaml:3 --workload jobs/:1   # your own workloads, mixed 3:1\n" +
+			"   cereplay generate --out t --updates-per-work 2 --delete              # create, update twice, delete every work\n" +
 			"   cereplay generate --out t --status scale-test --subscribe-pause 0s",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Usage: "trace folder to create (required; must not hold a trace)"},
@@ -39,6 +40,8 @@ func generateCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "workload", Usage: "the bundle of each work, `FILE|DIR[:WEIGHT]`: Kubernetes manifests (YAML, one or many documents; a folder: its *.yaml, *.yml, *.json) or a ManifestWork, " +
 				"with {{.Cluster}}, {{.Work}}, {{.Index}} placeholders (Go text/template); repeat to mix workloads by weight; 'guestbook' is the built-in (default: guestbook)"},
 			&cli.StringFlag{Name: "source-id", Value: d.SourceID, Usage: "the source client's id"},
+			&cli.IntFlag{Name: "updates-per-work", Usage: "after the creates, this many rounds of spec updates over every work (each sets annotation cereplay.io/update and {{.Update}} on the bundle; the agent answers with a status of the new generation)"},
+			&cli.BoolFlag{Name: "delete", Usage: "after the updates, a round of spec deletes over every work, each answered by the agent's Deleted status (Maestro then removes the bundle)"},
 			&cli.Float64Flag{Name: "rate", Value: d.Rate, Usage: "works created per second"},
 			&cli.StringFlag{Name: "order", Value: d.Order.String(), Usage: "creation order: scale-test (--creators in parallel, each walking its clusters), round-robin, cluster"},
 			&cli.IntFlag{Name: "creators", Value: d.Creators, Usage: "parallel creators of the scale-test order"},
@@ -92,7 +95,7 @@ func runGenerate(c *cli.Context) error {
 		return err
 	}
 	took := time.Since(start)
-	_, err = fmt.Fprintf(c.App.Writer, "generated %s: %d records (%d works, %d statuses, %d subscribes) spanning %s in %s; %s raw, %s in %d segments; digest %s\n",
+	_, err = fmt.Fprintf(c.App.Writer, "generated %s: %d records (%d spec events, %d statuses, %d subscribes) spanning %s in %s; %s raw, %s in %d segments; digest %s\n",
 		dir, m.Records, m.CountsByFlow["source>server"], m.CountsByFlow["agent>server"],
 		m.CountsByFlow["agent-subscribe"]+m.CountsByFlow["source-subscribe"],
 		(m.LastOffset - m.FirstOffset).Round(time.Second), took.Round(time.Millisecond),
@@ -121,6 +124,8 @@ func generateParams(c *cli.Context) (generate.Params, error) {
 	if c.IsSet("workers") && p.Workers < 1 {
 		return p, usagef("generate: --workers must be at least 1, got %d (leave it out for one per CPU)", p.Workers)
 	}
+	p.UpdatesPerWork = c.Int("updates-per-work")
+	p.Delete = c.Bool("delete")
 	for _, v := range c.StringSlice("workload") {
 		w, err := generate.ParseWorkloadSpec(v)
 		if err != nil {

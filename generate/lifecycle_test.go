@@ -1,0 +1,157 @@
+package generate
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cereplay/cereplay/format"
+	"github.com/cereplay/cereplay/maestro"
+)
+
+// The lifecycle events against the SDK-encoded golden messages: the
+// update a source client's Patch publishes, its Delete, and the agent's
+// last status after it deleted the manifests.
+
+const goldenRID = "dda8b541-0bb7-5b43-b48c-ffff60a10ea1"
+
+func TestSpecUpdateMatchesGoldenWireBytes(t *testing.T) {
+	want, pb := goldenEvent(t, "08-source-spec-update_request.pb.bin")
+	w, err := Guestbook()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The golden update changes nothing: the encoder of generation 1
+	// holds the create's data.
+	e, err := newEncoder(w, "maestro", StatusRealistic, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := e.appendSpec(nil, &specInput{
+		cluster: []byte("maestro-cluster-1"), workName: []byte("maestro-cluster-1-gb-0"), resourceID: []byte(goldenRID),
+		id: []byte(pb.Id), at: pb.Attributes[maestro.AttrTime].GetCeTimestamp().AsTime(), update: true,
+	})
+	if !bytes.Equal(got, want) {
+		t.Fatalf("update differs from the golden example: %s", diffAt(got, want))
+	}
+}
+
+func TestSpecDeleteMatchesGoldenWireBytes(t *testing.T) {
+	want, pb := goldenEvent(t, "09-source-spec-delete_request.pb.bin")
+	w, err := Guestbook()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := newEncoder(w, "maestro", StatusRealistic, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := e.appendDelete(nil, &specInput{
+		cluster: []byte("maestro-cluster-1"), workName: []byte("maestro-cluster-1-gb-0"), resourceID: []byte(goldenRID),
+		id: []byte(pb.Id), at: pb.Attributes[maestro.AttrTime].GetCeTimestamp().AsTime(),
+	})
+	if !bytes.Equal(got, want) {
+		t.Fatalf("delete differs from the golden example: %s", diffAt(got, want))
+	}
+}
+
+func TestDeletedStatusMatchesGoldenWireBytes(t *testing.T) {
+	want, pb := goldenEvent(t, "11-agent-status-deleted.pb.bin")
+	w, err := Guestbook()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := newEncoder(w, "maestro", StatusRealistic, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := pb.Attributes[maestro.AttrTime].GetCeTimestamp().AsTime()
+	got, err := e.appendStatus(nil, &statusInput{
+		cluster: []byte("maestro-cluster-1"), agentID: []byte(maestro.AgentID("maestro-cluster-1")), resourceID: []byte(goldenRID),
+		id: []byte(pb.Id), sequenceID: []byte(maestro.StringAttr(pb, maestro.AttrSequenceID)),
+		at: at, created: goldenT0, phase: PhaseDeleted,
+		times: StatusTimes{goldenT0, goldenT0, goldenT0.Add(4 * time.Second)}, deleted: at,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("deleted status differs from the golden example: %s", diffAt(got, want))
+	}
+}
+
+// TestLifecycleTrace checks a trace with two updates and a delete per
+// work: the counts, each work's events in order (each spec after the
+// statuses of the one before), the generations the statuses report, the
+// changed field of every update and the Deleted acknowledgement.
+func TestLifecycleTrace(t *testing.T) {
+	t.Parallel()
+	p := tinyParams()
+	p.UpdatesPerWork, p.Delete, p.StatusUpdates = 2, true, 2
+	dir := t.TempDir()
+	m, err := Generate(context.Background(), dir, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	works := p.Works()
+	if m.Records != p.Records() || m.Records != 1+int64(p.Clusters)+works*(3+2*2+2) {
+		t.Fatalf("%d records, Records() says %d", m.Records, p.Records())
+	}
+	_, recs := readAll(t, dir)
+	type step struct {
+		typ        string
+		generation int64
+	}
+	byWork := map[string][]step{}
+	for _, r := range recs {
+		if r.Flow != format.FlowSourceToServer && r.Flow != format.FlowAgentToServer {
+			continue
+		}
+		pb, err := maestro.Unmarshal(r.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := maestro.ExtractKeys(r.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := step{typ: maestro.ShortType(r.EventType)}
+		if r.Flow == format.FlowAgentToServer {
+			checkDecodes(t, r)
+			st.generation = k.ResourceVersion
+			if strings.Contains(string(pb.GetBinaryData()), `"type":"Deleted"`) {
+				st.typ = "deleted"
+			}
+		} else if r.EventType == maestro.TypeSpecUpdate {
+			n := strings.Count(string(pb.GetBinaryData()), `"`+UpdateAnnotation+`":"`)
+			if n != 1 {
+				t.Fatalf("update of %s carries the update annotation %d times", r.ResourceID, n)
+			}
+		}
+		byWork[r.ResourceID] = append(byWork[r.ResourceID], st)
+	}
+	want := []step{
+		{"spec.create_request", 0}, {"status.update_request", 1}, {"status.update_request", 1},
+		{"spec.update_request", 0}, {"status.update_request", 2},
+		{"spec.update_request", 0}, {"status.update_request", 3},
+		{"spec.delete_request", 0}, {"deleted", 3},
+	}
+	if len(byWork) != int(works) {
+		t.Fatalf("%d works, want %d", len(byWork), works)
+	}
+	for rid, got := range byWork {
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("work %s: events %v, want %v", rid, got, want)
+		}
+	}
+	if !strings.Contains(m.Provenance.Command, "--delete --level") || m.Provenance.Params["updates-per-work"] != "2" {
+		t.Errorf("provenance: %q %v", m.Provenance.Command, m.Provenance.Params)
+	}
+	back, err := ParamsFromMap(m.Provenance.Params)
+	if err != nil || back.UpdatesPerWork != 2 || !back.Delete {
+		t.Fatalf("params from the manifest: %+v, %v", back, err)
+	}
+}
