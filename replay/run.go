@@ -117,6 +117,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Shard, err = planShard(ctx, cfg, opts); err != nil {
+		return nil, err
+	}
 	rd, err := format.OpenSource(ctx, cfg.Trace, opts)
 	if err != nil {
 		return nil, fmt.Errorf("replay: open trace: %w", err)
@@ -299,6 +302,25 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return &Result{Dir: dir, Summary: sum}, runErr
 }
 
+// planShard gives a sharded run the plan every shard of the same trace
+// makes alike (PlanShards over one pass of the trace), unless the config
+// brings its own.
+func planShard(ctx context.Context, cfg Config, opts format.OpenOptions) (Shard, error) {
+	if cfg.Shard.Count <= 1 || cfg.Shard.Planned() {
+		return cfg.Shard, nil
+	}
+	rd, err := format.OpenSource(ctx, cfg.Trace, opts)
+	if err != nil {
+		return cfg.Shard, fmt.Errorf("replay: open trace: %w", err)
+	}
+	defer rd.Close()
+	loads, err := TraceLoads(ctx, rd)
+	if err != nil {
+		return cfg.Shard, err
+	}
+	return cfg.Shard.WithPlan(PlanShards(loads, cfg.Shard.Count))
+}
+
 // verifyFirst checks the whole trace before anything is sent, when
 // cfg.VerifyFirst asks for it: a damaged trace is refused whole rather than
 // played up to its damage. It returns the options to open the trace with:
@@ -363,6 +385,10 @@ func (r *runner) settings() map[string]string {
 	add("late_warn", c.LateWarn.String(), !c.Max)
 	add("connect_rate", strconv.FormatFloat(c.ConnectRate, 'g', -1, 64), c.ConnectRate > 0)
 	add("shard", c.Shard.String(), c.Shard.Count > 1)
+	if c.Shard.Planned() {
+		own := c.Shard.plan.Shards[c.Shard.Index]
+		s["shard_plan"] = fmt.Sprintf("by events: %d clusters, %d events, %d bytes", own.Clusters, own.Events, own.Bytes)
+	}
 	add("run_id", c.RunID, c.RunID != "")
 	if pc, ok := c.Clock.(pace.PreciseClock); ok {
 		add("spin_window", pc.SpinWindow.String(), pc.SpinWindow != 0)

@@ -21,23 +21,30 @@ func inspectCommand() *cli.Command {
 		Name:      "inspect",
 		Usage:     "summarise a trace: digest, provenance, consumers, counts, time span, sizes",
 		ArgsUsage: "TRACE",
-		UsageText: "cereplay inspect TRACE [--json]\n\n" +
+		UsageText: "cereplay inspect TRACE [--json] [--shards N]\n\n" +
 			"The table fits an 80-column terminal: long values wrap, and event types lose the prefix\n" +
 			"they share (io.open-cluster-management.works.v1alpha1.manifestbundles.), as cat --type\n" +
 			"takes them. --json prints the manifest as it is.\n" +
-			traceArgUsage + " inspect reads only the manifest.\n\n" +
+			traceArgUsage + " inspect reads only the manifest, except with --shards:\n" +
+			"then it reads the trace once and prints how replay --shard i/N splits it (clusters, events\n" +
+			"and bytes per shard, and how far apart the shards are), beside a split by name hash.\n\n" +
 			"Examples:\n" +
 			"   cereplay inspect traces/tiny\n" +
 			"   cereplay inspect --json traces/tiny | jq .digest\n" +
-			"   cereplay inspect https://traces.example.com/tiny.crp",
+			"   cereplay inspect https://traces.example.com/tiny.crp\n" +
+			"   cereplay inspect --shards 6 traces/guestbook-100x50",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print the manifest as JSON instead of a table"},
+			&cli.IntFlag{Name: "shards", Usage: "print how replay --shard i/N splits the trace into N shards instead of the manifest"},
 			digestFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			src, opts, err := traceSource(c)
 			if err != nil {
 				return err
+			}
+			if c.IsSet("shards") {
+				return inspectShards(c, src, opts, c.Int("shards"))
 			}
 			m, err := format.ReadSourceManifest(c.Context, src, opts)
 			if err != nil {

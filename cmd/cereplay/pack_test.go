@@ -151,3 +151,19 @@ func TestPackVerifyReplayOverHTTP(t *testing.T) {
 		t.Errorf("malformed --digest: exit %d %q", code, stderr)
 	}
 }
+
+func TestInspectShards(t *testing.T) {
+	dir := generatedTrace(t)
+	code, stdout, stderr := runCLI(t, "inspect", "--shards", "2", dir)
+	if code != 0 || !strings.Contains(stdout, "0/2") || !strings.Contains(stdout, "1/2") ||
+		!strings.Contains(stdout, "spread") || !strings.Contains(stdout, "by name hash") {
+		t.Fatalf("inspect --shards 2: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, _ = runCLI(t, "inspect", "--shards", "2", "--json", dir)
+	if code != 0 || !strings.Contains(stdout, `"plan"`) || !strings.Contains(stdout, `"clusters": 1`) {
+		t.Fatalf("inspect --shards 2 --json: exit %d\n%s", code, stdout)
+	}
+	if code, _, stderr := runCLI(t, "inspect", "--shards", "0", dir); code != 2 || !strings.Contains(stderr, "--shards 0") {
+		t.Fatalf("inspect --shards 0: exit %d %s", code, stderr)
+	}
+}

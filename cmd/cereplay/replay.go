@@ -82,7 +82,7 @@ func replayCommand() *cli.Command {
 				DefaultText: "adaptive"},
 			&cli.DurationFlag{Name: "late-drop", Usage: "drop (and count) sends later than this; 0 sends everything"},
 			&cli.DurationFlag{Name: "late-warn", Value: replay.DefaultLateWarn, Usage: "the summary says the schedule was not kept when more than 1% of sends left later than this"},
-			&cli.StringFlag{Name: "shard", Usage: "play only shard INDEX/COUNT of the clusters, e.g. 0/4"},
+			&cli.StringFlag{Name: "shard", Usage: "play only shard INDEX/COUNT of the clusters, e.g. 0/4: clusters are spread by their events, by one plan every shard makes alike from the trace (inspect --shards COUNT prints it)"},
 			&cli.StringFlag{Name: "run-id", Usage: "remap resource ids under this id, to replay into the same Maestro again"},
 			&cli.DurationFlag{Name: "settle", Value: replay.DefaultSettle, Usage: "how long to wait at the end for deliveries"},
 			&cli.DurationFlag{Name: "publish-timeout", Value: replay.DefaultPublishTimeout, Usage: "timeout of one Publish call"},
