@@ -52,6 +52,11 @@ type Config struct {
 	// MaxReceiveMessageSize limits one received gRPC message (Maestro's
 	// --grpc-max-receive-message-size, 4 MiB). Zero means 4 MiB.
 	MaxReceiveMessageSize int
+
+	// HTTPReadTimeout bounds reading one HTTP request, headers and body,
+	// on the REST, metrics and health listeners, so that clients that
+	// stall mid-request do not hold connections open. Zero means 10s.
+	HTTPReadTimeout time.Duration
 }
 
 // TLSFiles names PEM files of a server certificate, its key and, for
@@ -87,10 +92,17 @@ func LoopbackConfig() Config {
 
 const defaultMaxReceive = 4 << 20
 
+// defaultHTTPReadTimeout is ample for the REST API's bodies (at most
+// 1 MiB), even on a loaded machine.
+const defaultHTTPReadTimeout = 10 * time.Second
+
 // ErrConfig marks an unusable configuration.
 var ErrConfig = errors.New("sim: invalid configuration")
 
 func (c Config) validate() error {
+	if c.SourceListen == "" && c.BrokerListen == "" && c.RESTListen == "" && c.MetricsListen == "" && c.HealthListen == "" {
+		return fmt.Errorf("%w: every listen address is empty: nothing to serve", ErrConfig)
+	}
 	for _, l := range []struct{ name, addr string }{
 		{"source listen", c.SourceListen}, {"broker listen", c.BrokerListen},
 		{"REST listen", c.RESTListen}, {"metrics listen", c.MetricsListen},
@@ -107,6 +119,9 @@ func (c Config) validate() error {
 	}
 	if c.PublishLatency < 0 {
 		return fmt.Errorf("%w: publish latency %v is negative", ErrConfig, c.PublishLatency)
+	}
+	if c.HTTPReadTimeout < 0 {
+		return fmt.Errorf("%w: HTTP read timeout %v is negative", ErrConfig, c.HTTPReadTimeout)
 	}
 	if c.MaxReceiveMessageSize < 0 {
 		return fmt.Errorf("%w: max receive message size %d is negative", ErrConfig, c.MaxReceiveMessageSize)

@@ -23,6 +23,8 @@ func TestStartRefusesBadConfig(t *testing.T) {
 		"bad address":      {func(c *Config) { c.BrokerListen = "localhost" }, "broker listen address"},
 		"bad port":         {func(c *Config) { c.RESTListen = "127.0.0.1:http2" }, "REST listen address"},
 		"negative delay":   {func(c *Config) { c.PublishLatency = -1 }, "publish latency"},
+		"no listener":      {func(c *Config) { *c = Config{} }, "nothing to serve"},
+		"bad timeout":      {func(c *Config) { c.HTTPReadTimeout = -1 }, "HTTP read timeout"},
 		"key without cert": {func(c *Config) { c.SourceTLS.KeyFile = "k.pem" }, "source TLS"},
 		"CA without cert":  {func(c *Config) { c.BrokerTLS.ClientCAFile = "ca.pem" }, "broker client CA"},
 		"port in use":      {func(c *Config) { c.SourceListen = busy.SourceAddr() }, "source listener on " + busy.SourceAddr()},

@@ -74,12 +74,24 @@ func presentConsumer(c consumer) maestro.Consumer {
 }
 
 // validateConsumerName applies Maestro's rule: a consumer name is a
-// namespace name, an RFC 1123 label.
+// namespace name, an RFC 1123 label. The error quotes at most the first
+// maxEchoed bytes of the name: a client's mistake is not sent back whole.
 func validateConsumerName(name string) error {
 	if msgs := validation.IsDNS1123Label(name); len(msgs) > 0 {
-		return fmt.Errorf("consumer.name: Invalid value: %q: %s", name, strings.Join(msgs, "; "))
+		return fmt.Errorf("consumer.name: Invalid value: %s: %s", quoteShort(name), strings.Join(msgs, "; "))
 	}
 	return nil
+}
+
+// maxEchoed is how much of a rejected value an error message quotes.
+const maxEchoed = 80
+
+// quoteShort quotes s, or its first maxEchoed bytes and its length.
+func quoteShort(s string) string {
+	if len(s) <= maxEchoed {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strconv.Quote(strings.ToValidUTF8(s[:maxEchoed], "")), len(s))
 }
 
 func (s *Server) postConsumer(w http.ResponseWriter, r *http.Request) {
@@ -306,14 +318,14 @@ func parsePaging(r *http.Request) (paging, error) {
 	if v := q.Get("page"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return p, fmt.Errorf("page %q: want a whole number from 1", v)
+			return p, fmt.Errorf("page %s: want a whole number from 1", quoteShort(v))
 		}
 		p.page = n
 	}
 	if v := q.Get("size"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			return p, fmt.Errorf("size %q: want a whole number", v)
+			return p, fmt.Errorf("size %s: want a whole number", quoteShort(v))
 		}
 		if n < 0 || n > maxPageSize {
 			n = maxPageSize
@@ -375,10 +387,10 @@ func parseSearch(expr string, fields map[string]bool) (func(map[string]string) b
 				c.values[strings.Trim(strings.TrimSpace(v), "'")] = true
 			}
 		} else {
-			return nil, fmt.Errorf("search %q: sim understands only field = 'value' and field in ('a', 'b'), joined by and", expr)
+			return nil, fmt.Errorf("search %s: sim understands only field = 'value' and field in ('a', 'b'), joined by and", quoteShort(expr))
 		}
 		if !fields[c.field] {
-			return nil, fmt.Errorf("search %q: unknown field %q", expr, c.field)
+			return nil, fmt.Errorf("search %s: unknown field %s", quoteShort(expr), quoteShort(c.field))
 		}
 		conds = append(conds, c)
 	}

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cereplay/cereplay/maestro"
 )
@@ -192,4 +194,41 @@ func TestHealthAndMetrics(t *testing.T) {
 type bundleView struct {
 	maestro.ResourceBundle
 	Status map[string]any `json:"status"`
+}
+
+// TestRESTStalledRequestTimesOut: a client that sends a request's headers
+// and stalls in its body is cut off after HTTPReadTimeout, not held open.
+func TestRESTStalledRequestTimesOut(t *testing.T) {
+	srv := startSim(t, func(c *Config) { c.HTTPReadTimeout = 200 * time.Millisecond })
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.RESTURL(), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: sim\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{", maestro.ConsumersPath)
+	// The bound is for a server that never gives up; the timeout is 200ms.
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	b, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("the connection of a stalled request was still open: %v (read %q)", err, b)
+	}
+	if len(b) > 0 && !strings.HasPrefix(string(b), "HTTP/1.1 400") {
+		t.Errorf("answer to a stalled request: %q", b)
+	}
+}
+
+// TestRESTDoesNotEchoLongNames: a 1 MB invalid consumer name is refused
+// with a short message that quotes only its start.
+func TestRESTDoesNotEchoLongNames(t *testing.T) {
+	srv := startSim(t)
+	name := strings.Repeat("X", 1_000_000)
+	resp, err := http.Post(srv.RESTURL()+maestro.ConsumersPath, "application/json", strings.NewReader(`{"name":"`+name+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || len(b) > 1024 || !strings.Contains(string(b), "(1000000 bytes)") {
+		t.Fatalf("POST of a 1 MB name: %d, %d bytes: %.300s", resp.StatusCode, len(b), b)
+	}
 }

@@ -80,6 +80,9 @@ func StartWithLogger(ctx context.Context, c Config, log *slog.Logger) (*Server, 
 	if c.MaxReceiveMessageSize == 0 {
 		c.MaxReceiveMessageSize = defaultMaxReceive
 	}
+	if c.HTTPReadTimeout == 0 {
+		c.HTTPReadTimeout = defaultHTTPReadTimeout
+	}
 	klogger := logr.Discard()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -237,7 +240,7 @@ func (s *Server) serveGRPC(g *grpc.Server, lis net.Listener) {
 }
 
 func (s *Server) serveHTTP(lis net.Listener, h http.Handler) {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadTimeout: s.cfg.HTTPReadTimeout, IdleTimeout: 2 * time.Minute}
 	s.httpServers = append(s.httpServers, srv)
 	s.wg.Add(1)
 	go func() {

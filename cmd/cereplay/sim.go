@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -30,7 +31,7 @@ func simCommand() *cli.Command {
 			"target of tests, CI and `make demo`; it starts in well under a second and needs no database.\n\n" +
 			"It prints one line per listener (name and address) when ready, then runs until\n" +
 			"interrupted. A port of 0 picks a free port. Every listener binds to 127.0.0.1 unless told\n" +
-			"otherwise; an empty address turns that listener off. Unless GOGC or GOMEMLIMIT is set,\n" +
+			"otherwise; an empty address turns that listener off (not all five). Unless GOGC or GOMEMLIMIT is set,\n" +
 			"it runs with GOGC=400 and a 2 GiB soft memory limit (fewer collections of its many streams).\n\n" +
 			"Examples:\n" +
 			"   cereplay sim\n" +
@@ -44,7 +45,7 @@ func simCommand() *cli.Command {
 			&cli.StringFlag{Name: "rest-listen", Value: d.RESTListen, Usage: "`host:port` of the consumers and resource-bundles REST API (Maestro 8000)"},
 			&cli.StringFlag{Name: "metrics-listen", Value: d.MetricsListen, Usage: "`host:port` of Prometheus /metrics (Maestro 8080)"},
 			&cli.StringFlag{Name: "health-listen", Value: d.HealthListen, Usage: "`host:port` of /healthcheck (Maestro 8083)"},
-			&cli.DurationFlag{Name: "heartbeat-interval", Value: d.HeartbeatInterval, Usage: "heartbeat `period` on every Subscribe stream; 0 turns heartbeats off"},
+			&cli.DurationFlag{Name: "heartbeat-interval", Value: d.HeartbeatInterval, Usage: "heartbeat `period` on every Subscribe stream; 0 turns heartbeats off (not negative)"},
 			&cli.DurationFlag{Name: "publish-latency", Usage: "processing `delay` added to every Publish, to model Maestro's database (a real one answers in about 2-3ms)"},
 			&cli.IntFlag{Name: "consumers", Usage: "create consumers maestro-cluster-1 to maestro-cluster-`N` at start"},
 			&cli.StringFlag{Name: "source-tls-cert", Usage: "PEM certificate `file` to serve the source port with TLS 1.3"},
@@ -101,6 +102,12 @@ func runSim(c *cli.Context) error {
 	if cfg.PublishLatency < 0 {
 		return usagef("sim: --publish-latency %v is negative", cfg.PublishLatency)
 	}
+	if cfg.HeartbeatInterval < 0 {
+		return usagef("sim: --heartbeat-interval %v is negative (0 turns heartbeats off)", cfg.HeartbeatInterval)
+	}
+	if cfg.SourceListen == "" && cfg.BrokerListen == "" && cfg.RESTListen == "" && cfg.MetricsListen == "" && cfg.HealthListen == "" {
+		return usagef("sim: every --*-listen address is empty: nothing to serve")
+	}
 	n := c.Int("consumers")
 	if n < 0 {
 		return usagef("sim: --consumers %d is negative", n)
@@ -120,6 +127,9 @@ func runSim(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv, err := sim.StartWithLogger(ctx, cfg, log)
+	if errors.Is(err, sim.ErrConfig) {
+		return usageError{err}
+	}
 	if err != nil {
 		return err
 	}

@@ -83,6 +83,8 @@ func TestSimUsageErrors(t *testing.T) {
 		{[]string{"sim", "--source-listen", "nonsense"}, "--source-listen"},
 		{[]string{"sim", "--broker-listen", "127.0.0.1:99999"}, "--broker-listen"},
 		{[]string{"sim", "--publish-latency", "-1s"}, "--publish-latency"},
+		{[]string{"sim", "--heartbeat-interval", "-1s"}, "--heartbeat-interval -1s is negative"},
+		{[]string{"sim", "--source-listen", "", "--broker-listen", "", "--rest-listen", "", "--metrics-listen", "", "--health-listen", ""}, "nothing to serve"},
 		{[]string{"sim", "--consumers", "-3"}, "--consumers"},
 		{[]string{"sim", "--broker-tls-cert", "c.pem"}, "--broker-tls-key"},
 	} {
