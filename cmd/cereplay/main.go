@@ -65,6 +65,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			catCommand(),
 			verifyCommand(),
 			packCommand(),
+			reportCommand(),
+			compareCommand(),
 			versionCommand(),
 		},
 	}
