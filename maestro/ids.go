@@ -55,3 +55,37 @@ func NewSequenceIDs() *SequenceIDs {
 func (s *SequenceIDs) Next() string {
 	return s.node.Generate().String()
 }
+
+// RunIDs maps resource ids under a replay's run id, so that the same trace
+// can be replayed into the same Maestro again without its ids colliding:
+// new = UUIDv5(ns, original) with ns = UUIDv5(OID, "cereplay-run:"+runID).
+// The map is deterministic, so a diff can undo it knowing only the run id.
+// A nil *RunIDs maps every id to itself.
+type RunIDs struct {
+	runID string
+	ns    uuid.UUID
+}
+
+// NewRunIDs returns the map of run id runID, or nil when runID is "".
+func NewRunIDs(runID string) *RunIDs {
+	if runID == "" {
+		return nil
+	}
+	return &RunIDs{runID: runID, ns: uuid.NewSHA1(uuid.NameSpaceOID, []byte("cereplay-run:"+runID))}
+}
+
+// RunID is the run id the map is for.
+func (m *RunIDs) RunID() string {
+	if m == nil {
+		return ""
+	}
+	return m.runID
+}
+
+// ID returns the remapped resource id (the id itself without a run id).
+func (m *RunIDs) ID(rid string) string {
+	if m == nil || rid == "" {
+		return rid
+	}
+	return uuid.NewSHA1(m.ns, []byte(rid)).String()
+}

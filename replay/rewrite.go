@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/google/uuid"
 	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
 
 	"github.com/cereplay/cereplay/maestro"
@@ -19,28 +18,25 @@ type Rewrite struct {
 	Rule  string `json:"rule"`  // how the new value is made
 }
 
-// remapper maps resource ids under a run id: new = UUIDv5(ns, original)
-// with ns = UUIDv5(OID, "cereplay-run:"+runID). The map is deterministic,
-// so the same run id always gives the same ids, and a different run id
-// gives ids that do not collide with an earlier replay in the same Maestro.
+// remapper maps resource ids under a run id (maestro.RunIDs) and applies
+// the send-time rewrites; nil means no run id.
 type remapper struct {
-	runID string
-	ns    uuid.UUID
+	ids *maestro.RunIDs
 }
 
 func newRemapper(runID string) *remapper {
 	if runID == "" {
 		return nil
 	}
-	return &remapper{runID: runID, ns: uuid.NewSHA1(uuid.NameSpaceOID, []byte("cereplay-run:"+runID))}
+	return &remapper{ids: maestro.NewRunIDs(runID)}
 }
 
 // id returns the remapped resource id (the id itself without a run id).
 func (m *remapper) id(rid string) string {
-	if m == nil || rid == "" {
+	if m == nil {
 		return rid
 	}
-	return uuid.NewSHA1(m.ns, []byte(rid)).String()
+	return m.ids.ID(rid)
 }
 
 // rewrites lists the rewrites a replay with this remapper applies.
@@ -52,7 +48,7 @@ func (m *remapper) rewrites() []Rewrite {
 			Rule: "a fresh node-1 snowflake, strictly increasing over the run"},
 	}
 	if m != nil {
-		rule := fmt.Sprintf("UUIDv5(UUIDv5(OID, \"cereplay-run:%s\"), original id); the full map is in idmap.tsv", m.runID)
+		rule := fmt.Sprintf("UUIDv5(UUIDv5(OID, \"cereplay-run:%s\"), original id); the full map is in idmap.tsv", m.ids.RunID())
 		rw = append(rw,
 			Rewrite{Field: maestro.AttrResourceID, Flows: "all", Rule: rule},
 			Rewrite{Field: maestro.AttrMetadata, Flows: "all",

@@ -59,6 +59,8 @@ const (
 	fieldType        = 4
 	fieldAttributes  = 5
 	fieldBinaryData  = 6
+	fieldTextData    = 7
+	fieldProtoData   = 8
 
 	fieldEntryKey   = 1
 	fieldEntryValue = 2
