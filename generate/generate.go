@@ -36,6 +36,9 @@
 //     of the round before. Each is answered by one status: an update's
 //     reports the next generation (Maestro bumps the version on every
 //     update), a delete's is the agent's Deleted acknowledgement.
+//   - With Churn, after the last status of those: Churn spec events a
+//     second for ChurnFor, each a create, update or delete drawn from the
+//     seed over the works whose last spec is answered (churn.go).
 //
 // Data is always the message exactly as it goes on the wire: the
 // pbv1.CloudEvent for events (not the PublishRequest around it), the
@@ -154,6 +157,9 @@ type generator struct {
 	pcg  *rand.PCG
 	rng  *rand.Rand
 	seq  []byte
+
+	churned    []workRef // the works the churn created, by work id - Works()
+	churnCount []uint32  // per cluster, the works the churn created there
 }
 
 // pendingStatus is a status report scheduled for later in the trace.
@@ -167,6 +173,7 @@ type pendingStatus struct {
 	applied    time.Duration // when the work was applied (the first report)
 	created    time.Duration // when the work was created (its create's offset)
 	generation int32         // the version the status reports
+	last       bool          // the last status answering its spec
 	id         [16]byte
 	resourceID [36]byte // no pointers: moving statuses in the heap needs no write barriers
 }
@@ -336,6 +343,12 @@ func (g *generator) run(ctx context.Context, write func(*format.Record) error, p
 			}
 		}
 	}
+	if g.p.Churn > 0 {
+		start = max(start+time.Duration(len(g.order))*g.period, g.pending.last()+g.period)
+		if err := g.churn(start, createStart, emit); err != nil {
+			return err
+		}
+	}
 	for len(g.pending) > 0 {
 		if err := g.status(g.pending.pop()); err != nil {
 			return err
@@ -351,7 +364,7 @@ func (g *generator) at(offset time.Duration) time.Time { return g.p.StartTime.Ad
 
 // workEncoder returns the encoder of a work and leaves its name in g.name.
 func (g *generator) workEncoder(work uint32, generation int32) (*encoder, error) {
-	c, i := int(work)/g.p.WorksPerCluster, int(work)%g.p.WorksPerCluster
+	c, i := g.ref(work)
 	entry := g.mix.pick(g.p.Seed, work)
 	g.name = g.mix.appendWorkName(g.name[:0], entry, g.names[c], i)
 	return g.mix.encoder(entry, work, WorkData{Cluster: g.clusters[c], Work: string(g.name), Index: i}, generation)
@@ -360,7 +373,7 @@ func (g *generator) workEncoder(work uint32, generation int32) (*encoder, error)
 // spec fills g.rec with the spec.create_request of a work and schedules
 // its status reports.
 func (g *generator) spec(work uint32, offset time.Duration) error {
-	c := int(work) / g.p.WorksPerCluster
+	c, _ := g.ref(work)
 	enc, err := g.workEncoder(work, traceResourceVersion)
 	if err != nil {
 		return err
@@ -384,9 +397,11 @@ func (g *generator) spec(work uint32, offset time.Duration) error {
 		first.phase = PhaseApplied
 		second.offset += g.p.AvailableDelay.Sample(r)
 		second.id = newUUID(r)
+		second.last = true
 		g.schedule(first)
 		g.schedule(second)
 	} else {
+		first.last = true
 		g.schedule(first)
 	}
 
@@ -409,7 +424,7 @@ func (g *generator) schedule(s pendingStatus) {
 
 // status fills g.rec with a scheduled status report.
 func (g *generator) status(s pendingStatus) error {
-	c := int(s.work) / g.p.WorksPerCluster
+	c, _ := g.ref(s.work)
 	at := g.at(s.offset)
 	times := StatusTimes{Applied: g.at(s.applied), Available: at, Ready: at}
 	g.seq = g.seqs.next(g.seq[:0], at)
@@ -445,9 +460,13 @@ func (g *generator) status(s pendingStatus) error {
 // status: the update's reports the new generation, the delete's is the
 // agent's Deleted acknowledgement, after which Maestro removes the bundle.
 func (g *generator) change(work uint32, round int, offset, created time.Duration) error {
-	deleting := round > g.p.UpdatesPerWork
-	generation := int32(traceResourceVersion + min(round, g.p.UpdatesPerWork))
-	c := int(work) / g.p.WorksPerCluster
+	return g.changeTo(work, int32(traceResourceVersion+min(round, g.p.UpdatesPerWork)), round > g.p.UpdatesPerWork, offset, created)
+}
+
+// changeTo fills g.rec with an update of a work to generation, or with
+// its delete (generation: the one it has), and schedules its status.
+func (g *generator) changeTo(work uint32, generation int32, deleting bool, offset, created time.Duration) error {
+	c, _ := g.ref(work)
 	enc, err := g.workEncoder(work, generation)
 	if err != nil {
 		return err
@@ -460,13 +479,17 @@ func (g *generator) change(work uint32, round int, offset, created time.Duration
 	newUUID(r)
 	applied := created + g.p.ApplyDelay.Sample(r)
 
-	// A source of its own per round, apart from the create's.
-	r = g.workRand(uint64(work) | uint64(round)<<32)
+	// A source of its own per event, apart from the create's.
+	key := uint64(work) | uint64(generation)<<32
+	if deleting {
+		key |= 1 << 63
+	}
+	r = g.workRand(key)
 	specID := newUUID(r)
 	reply := pendingStatus{
 		offset: offset + g.p.ApplyDelay.Sample(r), work: work, phase: PhaseAvailable,
 		trigger: g.index, specOffset: offset, applied: applied,
-		created: created, generation: generation,
+		created: created, generation: generation, last: true,
 		id: newUUID(r), resourceID: g.rid,
 	}
 	in := &specInput{

@@ -155,3 +155,78 @@ func TestLifecycleTrace(t *testing.T) {
 		t.Fatalf("params from the manifest: %+v, %v", back, err)
 	}
 }
+
+// TestChurnTrace checks the churn phase: its rate and span, and that every
+// work's events form a life (created once, each update one generation up,
+// nothing after its delete, every spec's statuses before its next spec).
+func TestChurnTrace(t *testing.T) {
+	t.Parallel()
+	p := tinyParams()
+	p.Churn, p.ChurnFor = 50, 10*time.Second
+	dir := t.TempDir()
+	m, err := Generate(context.Background(), dir, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Records > p.Records() {
+		t.Errorf("%d records, more than the bound %d", m.Records, p.Records())
+	}
+	_, recs := readAll(t, dir)
+	type life struct {
+		generation int64
+		open       int // statuses of its last spec not yet seen
+		deleted    bool
+	}
+	lives := map[string]*life{}
+	kinds := map[string]int{}
+	var firstChurn, lastSpec time.Duration
+	specs := 0
+	for _, r := range recs {
+		switch r.Flow {
+		case format.FlowSourceToServer:
+			specs++
+			if specs == int(p.Works())+1 {
+				firstChurn = r.Offset
+			}
+			lastSpec = r.Offset
+			l := lives[r.ResourceID]
+			if specs > int(p.Works()) {
+				kinds[r.EventType]++
+			}
+			switch {
+			case r.EventType == maestro.TypeSpecCreate:
+				if l != nil {
+					t.Fatalf("%s created twice (at %v)", r.ResourceID, r.Offset)
+				}
+				lives[r.ResourceID] = &life{generation: 1, open: p.StatusUpdates}
+			case l == nil || l.deleted || l.open != 0:
+				t.Fatalf("%s of %s at %v: the work is %+v", maestro.ShortType(r.EventType), r.ResourceID, r.Offset, l)
+			case r.EventType == maestro.TypeSpecUpdate:
+				l.generation++
+				l.open = 1
+			default:
+				l.deleted, l.open = true, 1
+			}
+		case format.FlowAgentToServer:
+			checkDecodes(t, r)
+			l := lives[r.ResourceID]
+			k, _ := maestro.ExtractKeys(r.Data)
+			if l == nil || l.open == 0 || k.ResourceVersion != l.generation {
+				t.Fatalf("status of %s (version %d): the work is %+v", r.ResourceID, k.ResourceVersion, l)
+			}
+			l.open--
+		}
+	}
+	churn := specs - int(p.Works())
+	if churn != 500 {
+		t.Errorf("%d churn events, want 50/s for 10s", churn)
+	}
+	if got := lastSpec - firstChurn; got != 499*20*time.Millisecond {
+		t.Errorf("churn spans %v", got)
+	}
+	for _, typ := range []string{maestro.TypeSpecCreate, maestro.TypeSpecUpdate, maestro.TypeSpecDelete} {
+		if kinds[typ] < 100 {
+			t.Errorf("the churn drew %v", kinds)
+		}
+	}
+}

@@ -39,6 +39,12 @@ type Params struct {
 	UpdatesPerWork int
 	Delete         bool
 
+	// Then, with Churn, a steady state: Churn spec events a second for
+	// ChurnFor, each a create, an update or a delete, over the works
+	// that are live.
+	Churn    float64
+	ChurnFor time.Duration
+
 	Order    Order // the order works are created in
 	Creators int   // parallel creators of OrderScaleTest
 
@@ -189,6 +195,16 @@ func (p *Params) Validate() error {
 		return paramErr("updates-per-work", "must be in 0..%d, got %d", maxUpdatesPerWork, p.UpdatesPerWork)
 	case p.Works()*int64(p.rounds()) > 4*maxWorks:
 		return paramErr("updates-per-work", "%d works × %d spec events each is more than %d spec events", p.Works(), p.rounds(), 4*maxWorks)
+	case math.IsNaN(p.Churn) || p.Churn < 0 || p.Churn > 1e9:
+		return paramErr("churn", "must be in [0, 1e9] spec events per second, got %v", p.Churn)
+	case p.ChurnFor < 0:
+		return paramErr("churn-for", "must not be negative")
+	case p.Churn > 0 && p.ChurnFor <= 0:
+		return paramErr("churn-for", "--churn needs how long it lasts")
+	case p.Churn > 0 && p.churnPeriod() < 1:
+		return paramErr("churn", "%v per second is more than one per nanosecond", p.Churn)
+	case p.Churn > 0 && p.churnOps() > maxWorks:
+		return paramErr("churn-for", "%s at %v per second is more than %d churn events", p.ChurnFor, p.Churn, maxWorks)
 	}
 	if _, err := ParseOrder(p.Order.String()); err != nil {
 		return paramErr("order", "%v", err)
@@ -235,6 +251,9 @@ func (p *Params) maxSpan() float64 {
 	// Each round of specs waits for the statuses of the one before.
 	rounds := float64(p.rounds())
 	span += rounds * (float64(p.Works())*float64(p.createPeriod()) + reply)
+	if p.Churn > 0 {
+		span += float64(p.ChurnFor) + reply
+	}
 	return span
 }
 
@@ -262,8 +281,12 @@ func (p *Params) Works() int64 { return int64(p.Clusters) * int64(p.WorksPerClus
 // Records returns the number of records the trace holds: one source
 // subscribe, one subscribe per agent, and per work a spec and its status
 // reports.
+//
+// With churn it is an upper bound (every churn event a create): which
+// events the churn draws is known only by making them.
 func (p *Params) Records() int64 {
-	return 1 + int64(p.Clusters) + p.Works()*int64(1+p.StatusUpdates) + p.Works()*2*int64(p.rounds()-1)
+	return 1 + int64(p.Clusters) + p.Works()*int64(1+p.StatusUpdates) + p.Works()*2*int64(p.rounds()-1) +
+		p.churnOps()*int64(1+p.StatusUpdates)
 }
 
 // rounds is how many spec events each work gets: its create, its updates
@@ -313,6 +336,10 @@ func (p *Params) Map() map[string]string {
 	}
 	if p.Delete {
 		m["delete"] = "true"
+	}
+	if p.Churn > 0 {
+		m["churn"] = strconv.FormatFloat(p.Churn, 'g', -1, 64)
+		m["churn-for"] = p.ChurnFor.String()
 	}
 	if p.workloadDigest != "" {
 		m["workload-sha256"] = p.workloadDigest
@@ -407,6 +434,10 @@ func ParamsFromMap(m map[string]string) (Params, error) {
 			p.UpdatesPerWork, err = strconv.Atoi(v)
 		case "delete":
 			p.Delete, err = strconv.ParseBool(v)
+		case "churn":
+			p.Churn, err = strconv.ParseFloat(v, 64)
+		case "churn-for":
+			p.ChurnFor, err = time.ParseDuration(v)
 		case "workload-sha256":
 			// What the files held: recorded, not a parameter.
 		case "clusters":

@@ -114,7 +114,7 @@ func PlanShards(loads []ClusterLoad, n int) *ShardPlan {
 	slices.SortFunc(sorted, func(a, b ClusterLoad) int {
 		return cmp.Or(cmp.Compare(b.Events, a.Events), cmp.Compare(b.Bytes, a.Bytes), cmp.Compare(a.Cluster, b.Cluster))
 	})
-	p := &ShardPlan{Shards: make([]ShardLoad, n), owner: make(map[string]int, len(loads))}
+	p := newShardPlan(n, len(loads))
 	for _, l := range sorted {
 		best := 0
 		for i := 1; i < n; i++ {
@@ -123,26 +123,30 @@ func PlanShards(loads []ClusterLoad, n int) *ShardPlan {
 				best = i
 			}
 		}
-		p.owner[l.Cluster] = best
-		s := &p.Shards[best]
-		s.Clusters++
-		s.Events += l.Events
-		s.Bytes += l.Bytes
+		p.assign(l, best)
 	}
 	return p
+}
+
+func newShardPlan(n, clusters int) *ShardPlan {
+	return &ShardPlan{Shards: make([]ShardLoad, n), owner: make(map[string]int, clusters)}
+}
+
+// assign gives cluster l to shard i.
+func (p *ShardPlan) assign(l ClusterLoad, i int) {
+	p.owner[l.Cluster] = i
+	s := &p.Shards[i]
+	s.Clusters++
+	s.Events += l.Events
+	s.Bytes += l.Bytes
 }
 
 // HashPlan is the split a Shard without a plan makes (by a hash of the
 // cluster name), in the same terms, to compare with PlanShards.
 func HashPlan(loads []ClusterLoad, n int) *ShardPlan {
-	p := &ShardPlan{Shards: make([]ShardLoad, n), owner: make(map[string]int, len(loads))}
+	p := newShardPlan(n, len(loads))
 	for _, l := range loads {
-		i := int(fnv32(l.Cluster) % uint32(n))
-		p.owner[l.Cluster] = i
-		s := &p.Shards[i]
-		s.Clusters++
-		s.Events += l.Events
-		s.Bytes += l.Bytes
+		p.assign(l, int(fnv32(l.Cluster)%uint32(n)))
 	}
 	return p
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/cereplay/cereplay/format"
 	"github.com/cereplay/cereplay/generate"
@@ -202,6 +203,72 @@ func TestReplayUpdatesAndDeletes(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestReplayChurn replays a churn phase (creates, updates and deletes
+// drawn over a live population) against sim at --max: every event is
+// accounted, and over REST each work the trace deleted is gone and each
+// other one holds the version of its last update.
+func TestReplayChurn(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simConfig())
+	p := generate.DefaultParams()
+	p.Clusters, p.WorksPerCluster, p.UpdatesPerWork = 3, 3, 1
+	p.Churn, p.ChurnFor = 20, 3*time.Second
+	trace := generateTrace(t, p)
+	out := filepath.Join(t.TempDir(), "run")
+	cfg := baseConfig(s, trace, out)
+	cfg.Max, cfg.CreateConsumers = true, true
+	var log bytes.Buffer
+	cfg.Log = &logWriter{b: &log}
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := checkAccounting(t, trace, out)
+	if !res.OK() {
+		for i, o := range outs {
+			if st := o[0].Outcome.Status; st != format.OutcomeDelivered && st != format.OutcomeSent {
+				t.Logf("record %d %s %s %s: %+v", i, o[0].Flow, maestro.ShortType(o[0].EventType), o[0].ResourceID, o[0].Outcome)
+			}
+		}
+		t.Fatalf("run not OK: %v\nlog:\n%s", res.Summary.Problems, log.String())
+	}
+
+	// What the trace leaves: a version per live work, none for deleted.
+	want := map[string]int64{}
+	kinds := map[string]int{}
+	for i := uint64(0); i < uint64(len(outs)); i++ { // in trace order
+		r := outs[i][0]
+		if r.Flow != format.FlowSourceToServer {
+			continue
+		}
+		kinds[maestro.ShortType(r.EventType)]++
+		switch r.EventType {
+		case maestro.TypeSpecCreate, maestro.TypeSpecUpdate:
+			want[r.ResourceID]++
+		case maestro.TypeSpecDelete:
+			want[r.ResourceID] = 0
+		}
+	}
+	if kinds["spec.delete_request"] == 0 || kinds["spec.update_request"] <= 9 || kinds["spec.create_request"] <= 9 {
+		t.Fatalf("the churn drew %v", kinds)
+	}
+	rest, err := maestro.NewRESTClient(s.RESTURL(), nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rid, version := range want {
+		b, err := rest.GetResourceBundle(context.Background(), rid)
+		switch {
+		case version == 0 && !errors.Is(err, maestro.ErrNotFound):
+			t.Errorf("deleted %s: bundle still there (%v)", rid, err)
+		case version > 0 && err != nil:
+			t.Errorf("live %s: %v", rid, err)
+		case version > 0 && b.Version != version:
+			t.Errorf("live %s: version %d, want %d", rid, b.Version, version)
 		}
 	}
 }

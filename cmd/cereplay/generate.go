@@ -31,6 +31,7 @@ func generateCommand() *cli.Command {
 			"   cereplay generate --out t --order round-robin --rate 100 --seed 7\n" +
 			"   cereplay generate --out t --workload app.yaml:3 --workload jobs/:1   # your own workloads, mixed 3:1\n" +
 			"   cereplay generate --out t --updates-per-work 2 --delete              # create, update twice, delete every work\n" +
+			"   cereplay generate --out t --churn 50 --churn-for 10m                 # then 10 minutes of creates, updates, deletes\n" +
 			"   cereplay generate --out t --status scale-test --subscribe-pause 0s",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Usage: "trace folder to create (required; must not hold a trace)"},
@@ -42,6 +43,8 @@ func generateCommand() *cli.Command {
 			&cli.StringFlag{Name: "source-id", Value: d.SourceID, Usage: "the source client's id"},
 			&cli.IntFlag{Name: "updates-per-work", Usage: "after the creates, this many rounds of spec updates over every work (each sets annotation cereplay.io/update and {{.Update}} on the bundle; the agent answers with a status of the new generation)"},
 			&cli.BoolFlag{Name: "delete", Usage: "after the updates, a round of spec deletes over every work, each answered by the agent's Deleted status (Maestro then removes the bundle)"},
+			&cli.Float64Flag{Name: "churn", Usage: "then a steady state of `RATE` spec events per second, each a create of a new work, an update or a delete of a live one (equal chances, drawn from --seed)"},
+			&cli.DurationFlag{Name: "churn-for", Usage: "how long the --churn phase lasts"},
 			&cli.Float64Flag{Name: "rate", Value: d.Rate, Usage: "works created per second"},
 			&cli.StringFlag{Name: "order", Value: d.Order.String(), Usage: "creation order: scale-test (--creators in parallel, each walking its clusters), round-robin, cluster"},
 			&cli.IntFlag{Name: "creators", Value: d.Creators, Usage: "parallel creators of the scale-test order"},
@@ -126,6 +129,8 @@ func generateParams(c *cli.Context) (generate.Params, error) {
 	}
 	p.UpdatesPerWork = c.Int("updates-per-work")
 	p.Delete = c.Bool("delete")
+	p.Churn = c.Float64("churn")
+	p.ChurnFor = c.Duration("churn-for")
 	for _, v := range c.StringSlice("workload") {
 		w, err := generate.ParseWorkloadSpec(v)
 		if err != nil {

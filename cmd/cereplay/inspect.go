@@ -14,6 +14,7 @@ import (
 
 	"github.com/cereplay/cereplay/format"
 	"github.com/cereplay/cereplay/maestro"
+	"github.com/cereplay/cereplay/record"
 )
 
 func inspectCommand() *cli.Command {
@@ -87,7 +88,11 @@ func printManifest(w io.Writer, dir string, m *format.Manifest) error {
 	}
 	content := []row{{"records", fmt.Sprintf("%d in %d segments", m.Records, len(m.Segments))}}
 	if m.Outcomes > 0 {
-		content = append(content, row{"  outcomes", fmt.Sprintf("%d (a replay's results: cereplay cat shows each)", m.Outcomes)})
+		what := "a replay's results"
+		if m.Provenance.Tool == record.Tool {
+			what = "the recorded Publish results"
+		}
+		content = append(content, row{"  outcomes", fmt.Sprintf("%d (%s: cereplay cat shows each)", m.Outcomes, what)})
 	}
 	for _, k := range sortedKeys(m.CountsByFlow) {
 		content = append(content, row{"  flow " + k, strconv.FormatInt(m.CountsByFlow[k], 10)})

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,9 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cereplay/cereplay/format"
-	"github.com/cereplay/cereplay/generate"
 	"github.com/cereplay/cereplay/replay"
-	"github.com/cereplay/cereplay/sim"
 )
 
 // grpcRequests counts the gRPC calls a sim has served.
@@ -39,18 +36,7 @@ func grpcRequests(t *testing.T, g prometheus.Gatherer) float64 {
 // --digest; a pack with one byte changed, or a wrong --digest, is refused
 // before anything is sent, with the file and offset named.
 func TestPackVerifyReplayOverHTTP(t *testing.T) {
-	s, err := sim.Start(context.Background(), sim.LoopbackConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	trace := filepath.Join(t.TempDir(), "trace")
-	p := generate.DefaultParams()
-	p.Clusters, p.WorksPerCluster, p.Rate = 3, 2, 100
-	p.SubscribePause, p.CreateAfter = 0, 0
-	if _, err := generate.Generate(context.Background(), trace, p, nil); err != nil {
-		t.Fatal(err)
-	}
+	s, trace := simAndTrace(t, 3, 2)
 	m, err := format.ReadManifest(trace)
 	if err != nil {
 		t.Fatal(err)

@@ -46,22 +46,30 @@ func TestReplayMissingTrace(t *testing.T) {
 	}
 }
 
-// The command end to end: a generated trace replayed at --max into sim,
-// consumers created through REST, summary on stdout, results on disk;
-// a second run with the same ids fails (exit 1) and names the duplicates.
-func TestReplayCommandAgainstSim(t *testing.T) {
+// simAndTrace starts a sim and generates a trace of clusters × works for
+// it, its works created at 100 per second with no pauses.
+func simAndTrace(t *testing.T, clusters, works int) (*sim.Server, string) {
+	t.Helper()
 	s, err := sim.Start(context.Background(), sim.LoopbackConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	trace := filepath.Join(t.TempDir(), "trace")
 	p := generate.DefaultParams()
-	p.Clusters, p.WorksPerCluster, p.Rate = 4, 3, 100
+	p.Clusters, p.WorksPerCluster, p.Rate = clusters, works, 100
 	p.SubscribePause, p.CreateAfter = 0, 0
 	if _, err := generate.Generate(context.Background(), trace, p, nil); err != nil {
 		t.Fatal(err)
 	}
+	return s, trace
+}
+
+// The command end to end: a generated trace replayed at --max into sim,
+// consumers created through REST, summary on stdout, results on disk;
+// a second run with the same ids fails (exit 1) and names the duplicates.
+func TestReplayCommandAgainstSim(t *testing.T) {
+	s, trace := simAndTrace(t, 4, 3)
 	args := func(out string) []string {
 		return []string{"replay", "--max", "--create-consumers", "--quiet", "--settle", "5s",
 			"--source-addr", s.SourceAddr(), "--broker-addr", s.BrokerAddr(), "--rest-url", s.RESTURL(),

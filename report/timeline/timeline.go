@@ -143,6 +143,12 @@ func (r *Recorder) loop() {
 		select {
 		case end := <-r.stop:
 			t.Stop()
+			// The timer may have won the race with a stop asked for just
+			// before its deadline: the last interval never ends before it
+			// starts.
+			if end.Before(from) {
+				end = from
+			}
 			r.cut(from, end)
 			return
 		case <-t.C:

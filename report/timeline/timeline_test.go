@@ -115,3 +115,33 @@ func FuzzRead(f *testing.F) {
 		_, _ = Merge(ivs, func(string) bool { return true })
 	})
 }
+
+// A stop asked for at an instant the recorder has already cut past (the
+// timer won the race with it) still ends with a well-formed interval.
+func TestRecorderStopBeforeLastCut(t *testing.T) {
+	t.Parallel()
+	var buf syncBuffer
+	start := time.Now()
+	rec := Start(&buf, start, time.Millisecond, func() (map[string]float64, map[string]float64) { return nil, nil })
+	// Wait until at least two intervals have been cut, then stop "in the past".
+	for {
+		buf.mu.Lock()
+		n := bytes.Count(buf.b.Bytes(), []byte("\n"))
+		buf.mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := rec.Stop(start); err != nil {
+		t.Fatal(err)
+	}
+	ivs, err := Read(&buf.b)
+	if err != nil {
+		t.Fatalf("the timeline does not read back: %v", err)
+	}
+	last := ivs[len(ivs)-1]
+	if last.End.Before(last.Start) {
+		t.Fatalf("last interval %v to %v", last.Start, last.End)
+	}
+}
