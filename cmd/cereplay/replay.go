@@ -57,7 +57,10 @@ func replayCommand() *cli.Command {
 			"--max-inflight calls in flight). Between sends 8 ms or more apart (low rates) the pacer\n" +
 			"runs on a real-time (SCHED_FIFO) thread where the process may: as root, or after\n" +
 			"'sudo setcap cap_sys_nice+ep cereplay'; run.json records pacer_priority.\n" +
-			"--metrics-listen also serves /debug/pprof/ of the replayer.",
+			"--metrics-listen also serves /debug/pprof/ of the replayer.\n\n" +
+			"Every run also writes a timeline (timeline.jsonl: counts, gauges and full HDR histograms per\n" +
+			"--interval; histograms.json for the whole run) and, with --target-metrics, the targets' own\n" +
+			"Prometheus samples (target-metrics.jsonl); 'cereplay report' and 'cereplay compare' read them.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "source-addr", Value: "127.0.0.1:8090", Usage: "Maestro source gRPC address(es), comma-separated"},
 			&cli.StringFlag{Name: "broker-addr", Value: "127.0.0.1:8091", Usage: "Maestro broker gRPC address(es), comma-separated; agents are spread over them"},
