@@ -3,7 +3,9 @@ package record_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,7 +83,7 @@ func TestBytesPassThrough(t *testing.T) {
 	if err := srv.CreateConsumer(cluster); err != nil {
 		t.Fatal(err)
 	}
-	rec, out := startRecorder(t, srv, nil)
+	rec, out := startRecorder(t, srv, func(c *record.Config) { c.MetricsListen = "127.0.0.1:0" })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	agent, src := dialRaw(t, rec.BrokerAddr()), dialRaw(t, rec.SourceAddr())
@@ -118,6 +120,22 @@ func TestBytesPassThrough(t *testing.T) {
 			t.Errorf("bad message %x: through the proxy %v, directly %v", bad, err, want)
 		}
 	}
+	metrics := scrape(t, "http://"+rec.MetricsAddr()+"/metrics")
+	for _, want := range []string{
+		`cereplay_record_messages_total{flow="source>server"} 3`,
+		`cereplay_record_undecodable_total{flow="source>server"} 2`,
+		`cereplay_record_messages_total{flow="server>agent"} 1`,
+		`cereplay_record_streams{port="broker"} 1`,
+		`cereplay_record_recording 1`,
+		`cereplay_record_added_latency_seconds_count{port="source"} 3`,
+	} {
+		if !strings.Contains(metrics, want+"\n") {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if !strings.Contains(metrics, `cereplay_record_errors_total{code=`) {
+		t.Error("metrics lack the refused calls' codes")
+	}
 	sum, err := rec.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -145,6 +163,20 @@ func TestBytesPassThrough(t *testing.T) {
 	if len(deliveries) != 1 || !bytes.Equal(deliveries[0], got.B) {
 		t.Errorf("server>agent records: %d, equal to the received bytes: %v", len(deliveries), len(deliveries) == 1 && bytes.Equal(deliveries[0], got.B))
 	}
+}
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // TestUpstreamDown: with Maestro unreachable, clients get Unavailable on

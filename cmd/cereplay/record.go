@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -105,6 +106,9 @@ func runRecord(c *cli.Context) error {
 		KeepHeartbeats: c.Bool("keep-heartbeats"),
 		Version:        version,
 		Command:        strings.Join(os.Args, " "),
+		// One line per failed call (clients see the same error) and one
+		// when the recording stops.
+		Log: slog.New(slog.NewTextHandler(c.App.ErrWriter, nil)),
 	}
 	if f := c.String("token-file"); f != "" {
 		tok, err := transport.ReadToken(f)
