@@ -18,10 +18,11 @@ func diffCommand() *cli.Command {
 		Usage:     "align two traces (or two runs' outcomes) record by record and show what differs",
 		ArgsUsage: "A B",
 		UsageText: "cereplay diff A B [--ignore FIELD ...] [--run-id ID | --run RUN] [--max-diffs N] [--json]\n\n" +
-			"A and B are trace folders, or run folders (their outcomes are compared). Records are\n" +
-			"aligned by flow, actor, resource id, event type and occurrence, not by position. What a\n" +
-			"replay legitimately changes is not compared: the CloudEvent id and ce-time, ce-sequenceid,\n" +
-			"ce-resourceversion, a record's offset and delay, an outcome's index and timings.\n" +
+			"A and B are traces (folders, packed files or their URLs), or run folders (their\n" +
+			"outcomes are compared). Records are aligned by flow, actor, resource id, event type\n" +
+			"and occurrence, not by position. What a replay legitimately changes is not compared:\n" +
+			"the CloudEvent id and ce-time, ce-sequenceid, ce-resourceversion, a record's offset and\n" +
+			"delay, an outcome's index and timings.\n" +
 			"--ignore adds fields: a CloudEvent field or attribute (source, ce-statushash), a record\n" +
 			"field (trigger, outcome.note), or a JSON path in the data (data.status.conditions leaves\n" +
 			"out that member and all below it). With --run-id (or --run, which reads it from the run's\n" +
@@ -62,7 +63,7 @@ func diffCommand() *cli.Command {
 				}
 				opt.RunID = id
 			}
-			res, err := diff.Diff(c.Args().Get(0), c.Args().Get(1), opt)
+			res, err := diff.Diff(c.Context, c.Args().Get(0), c.Args().Get(1), opt)
 			if err != nil {
 				return cli.Exit(err.Error(), 2)
 			}
@@ -78,8 +79,8 @@ func diffCommand() *cli.Command {
 				return err
 			}
 			if !res.Same() {
-				return fmt.Errorf("diff: %d records differ (%d only in A, %d only in B, %d changed)",
-					res.OnlyA+res.OnlyB+res.Changed, res.OnlyA, res.OnlyB, res.Changed)
+				return fmt.Errorf("diff: A and B differ: %d only in A, %d only in B, %d changed",
+					res.OnlyA, res.OnlyB, res.Changed)
 			}
 			return nil
 		},
@@ -113,7 +114,7 @@ func printDiff(w io.Writer, r *diff.Result) error {
 		return err
 	}
 	if len(r.Diffs) > 0 {
-		fmt.Fprintf(&b, "\nfirst %d differences:\n", len(r.Diffs))
+		fmt.Fprintf(&b, "\ndifferences (the first %d):\n", len(r.Diffs))
 	}
 	for _, d := range r.Diffs {
 		k := d.Key

@@ -3,68 +3,42 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/cereplay/cereplay/format"
 	"github.com/cereplay/cereplay/generate"
 )
 
 func TestDiffCommand(t *testing.T) {
 	t.Parallel()
-	a := filepath.Join(t.TempDir(), "a")
-	p := generate.DefaultParams()
-	p.Clusters, p.WorksPerCluster = 2, 3
-	if _, err := generate.Generate(context.Background(), a, p, nil); err != nil {
-		t.Fatal(err)
-	}
-	// b is a without its last record, a status.
-	b := filepath.Join(t.TempDir(), "b")
-	r, err := format.Open(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := format.Create(b, format.WriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		rec, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
+	// b is a with one more cluster: its subscribe, 3 specs and 3 statuses.
+	gen := func(clusters int) string {
+		dir := filepath.Join(t.TempDir(), "trace")
+		p := generate.DefaultParams()
+		p.Clusters, p.WorksPerCluster = clusters, 3
+		if _, err := generate.Generate(context.Background(), dir, p, nil); err != nil {
 			t.Fatal(err)
 		}
-		if i != 14 {
-			if err := w.Write(rec); err != nil {
-				t.Fatal(err)
-			}
-		}
+		return dir
 	}
-	r.Close()
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	a, b := gen(2), gen(3)
 
 	code, out, errOut := runCLI(t, "diff", a, a)
 	if code != 0 || !strings.Contains(out, "same: 15 records equal") || errOut != "" {
 		t.Fatalf("self: exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = runCLI(t, "diff", a, b)
-	if code != 1 || !strings.Contains(out, "14 equal, 1 only in A, 0 only in B, 0 changed") ||
-		!strings.Contains(out, "only in A (record 14)") || !strings.Contains(errOut, "1 records differ") {
-		t.Fatalf("missing record: exit %d\n%s%s", code, out, errOut)
+	if code != 1 || !strings.Contains(out, "15 equal, 0 only in A, 7 only in B, 0 changed") ||
+		!strings.Contains(out, "only in B (record ") || !strings.Contains(errOut, "A and B differ: 0 only in A, 7 only in B") {
+		t.Fatalf("one more cluster: exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, _ = runCLI(t, "diff", "--json", "--max-diffs", "0", b, a)
 	var res struct {
-		OnlyB       int64             `json:"only_b"`
+		OnlyA       int64             `json:"only_a"`
 		Differences []json.RawMessage `json:"differences"`
 	}
-	if err := json.Unmarshal([]byte(out), &res); code != 1 || err != nil || res.OnlyB != 1 || len(res.Differences) != 0 {
+	if err := json.Unmarshal([]byte(out), &res); code != 1 || err != nil || res.OnlyA != 7 || len(res.Differences) != 0 {
 		t.Fatalf("--json: exit %d, %v, %+v\n%s", code, err, res, out)
 	}
 	for _, args := range [][]string{

@@ -14,6 +14,7 @@ package diff
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -139,8 +140,9 @@ const (
 	outcomesDir = "outcomes"
 )
 
-// TraceDir returns the trace to read for path: path itself, or the
-// outcome trace of a replay's run folder.
+// TraceDir returns the trace to read for path: path itself (a trace
+// folder, a packed file or its URL), or the outcome trace of a replay's
+// run folder.
 func TraceDir(path string) string {
 	if _, err := os.Stat(filepath.Join(path, format.ManifestName)); err == nil {
 		return path
@@ -167,19 +169,20 @@ func RunIDOf(runDir string) (string, error) {
 	return info.RunID, nil
 }
 
-// Diff compares the traces at a and b (trace folders, or run folders,
-// whose outcomes are compared).
-func Diff(a, b string, opt Options) (*Result, error) {
+// Diff compares the traces at a and b: trace folders, packed files or
+// their URLs (anything format.OpenSource reads), or run folders, whose
+// outcomes are compared.
+func Diff(ctx context.Context, a, b string, opt Options) (*Result, error) {
 	d, err := newDiffer(opt)
 	if err != nil {
 		return nil, err
 	}
-	ra, err := format.Open(TraceDir(a))
+	ra, err := format.OpenSource(ctx, TraceDir(a), format.OpenOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("diff: A: %w", err)
 	}
 	defer ra.Close()
-	rb, err := format.Open(TraceDir(b))
+	rb, err := format.OpenSource(ctx, TraceDir(b), format.OpenOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("diff: B: %w", err)
 	}
@@ -216,7 +219,7 @@ func Diff(a, b string, opt Options) (*Result, error) {
 	}
 	d.res.A.Records, d.res.B.Records = sa.index, sb.index
 	d.leftovers(sa, sb)
-	if err := d.detail(sa, sb); err != nil {
+	if err := d.detail(ctx, sa, sb); err != nil {
 		return nil, err
 	}
 	d.finish()
@@ -433,7 +436,7 @@ func (d *differ) changed(e *entry, ia, ib int64) {
 
 // detail reads the records of the changed differences again and names
 // the fields that differ.
-func (d *differ) detail(sa, sb *side) error {
+func (d *differ) detail(ctx context.Context, sa, sb *side) error {
 	var ia, ib []int64
 	for _, df := range d.res.Diffs {
 		if df.Kind == Changed {
@@ -443,11 +446,11 @@ func (d *differ) detail(sa, sb *side) error {
 	if len(ia) == 0 {
 		return nil
 	}
-	ra, err := readAt(sa.dir, ia)
+	ra, err := readAt(ctx, sa.dir, ia)
 	if err != nil {
 		return fmt.Errorf("diff: A: %w", err)
 	}
-	rb, err := readAt(sb.dir, ib)
+	rb, err := readAt(ctx, sb.dir, ib)
 	if err != nil {
 		return fmt.Errorf("diff: B: %w", err)
 	}
@@ -463,15 +466,32 @@ func (d *differ) detail(sa, sb *side) error {
 	return nil
 }
 
-// readAt reads the records at the given positions of a trace, decoding
-// only the segments that hold them.
-func readAt(dir string, want []int64) (map[int64]*format.Record, error) {
-	m, err := format.ReadManifest(dir)
-	if err != nil {
-		return nil, err
-	}
+// readAt reads the records at the given positions of a trace: in a trace
+// folder, decoding only the segments that hold them; elsewhere (a packed
+// file, a URL), reading up to the last of them.
+func readAt(ctx context.Context, src string, want []int64) (map[int64]*format.Record, error) {
 	slices.Sort(want)
 	got := make(map[int64]*format.Record, len(want))
+	m, err := format.ReadManifest(src)
+	if err != nil {
+		r, err := format.OpenSource(ctx, src, format.OpenOptions{})
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		for i := int64(0); len(want) > 0; i++ {
+			rec, err := r.Next()
+			if err != nil {
+				return nil, fmt.Errorf("record %d: %w", i, err)
+			}
+			for len(want) > 0 && want[0] == i {
+				got[i] = rec
+				want = want[1:]
+			}
+		}
+		return got, nil
+	}
+	dir := src
 	first := int64(0)
 	for _, seg := range m.Segments {
 		end := first + seg.Records

@@ -97,7 +97,7 @@ func editData(t *testing.T, rec *format.Record, fn func(data map[string]any)) *f
 func TestDiffSelfIsEmpty(t *testing.T) {
 	t.Parallel()
 	a := smallTrace(t)
-	res, err := Diff(a, a, Options{})
+	res, err := Diff(context.Background(), a, a, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestDiffOneSpecPayloadChanged(t *testing.T) {
 		}
 		return keep(i, rec)
 	})
-	res, err := Diff(a, b, Options{})
+	res, err := Diff(context.Background(), a, b, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestDiffOneSpecPayloadChanged(t *testing.T) {
 
 	// Ignoring that path, or the whole data, makes them the same.
 	for _, ign := range []string{"data.manifests.metadata.name", "data"} {
-		res, err := Diff(a, b, Options{Ignore: []string{ign}})
+		res, err := Diff(context.Background(), a, b, Options{Ignore: []string{ign}})
 		if err != nil || !res.Same() {
 			t.Fatalf("--ignore %s: %+v, %v", ign, res, err)
 		}
@@ -170,7 +170,7 @@ func TestDiffMissingAndExtra(t *testing.T) {
 		}
 		return keep(i, rec)
 	})
-	res, err := Diff(a, b, Options{})
+	res, err := Diff(context.Background(), a, b, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestDiffMissingAndExtra(t *testing.T) {
 	if d := res.Diffs[1]; d.Kind != OnlyB || d.IndexB != 26 || d.Key.Actor != "maestro-cluster-99" || d.Key.EventType != last.EventType {
 		t.Fatalf("only in B: %+v", d)
 	}
-	res, err = Diff(a, b, Options{MaxDiffs: -1})
+	res, err = Diff(context.Background(), a, b, Options{MaxDiffs: -1})
 	if err != nil || len(res.Diffs) != 0 || res.OnlyA != 1 {
 		t.Fatalf("MaxDiffs -1: %+v, %v", res, err)
 	}
@@ -214,11 +214,11 @@ func TestDiffRunIDRemap(t *testing.T) {
 		}
 		return []*format.Record{&c}
 	})
-	res, err := Diff(a, b, Options{RunID: "run-2"})
+	res, err := Diff(context.Background(), a, b, Options{RunID: "run-2"})
 	if err != nil || !res.Same() || res.Equal != 28 {
 		t.Fatalf("with the run id: %+v, %v", res, err)
 	}
-	res, err = Diff(a, b, Options{})
+	res, err = Diff(context.Background(), a, b, Options{})
 	if err != nil || res.OnlyA != 24 || res.OnlyB != 24 {
 		t.Fatalf("without the run id: %+v, %v", res, err)
 	}
@@ -227,7 +227,7 @@ func TestDiffRunIDRemap(t *testing.T) {
 func TestDiffBadInput(t *testing.T) {
 	t.Parallel()
 	a := smallTrace(t)
-	if _, err := Diff(a, filepath.Join(t.TempDir(), "nope"), Options{}); err == nil || !strings.Contains(err.Error(), "diff: B:") {
+	if _, err := Diff(context.Background(), a, filepath.Join(t.TempDir(), "nope"), Options{}); err == nil || !strings.Contains(err.Error(), "diff: B:") {
 		t.Fatalf("missing B: %v", err)
 	}
 	// A damaged segment is refused with its file named.
@@ -241,10 +241,10 @@ func TestDiffBadInput(t *testing.T) {
 	if err := os.WriteFile(seg, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Diff(a, b, Options{}); err == nil || !strings.Contains(err.Error(), format.SegmentName(1)) {
+	if _, err := Diff(context.Background(), a, b, Options{}); err == nil || !strings.Contains(err.Error(), format.SegmentName(1)) {
 		t.Fatalf("damaged B: %v", err)
 	}
-	if _, err := Diff(a, a, Options{Ignore: []string{"data..x"}}); err == nil {
+	if _, err := Diff(context.Background(), a, a, Options{Ignore: []string{"data..x"}}); err == nil {
 		t.Fatal("a malformed data path was accepted")
 	}
 }
@@ -279,10 +279,10 @@ func TestDiffOutcomes(t *testing.T) {
 		return run
 	}
 	a, b, c := write("refused", 1), write("refused", 7), write("timed out", 1)
-	if res, err := Diff(a, b, Options{}); err != nil || !res.Same() || res.Equal != 3 {
+	if res, err := Diff(context.Background(), a, b, Options{}); err != nil || !res.Same() || res.Equal != 3 {
 		t.Fatalf("same outcomes, other timings: %+v, %v", res, err)
 	}
-	res, err := Diff(a, c, Options{})
+	res, err := Diff(context.Background(), a, c, Options{})
 	if err != nil || res.Changed != 1 || len(res.Diffs) != 1 ||
 		!bytes.Equal(mustJSON(t, res.Diffs[0].Fields), mustJSON(t, []Field{{Name: "outcome.note", A: "refused", B: "timed out"}})) {
 		t.Fatalf("other note: %+v, %v", res, err)
