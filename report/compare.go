@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cereplay/cereplay/replay"
 )
 
 // DefaultThresholds is Maestro's published SLO as thresholds: 99 % of gRPC
@@ -43,6 +45,10 @@ func metrics(r *Run) (map[string]float64, map[string]string) {
 	v["throughput.events_per_second"], unit["throughput.events_per_second"] = s.EventsPerSecond, "/s"
 	v["throughput.specs_per_second"], unit["throughput.specs_per_second"] = s.SpecsPerSecond, "/s"
 	for _, l := range latencies {
+		if r.Histograms == nil {
+			summaryLatency(s, l.Key, v, unit)
+			continue
+		}
 		h := r.wholeHistogram(l.match)
 		if h.TotalCount() == 0 {
 			continue
@@ -59,6 +65,38 @@ func metrics(r *Run) (map[string]float64, map[string]string) {
 		v["target.peak_rss_mib"], unit["target.peak_rss_mib"] = rss, "MiB"
 	}
 	return v, unit
+}
+
+// summaryLatency fills a latency's percentiles from summary.json, for a
+// run made before histograms.json existed. Publish latency is kept per
+// address there, and percentiles do not merge: it is used only when the
+// run had one address.
+func summaryLatency(s *replay.Summary, key string, v map[string]float64, unit map[string]string) {
+	var l replay.LatencySummary
+	switch key {
+	case "publish":
+		if len(s.PublishLatency) != 1 {
+			return
+		}
+		for _, x := range s.PublishLatency {
+			l = x
+		}
+	case "spec_delivery":
+		l = s.SpecDelivery
+	case "status_forward":
+		l = s.StatusForward
+	case "send_lateness":
+		l = s.SendLateness
+	}
+	if l.Count == 0 {
+		return
+	}
+	for _, q := range []struct {
+		name string
+		us   float64
+	}{{"p50", l.P50}, {"p90", l.P90}, {"p99", l.P99}, {"p99.9", l.P999}} {
+		v[key+"."+q.name], unit[key+"."+q.name] = q.us/1e3, "ms"
+	}
 }
 
 var quantiles = []struct {

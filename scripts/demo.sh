@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make demo: the main job end to end on a fresh machine. Generates a
 # 300 x 50 guestbook trace (30,000 events), starts the embedded sim on free
-# loopback ports, replays the trace at --max with --create-consumers, and
-# prints the summary. Exits with the replay's status.
+# loopback ports, replays the trace at --max with --create-consumers
+# (scraping sim's metrics), prints the summary and draws the run with
+# cereplay report. Exits with the replay's status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/cereplay}
@@ -31,9 +32,15 @@ cat "$work/sim.out"
 source_addr=$(awk '$1=="source"{print $2}' "$work/sim.out")
 broker_addr=$(awk '$1=="broker"{print $2}' "$work/sim.out")
 rest_url=$(awk '$1=="rest"{print $2}' "$work/sim.out")
+metrics_addr=$(awk '$1=="metrics"{print $2}' "$work/sim.out")
 [ -n "$source_addr" ] || { echo "sim did not start:"; cat "$work/sim.err"; exit 1; }
 
 echo "== replay at --max with --create-consumers"
 out=runs/demo-$(date -u +%Y%m%dT%H%M%SZ)
+status=0
 "$BIN" replay --max --create-consumers --source-addr "$source_addr" --broker-addr "$broker_addr" \
-	--rest-url "$rest_url" --out "$out" "$work/trace"
+	--rest-url "$rest_url" --target-metrics "http://$metrics_addr/metrics" --out "$out" "$work/trace" || status=$?
+
+echo "== report"
+"$BIN" report "$out" -o "$out/report.html" && echo "charts of the run in $out/report.html"
+exit "$status"
