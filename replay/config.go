@@ -79,6 +79,9 @@ type Config struct {
 	// RunID remaps resource ids so the trace can be replayed again into
 	// the same Maestro.
 	RunID string
+	// ClustersMultiplier, when > 1, plays every cluster of the trace this
+	// many times under derived names and resource ids (see multiplier).
+	ClustersMultiplier int
 
 	// Settle is how long to wait at the end for deliveries; default 30s.
 	Settle time.Duration
@@ -180,6 +183,10 @@ func configErr(format string, args ...any) error {
 
 // withDefaults returns c with defaults filled in, or an error naming the
 // first field that is wrong.
+// maxClustersMultiplier bounds --clusters-multiplier: every copy of a
+// cluster is an agent stream of its own.
+const maxClustersMultiplier = 1000
+
 func (c Config) withDefaults() (Config, error) {
 	if c.Trace == "" {
 		return c, configErr("no trace folder")
@@ -191,6 +198,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if len(c.BrokerAddrs) == 0 {
 		return c, configErr("no broker address (--broker-addr)")
+	}
+	if c.ClustersMultiplier < 0 || c.ClustersMultiplier > maxClustersMultiplier {
+		return c, configErr("--clusters-multiplier %d is outside 1..%d", c.ClustersMultiplier, maxClustersMultiplier)
 	}
 	modes := 0
 	if c.Rate > 0 {

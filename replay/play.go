@@ -20,10 +20,14 @@ import (
 
 // trace reading with one record of look-ahead (the connect phase reads
 // until the first record that is not a subscribe).
+// With a multiplier, every record is read as its copies in turn.
 type traceReader struct {
 	rd     *format.Reader
 	peeked *format.Record
 	next   uint64 // index of the next record
+
+	mult *multiplier
+	orig *format.Record // the trace record being copied
 }
 
 func (t *traceReader) read() (*format.Record, uint64, error) {
@@ -32,9 +36,23 @@ func (t *traceReader) read() (*format.Record, uint64, error) {
 		t.next++
 		return p, t.next - 1, nil
 	}
+	if t.mult != nil && t.next%uint64(t.mult.k) != 0 {
+		rec, err := t.mult.record(t.orig, int(t.next%uint64(t.mult.k)))
+		if err != nil {
+			return nil, t.next, err
+		}
+		t.next++
+		return rec, t.next - 1, nil
+	}
 	rec, err := t.rd.Next()
 	if err != nil {
 		return nil, t.next, err
+	}
+	if t.mult != nil {
+		t.orig = rec
+		if rec, err = t.mult.record(rec, 0); err != nil {
+			return nil, t.next, err
+		}
 	}
 	t.next++
 	return rec, t.next - 1, nil
@@ -55,7 +73,7 @@ func keep(rec *format.Record) *format.Record {
 
 // play runs the connect phase and then the schedule.
 func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manifest) error {
-	tr := &traceReader{rd: rd}
+	tr := &traceReader{rd: rd, mult: r.mult}
 	total := man.Records
 	var done atomic.Int64
 	if r.cfg.Progress != nil {

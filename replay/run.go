@@ -49,6 +49,7 @@ type runner struct {
 	tr         *tracker
 	out        *outbox
 	remap      *remapper
+	mult       *multiplier // --clusters-multiplier; nil without
 	seq        *maestro.SequenceIDs
 	disp       *dispatcher
 	sem        chan struct{} // Publish calls in flight: specs and other sends
@@ -129,7 +130,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// events it sends go through r.bufs), so the reader can decompress
 	// into recycled buffers: 2 GB less garbage for the default trace.
 	rd.ReuseBuffers()
+	mult := newMultiplier(cfg.ClustersMultiplier)
 	man := rd.Manifest()
+	if err := mult.check(man.Consumers); err != nil {
+		return nil, err
+	}
+	man = mult.manifest(man)
 
 	tlsCfg, token, err := cfg.TLS.Load()
 	if err != nil {
@@ -154,6 +160,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		clock:         cfg.Clock,
 		m:             newMetrics(),
 		remap:         newRemapper(cfg.RunID),
+		mult:          mult,
 		seq:           maestro.NewSequenceIDs(),
 		sem:           make(chan struct{}, cfg.MaxInflight),
 		stSem:         make(chan struct{}, cfg.MaxInflight),
@@ -282,7 +289,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		sum.OK = false
 	}
 	info := RunInfo{Tool: "cereplay", Version: cfg.Version, Trace: cfg.Trace, TraceDigest: man.Digest, RunID: cfg.RunID,
-		Mode: cfg.mode(), Settings: r.settings(), Start: r.start.UTC(), T0: r.t0.UTC(), Origin: r.origin, End: end.UTC(), Rewrites: r.remap.rewrites()}
+		Mode: cfg.mode(), Settings: r.settings(), Start: r.start.UTC(), T0: r.t0.UTC(), Origin: r.origin, End: end.UTC(), Rewrites: append(r.remap.rewrites(), mult.rewrites()...)}
 	if err := r.writeHistograms(dir); err != nil && resErr == nil {
 		resErr = err
 	}
@@ -390,6 +397,7 @@ func (r *runner) settings() map[string]string {
 		s["shard_plan"] = fmt.Sprintf("by events: %d clusters, %d events, %d bytes", own.Clusters, own.Events, own.Bytes)
 	}
 	add("run_id", c.RunID, c.RunID != "")
+	add("clusters_multiplier", strconv.Itoa(c.ClustersMultiplier), c.ClustersMultiplier > 1)
 	if pc, ok := c.Clock.(pace.PreciseClock); ok {
 		add("spin_window", pc.SpinWindow.String(), pc.SpinWindow != 0)
 		add("pacer_priority", pace.Priority(r.realtime), pace.Dedicated(c.Clock, c.Pacer))

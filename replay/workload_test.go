@@ -272,3 +272,95 @@ func TestReplayChurn(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayClustersMultiplier plays a trace of 3 clusters 3 times over
+// against sim: 9 agents, 3 times the bundles and statuses, every record
+// of every copy accounted, and run.json names the rewrite.
+func TestReplayClustersMultiplier(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simConfig())
+	p := generate.DefaultParams()
+	p.Clusters, p.WorksPerCluster, p.UpdatesPerWork = 3, 2, 1
+	trace := generateTrace(t, p)
+	out := filepath.Join(t.TempDir(), "run")
+	cfg := baseConfig(s, trace, out)
+	cfg.Max, cfg.CreateConsumers, cfg.ClustersMultiplier = true, true, 3
+	var log bytes.Buffer
+	cfg.Log = &logWriter{b: &log}
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := res.Summary
+	if !res.OK() {
+		for i, o := range readOutcomes(t, out) {
+			if st := o[0].Outcome.Status; st != format.OutcomeDelivered && st != format.OutcomeSent {
+				t.Logf("record %d %s %s %s %s: %+v", i, o[0].Flow, o[0].Actor, maestro.ShortType(o[0].EventType), o[0].ResourceID, o[0].Outcome)
+			}
+		}
+		t.Fatalf("run not OK: %v\nlog:\n%s", sum.Problems, log.String())
+	}
+	r, err := format.Open(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := r.Manifest().Records
+	r.Close()
+	outs := readOutcomes(t, out)
+	if int64(len(outs)) != 3*records || sum.Records != 3*records {
+		t.Fatalf("%d outcomes, summary %d records, for 3 × %d", len(outs), sum.Records, records)
+	}
+	for i := uint64(0); i < uint64(3*records); i++ {
+		if len(outs[i]) != 1 {
+			t.Fatalf("record %d has %d outcomes", i, len(outs[i]))
+		}
+	}
+	agents := 0
+	for _, n := range sum.AgentsPerAddr {
+		agents += n
+	}
+	works := int64(p.Clusters * p.WorksPerCluster)
+	if agents != 9 || sum.ConsumersCreated != 9 || sum.SpecsSent != 3*2*works || sum.StatusesSent != 3*2*works || sum.StatusForward.Count != 3*2*works {
+		t.Errorf("agents %d, consumers %d, specs %d, statuses %d (forwarded %d)", agents, sum.ConsumersCreated, sum.SpecsSent, sum.StatusesSent, sum.StatusForward.Count)
+	}
+	// Per derived cluster: the outcomes of copy 2 of cluster 1 name it.
+	perCluster := map[string]int{}
+	for _, o := range outs {
+		if o[0].Flow == format.FlowAgentToServer {
+			perCluster[o[0].Actor]++
+		}
+	}
+	if len(perCluster) != 9 || perCluster["maestro-cluster-1-x3"] != 2*p.WorksPerCluster {
+		t.Errorf("statuses per cluster: %v", perCluster)
+	}
+
+	rest, err := maestro.NewRESTClient(s.RESTURL(), nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := rest.ListResourceBundles(context.Background(), 1, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list.Total != int(3*works) {
+		t.Errorf("%d bundles, want %d", list.Total, 3*works)
+	}
+	consumers := map[string]int{}
+	for _, b := range list.Items {
+		consumers[b.ConsumerName]++
+		if b.Version != 2 || len(b.Status) == 0 {
+			t.Errorf("bundle %s of %s: version %d, status %d bytes", b.ID, b.ConsumerName, b.Version, len(b.Status))
+		}
+	}
+	if len(consumers) != 9 || consumers["maestro-cluster-2-x2"] != p.WorksPerCluster {
+		t.Errorf("bundles per consumer: %v", consumers)
+	}
+	info := readRunInfo(t, out)
+	found := false
+	for _, rw := range info.Rewrites {
+		found = found || rw.Field == "record index"
+	}
+	if !found || info.Settings["clusters_multiplier"] != "3" {
+		t.Errorf("run.json: rewrites %+v, settings %v", info.Rewrites, info.Settings)
+	}
+}
