@@ -17,13 +17,13 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cereplay/cereplay/format"
 	"github.com/cereplay/cereplay/internal/sdkclient"
 	"github.com/cereplay/cereplay/internal/transport"
 	"github.com/cereplay/cereplay/maestro"
+	"github.com/cereplay/cereplay/maestro/wire"
 	"github.com/cereplay/cereplay/record"
 )
 
@@ -42,8 +42,7 @@ func dialRaw(t *testing.T, addr string) rawClient {
 
 // publishRequest wraps event bytes as a PublishRequest (field 1).
 func publishRequest(ev []byte) []byte {
-	b := protowire.AppendTag(nil, 1, protowire.BytesType)
-	return protowire.AppendBytes(b, ev)
+	return append(wire.AppendPublishHead(nil, len(ev)), ev...)
 }
 
 func (c rawClient) publish(ctx context.Context, req []byte) error {

@@ -7,10 +7,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/cereplay/cereplay/internal/transport"
 	"github.com/cereplay/cereplay/maestro"
+	"github.com/cereplay/cereplay/maestro/wire"
 )
 
 // TLS holds the client security options shared by every connection. Secrets
@@ -21,9 +21,8 @@ type TLS = transport.ClientTLS
 // (field 1, length-delimited) without copying them: the tag and length go
 // in head, the event bytes follow.
 func publishRequest(ce []byte) *transport.RawMsg {
-	head := make([]byte, 0, 1+protowire.SizeVarint(uint64(len(ce))))
-	head = protowire.AppendTag(head, 1, protowire.BytesType)
-	return &transport.RawMsg{Head: protowire.AppendVarint(head, uint64(len(ce))), B: ce}
+	head := wire.AppendPublishHead(make([]byte, 0, wire.PublishHeadSize(len(ce))), len(ce))
+	return &transport.RawMsg{Head: head, B: ce}
 }
 
 // publish sends one marshalled CloudEvent with the Publish RPC. ce must not

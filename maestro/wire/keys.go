@@ -245,6 +245,23 @@ func next(msg []byte, off int) (field, error) {
 	return f, nil
 }
 
+// fieldPublishEvent is PublishRequest.event (cloudevent.proto).
+const fieldPublishEvent = 1
+
+// AppendPublishHead appends the tag and length that make the wire bytes
+// of a CloudEvent of eventLen bytes, appended after them, a
+// PublishRequest: a caller can send the event's bytes without copying
+// them into a new message.
+func AppendPublishHead(dst []byte, eventLen int) []byte {
+	dst = protowire.AppendTag(dst, fieldPublishEvent, protowire.BytesType)
+	return protowire.AppendVarint(dst, uint64(eventLen))
+}
+
+// PublishHeadSize is the size of AppendPublishHead's bytes.
+func PublishHeadSize(eventLen int) int {
+	return protowire.SizeTag(fieldPublishEvent) + protowire.SizeVarint(uint64(eventLen))
+}
+
 // ErrNoEvent means a PublishRequest carries no event.
 var ErrNoEvent = errors.New("maestro: publish request has no event")
 
@@ -254,7 +271,7 @@ func PublishRequestEvent(b []byte) ([]byte, error) {
 	var event []byte
 	found := false
 	err := Walk(b, func(num int32, typ int8, v []byte, _ uint64) error {
-		if num == 1 && typ == WireBytes {
+		if num == fieldPublishEvent && typ == WireBytes {
 			// Repeated occurrences of a message field merge; concatenating
 			// their bytes gives the same merged message.
 			if found {

@@ -160,3 +160,27 @@ func FuzzPublishRequestEvent(f *testing.F) {
 		}
 	})
 }
+
+// A head from AppendPublishHead before an event's bytes makes the
+// PublishRequest that protobuf and PublishRequestEvent read back.
+func TestAppendPublishHead(t *testing.T) {
+	for name, ev := range goldenEvents(t) {
+		head := AppendPublishHead(nil, len(ev))
+		if len(head) != PublishHeadSize(len(ev)) {
+			t.Fatalf("%s: head of %d bytes, PublishHeadSize says %d", name, len(head), PublishHeadSize(len(ev)))
+		}
+		req := append(head, ev...)
+		got, err := PublishRequestEvent(req)
+		if err != nil || string(got) != string(ev) {
+			t.Fatalf("%s: PublishRequestEvent: %v", name, err)
+		}
+		want := &pbv1.CloudEvent{}
+		if err := proto.Unmarshal(ev, want); err != nil {
+			t.Fatal(err)
+		}
+		dec := &pbv1.PublishRequest{}
+		if err := proto.Unmarshal(req, dec); err != nil || !proto.Equal(dec.GetEvent(), want) {
+			t.Fatalf("%s: decoded %v, %v", name, dec.GetEvent(), err)
+		}
+	}
+}
