@@ -158,5 +158,5 @@ func (r *runner) writeHistograms(dir string) error {
 	if err != nil {
 		return fmt.Errorf("replay: results not written: %s: %w", filepath.Join(dir, timeline.HistogramsFile), err)
 	}
-	return writeJSON(filepath.Join(dir, timeline.HistogramsFile), enc)
+	return WriteJSON(filepath.Join(dir, timeline.HistogramsFile), enc)
 }

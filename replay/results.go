@@ -137,9 +137,9 @@ type ScheduleSummary struct {
 // with the schedule still kept: the bound is on the 99th percentile.
 const keptFraction = 0.01
 
-// scheduleSummary judges a paced run that sent n spec events, late of
-// them later than bound; nil when nothing was sent.
-func scheduleSummary(n, late int64, bound time.Duration) *ScheduleSummary {
+// ScheduleVerdict judges a paced run (or shards merged) that sent n spec
+// events, late of them later than bound; nil when nothing was sent.
+func ScheduleVerdict(n, late int64, bound time.Duration) *ScheduleSummary {
 	if n == 0 {
 		return nil
 	}
@@ -272,10 +272,10 @@ func (s *Summary) failFirst(err error) {
 	s.Problems = append([]string{strings.TrimPrefix(err.Error(), "replay: ")}, s.Problems...)
 }
 
-// writeJSON writes v as indented JSON to path atomically (a temporary file
+// WriteJSON writes v as indented JSON to path atomically (a temporary file
 // renamed into place, removed if anything fails). Names such as
 // "agent>server" stay as they are: no HTML escaping.
-func writeJSON(path string, v any) error {
+func WriteJSON(path string, v any) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)

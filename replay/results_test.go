@@ -10,7 +10,7 @@ import (
 // The schedule is kept while at most 1 % of sends are later than the
 // bound, and the summary says which, with the numbers.
 func TestScheduleSummary(t *testing.T) {
-	if s := scheduleSummary(0, 0, time.Millisecond); s != nil {
+	if s := ScheduleVerdict(0, 0, time.Millisecond); s != nil {
 		t.Errorf("nothing sent: %+v, want nil", s)
 	}
 	for _, c := range []struct {
@@ -31,7 +31,7 @@ func TestScheduleSummary(t *testing.T) {
 			}
 			l.Record(d)
 		}
-		s := scheduleSummary(l.Count(), int64(c.late), time.Millisecond)
+		s := ScheduleVerdict(l.Count(), int64(c.late), time.Millisecond)
 		if s.Kept != c.kept || s.Late != int64(c.late) || s.Sends != 200 || s.LateFraction != c.fraction || s.BoundUS != 1000 {
 			t.Errorf("%d late of 200: %+v", c.late, s)
 		}

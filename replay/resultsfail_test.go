@@ -59,7 +59,7 @@ func TestReplayResultsNotWritten(t *testing.T) {
 func TestWriteJSONNoHTMLEscape(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), SummaryFile)
-	if err := writeJSON(path, &Summary{ByFlow: map[string]map[string]int64{"agent>server": {"sent": 1}}}); err != nil {
+	if err := WriteJSON(path, &Summary{ByFlow: map[string]map[string]int64{"agent>server": {"sent": 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(path)

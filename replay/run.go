@@ -293,13 +293,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := r.writeHistograms(dir); err != nil && resErr == nil {
 		resErr = err
 	}
-	if err := writeJSON(filepath.Join(dir, RunFile), info); err != nil && resErr == nil {
+	if err := WriteJSON(filepath.Join(dir, RunFile), info); err != nil && resErr == nil {
 		resErr = err
 	}
 	if resErr != nil {
 		sum.failFirst(resErr)
 	}
-	if err := writeJSON(filepath.Join(dir, SummaryFile), sum); err != nil && resErr == nil {
+	if err := WriteJSON(filepath.Join(dir, SummaryFile), sum); err != nil && resErr == nil {
 		resErr = err
 		sum.failFirst(err)
 	}
@@ -568,7 +568,7 @@ func (r *runner) summary(man *format.Manifest, end time.Time) *Summary {
 		s.Outcomes[st.String()] = n
 	}
 	if !r.cfg.Max {
-		s.Schedule = scheduleSummary(r.sendLate.Count(), r.lateSends.Load(), r.cfg.LateWarn)
+		s.Schedule = ScheduleVerdict(r.sendLate.Count(), r.lateSends.Load(), r.cfg.LateWarn)
 	}
 	if !r.t0.IsZero() {
 		s.WallSeconds = end.Sub(r.t0).Seconds()

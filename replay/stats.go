@@ -56,19 +56,25 @@ func (l *Latency) Count() int64 {
 func (l *Latency) Summary() LatencySummary {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.h.TotalCount() == 0 {
+	return HistogramSummary(l.h)
+}
+
+// HistogramSummary returns the count, mean and percentiles of a histogram
+// of nanoseconds (a run's, or shards' merged).
+func HistogramSummary(h *hdrhistogram.Histogram) LatencySummary {
+	if h == nil || h.TotalCount() == 0 {
 		return LatencySummary{}
 	}
 	us := func(v int64) float64 { return float64(v) / 1e3 }
 	return LatencySummary{
-		Count: l.h.TotalCount(),
-		Min:   us(l.h.Min()),
-		Mean:  l.h.Mean() / 1e3,
-		P50:   us(l.h.ValueAtQuantile(50)),
-		P90:   us(l.h.ValueAtQuantile(90)),
-		P99:   us(l.h.ValueAtQuantile(99)),
-		P999:  us(l.h.ValueAtQuantile(99.9)),
-		Max:   us(l.h.Max()),
+		Count: h.TotalCount(),
+		Min:   us(h.Min()),
+		Mean:  h.Mean() / 1e3,
+		P50:   us(h.ValueAtQuantile(50)),
+		P90:   us(h.ValueAtQuantile(90)),
+		P99:   us(h.ValueAtQuantile(99)),
+		P999:  us(h.ValueAtQuantile(99.9)),
+		Max:   us(h.Max()),
 	}
 }
 

@@ -153,3 +153,13 @@ func TestInspectShards(t *testing.T) {
 		t.Fatalf("inspect --shards 0: exit %d %s", code, stderr)
 	}
 }
+
+func TestMergeUsage(t *testing.T) {
+	if code, _, stderr := runCLI(t, "merge", "--out", t.TempDir()); code != 2 || !strings.Contains(stderr, "missing RUN") {
+		t.Errorf("merge without runs: exit %d %q", code, stderr)
+	}
+	missing := filepath.Join(t.TempDir(), "nothing")
+	if code, _, stderr := runCLI(t, "merge", "--out", filepath.Join(t.TempDir(), "m"), missing); code != 1 || !strings.Contains(stderr, missing) {
+		t.Errorf("merge of a missing run: exit %d %q", code, stderr)
+	}
+}
