@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc/status"
+
+	"github.com/cereplay/cereplay/internal/transport"
 )
 
 // streamHealth is what the replay knows of one kept Subscribe stream:
@@ -62,9 +64,26 @@ func (r *runner) newStreamHealth(who, addr string) *streamHealth {
 	return h
 }
 
+// streamsUp counts the kept streams that are subscribed, of all.
+func (r *runner) streamsUp() (up, all int) {
+	r.mu.Lock()
+	hs := r.health
+	r.mu.Unlock()
+	for _, h := range hs {
+		h.mu.Lock()
+		if h.up {
+			up++
+		}
+		h.mu.Unlock()
+	}
+	return up, len(hs)
+}
+
 // streamsDown describes the streams down for at least d, grouped by
-// address with the last error of each ("" when every stream is up).
-func (r *runner) streamsDown(d time.Duration) string {
+// address with the last error of each ("" when every stream is up). With
+// explain, a cause that does not say why TLS failed is checked with a probe
+// of the address (see explainTLS): for the message that ends a run.
+func (r *runner) streamsDown(d time.Duration, explain bool) string {
 	r.mu.Lock()
 	hs := r.health
 	r.mu.Unlock()
@@ -116,10 +135,39 @@ func (r *runner) streamsDown(d time.Duration) string {
 		if a.err != nil {
 			cause = status.Convert(a.err).Message()
 		}
+		if explain {
+			cause = r.explainTLS(addr, cause)
+		}
 		parts = append(parts, fmt.Sprintf("%s (%s): %s", addr, strings.Join(who, ", "), cause))
 	}
 	return fmt.Sprintf("%d of %d streams: %s", n, len(hs), strings.Join(parts, "; "))
 }
+
+// explainTLS makes the cause of a stream that could not subscribe say what
+// TLS refused. Under TLS 1.3 a server refuses a client certificate (none,
+// expired, of another CA) after the client's side of the handshake, and
+// gRPC then often reports only "broken pipe" or "EOF": a probe of the
+// address reads the server's alert instead. A server asking for a client
+// certificate gets a hint, since Go's client sends none when its own is not
+// signed by a CA the server names.
+func (r *runner) explainTLS(addr, cause string) string {
+	if r.tlsCfg == nil {
+		return cause
+	}
+	if !strings.Contains(cause, "tls:") && !strings.Contains(cause, "x509:") {
+		if err := transport.ProbeTLS(addr, r.tlsCfg, tlsProbeTimeout); err != nil {
+			cause = "TLS: " + err.Error()
+		}
+	}
+	if strings.Contains(cause, "certificate required") {
+		cause += " (the server wants a client certificate signed by a CA it trusts: --cert-file and --key-file)"
+	}
+	return cause
+}
+
+// tlsProbeTimeout bounds one probe of explainTLS: a server that completes
+// the handshake and says nothing in this time did not refuse it.
+const tlsProbeTimeout = 2 * time.Second
 
 func plural(n int, what string) string {
 	if n == 1 {
@@ -136,12 +184,11 @@ func (r *runner) awaitStreams(ctx context.Context) string {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
-		down := r.streamsDown(0)
-		if down == "" || ctx.Err() != nil {
+		if r.streamsDown(0, false) == "" || ctx.Err() != nil {
 			return ""
 		}
 		if !time.Now().Before(deadline) {
-			return fmt.Sprintf("could not subscribe within %v (--connect-timeout): %s", r.cfg.ConnectTimeout, down)
+			return fmt.Sprintf("could not subscribe within %v (--connect-timeout): %s", r.cfg.ConnectTimeout, r.streamsDown(0, true))
 		}
 		select {
 		case <-ctx.Done():
@@ -167,7 +214,7 @@ func (r *runner) watch(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if down := r.streamsDown(r.cfg.GiveUpAfter); down != "" {
+		if down := r.streamsDown(r.cfg.GiveUpAfter, true); down != "" {
 			r.stop("gave up on the target", fmt.Sprintf("gave up on the target: down for %v (--give-up-after): %s", r.cfg.GiveUpAfter, down))
 			return
 		}

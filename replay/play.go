@@ -425,7 +425,13 @@ func (r *runner) connectPhase(ctx context.Context, tr *traceReader, man *format.
 	}
 	// An interrupted connect phase is not an error of the run: the
 	// schedule loop sees the cancelled context and stops at once.
-	r.notef("connected in %v", r.clock.Now().Sub(start).Round(time.Millisecond))
+	took := r.clock.Now().Sub(start).Round(time.Millisecond)
+	if up, all := r.streamsUp(); up < all {
+		// Not "connected": the streams that failed may never come up.
+		r.notef("%d of %d streams subscribed in %v; waiting up to %v (--connect-timeout) for the rest", up, all, took, r.cfg.ConnectTimeout)
+	} else {
+		r.notef("connected in %v", took)
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package replay
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -90,6 +91,7 @@ type runner struct {
 	damage                  *TraceDamage // where reading the trace failed; set by the reading goroutine
 
 	health    []*streamHealth    // every kept stream (under mu)
+	tlsCfg    *tls.Config        // the connections' TLS (nil without), to probe a refusal with
 	stopOnce  sync.Once          // stop
 	stopWhy   string             // why the run was stopped early (under mu)
 	stopShort string             // the same in a few words, for outcome notes (under mu)
@@ -172,6 +174,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		perAddr:       map[string]int{},
 		specDelivery:  NewLatency(),
 		statusForward: NewLatency(),
+		tlsCfg:        tlsCfg,
 		sendLate:      NewLatency(),
 		replyLate:     NewLatency(),
 	}

@@ -2,16 +2,8 @@ package sim
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -23,88 +15,21 @@ import (
 	"google.golang.org/grpc/status"
 	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
 
+	"github.com/cereplay/cereplay/internal/testpki"
 	"github.com/cereplay/cereplay/maestro"
 )
-
-// testCA is a throwaway certificate authority that signs a server and a
-// client certificate, written as PEM files into a temporary folder.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-	dir  string
-}
-
-func newTestCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sim test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &testCA{cert: cert, key: key, pool: x509.NewCertPool(), dir: t.TempDir()}
-	ca.pool.AddCert(cert)
-	writePEM(t, filepath.Join(ca.dir, "ca.crt"), "CERTIFICATE", der)
-	return ca
-}
-
-// issue writes name.crt and name.key signed by the CA and returns the pair.
-func (ca *testCA) issue(t *testing.T, name string, usage x509.ExtKeyUsage) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM(t, filepath.Join(ca.dir, name+".crt"), "CERTIFICATE", der)
-	writePEM(t, filepath.Join(ca.dir, name+".key"), "EC PRIVATE KEY", keyDER)
-	pair, err := tls.LoadX509KeyPair(filepath.Join(ca.dir, name+".crt"), filepath.Join(ca.dir, name+".key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pair
-}
-
-func writePEM(t *testing.T, path, kind string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestTLS serves both gRPC ports with TLS 1.3, the broker with mutual TLS:
 // a client with a certificate from the CA subscribes, one without is
 // refused, and a plaintext client is refused.
 func TestTLS(t *testing.T) {
-	ca := newTestCA(t)
-	ca.issue(t, "server", x509.ExtKeyUsageServerAuth)
-	client := ca.issue(t, "agent", x509.ExtKeyUsageClientAuth)
+	ca := testpki.NewCA(t, "ca")
+	server := ca.Issue(t, "server", x509.ExtKeyUsageServerAuth)
+	client := ca.Issue(t, "agent", x509.ExtKeyUsageClientAuth).TLS
 	files := func(clientCA bool) TLSFiles {
-		f := TLSFiles{CertFile: filepath.Join(ca.dir, "server.crt"), KeyFile: filepath.Join(ca.dir, "server.key")}
+		f := TLSFiles{CertFile: server.CertFile, KeyFile: server.KeyFile}
 		if clientCA {
-			f.ClientCAFile = filepath.Join(ca.dir, "ca.crt")
+			f.ClientCAFile = ca.File
 		}
 		return f
 	}
@@ -113,7 +38,7 @@ func TestTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	connect := func(addr string, certs ...tls.Certificate) error {
-		cfg := &tls.Config{RootCAs: ca.pool, Certificates: certs, MinVersion: tls.VersionTLS12}
+		cfg := &tls.Config{RootCAs: ca.Pool, Certificates: certs, MinVersion: tls.VersionTLS12}
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 		if err != nil {
 			return err
@@ -144,7 +69,8 @@ func TestTLS(t *testing.T) {
 
 	if _, err := Start(context.Background(), func() Config {
 		c := LoopbackConfig()
-		c.BrokerTLS = TLSFiles{CertFile: filepath.Join(ca.dir, "missing.crt"), KeyFile: filepath.Join(ca.dir, "missing.key")}
+		missing := t.TempDir()
+		c.BrokerTLS = TLSFiles{CertFile: filepath.Join(missing, "missing.crt"), KeyFile: filepath.Join(missing, "missing.key")}
 		return c
 	}()); err == nil {
 		t.Fatal("Start accepted missing certificate files")

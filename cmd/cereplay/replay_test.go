@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/cereplay/cereplay/generate"
+	"github.com/cereplay/cereplay/internal/testpki"
 	"github.com/cereplay/cereplay/replay"
 	"github.com/cereplay/cereplay/sim"
 )
@@ -47,10 +50,15 @@ func TestReplayMissingTrace(t *testing.T) {
 }
 
 // simAndTrace starts a sim and generates a trace of clusters × works for
-// it, its works created at 100 per second with no pauses.
-func simAndTrace(t *testing.T, clusters, works int) (*sim.Server, string) {
+// it, its works created at 100 per second with no pauses; mutate changes
+// the sim's loopback configuration.
+func simAndTrace(t *testing.T, clusters, works int, mutate ...func(*sim.Config)) (*sim.Server, string) {
 	t.Helper()
-	s, err := sim.Start(context.Background(), sim.LoopbackConfig())
+	c := sim.LoopbackConfig()
+	for _, m := range mutate {
+		m(&c)
+	}
+	s, err := sim.Start(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,5 +112,54 @@ func TestReplayCommandAgainstSim(t *testing.T) {
 	code, stdout, stderr = runCLI(t, paced...)
 	if code != 0 || !strings.Contains(stdout, "schedule kept: 12 of 12 sends (100.0%) left within 1h0m0s") {
 		t.Fatalf("paced: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}
+
+// The command over TLS with a bearer token: the right token replays, a
+// wrong one fails with exit 1 and one line on stderr naming the addresses
+// and the refusal; the token is printed in neither case.
+func TestReplayCommandTLSToken(t *testing.T) {
+	ca := testpki.NewCA(t, "ca")
+	server := ca.Issue(t, "server", x509.ExtKeyUsageServerAuth)
+	const token = "tok-8c2e41-must-not-be-printed"
+	s, trace := simAndTrace(t, 2, 2, func(c *sim.Config) {
+		c.SourceTLS = sim.TLSFiles{CertFile: server.CertFile, KeyFile: server.KeyFile}
+		c.BrokerTLS, c.BearerToken = c.SourceTLS, token
+	})
+	for i := 1; i <= 2; i++ {
+		if err := s.CreateConsumer(fmt.Sprintf("maestro-cluster-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "token"), filepath.Join(dir, "wrong-token")
+	if err := os.WriteFile(good, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("wrong-"+token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := func(tokenFile, runID string) []string {
+		return []string{"replay", "--max", "--settle", "5s", "--connect-timeout", "2s", "--run-id", runID,
+			"--source-addr", s.SourceAddr(), "--broker-addr", s.BrokerAddr(), "--ca-file", ca.File, "--token-file", tokenFile,
+			"--out", filepath.Join(t.TempDir(), "run"), trace}
+	}
+	code, stdout, stderr := runCLI(t, args(good, "good")...)
+	if code != 0 || !strings.Contains(stdout, "replay OK") || strings.Contains(stdout+stderr, token) {
+		t.Fatalf("right token: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCLI(t, args(bad, "bad")...)
+	// The progress notes come first; the error is the last line.
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	last := lines[len(lines)-1]
+	if code != 1 || !strings.HasPrefix(last, "cereplay: replay: could not subscribe") || !strings.Contains(last, s.SourceAddr()) ||
+		!strings.Contains(last, s.BrokerAddr()) || !strings.Contains(last, "missing or wrong bearer token") {
+		t.Fatalf("wrong token: exit %d, want 1 and a line naming both addresses and the refusal\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if strings.Contains(stderr, "connected in") || !strings.Contains(stderr, "0 of 3 streams subscribed") {
+		t.Errorf("the notes say it connected:\n%s", stderr)
+	}
+	if strings.Contains(stdout+stderr, token) {
+		t.Fatalf("the token is printed:\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
 	}
 }

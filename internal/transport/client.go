@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -185,3 +186,38 @@ const (
 	SourceBufferSize = 64 << 10
 	SourceWindowSize = 16 << 20
 )
+
+// ProbeTLS opens one TLS connection to addr with cfg, the way a gRPC
+// client would, and waits up to timeout for the server's first bytes. It
+// returns the TLS error that ends the connection, or nil when the
+// handshake held (the server spoke, or stayed silent). It is what explains
+// a refusal that gRPC reports badly: under TLS 1.3 a server that rejects
+// the client's certificate (none, expired, of another CA) says so in an
+// alert after the client's side of the handshake is done, and gRPC, which
+// writes before it reads, often reports only "broken pipe".
+func ProbeTLS(addr string, cfg *tls.Config, timeout time.Duration) error {
+	c := cfg.Clone()
+	if c.ServerName == "" {
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			c.ServerName = host
+		}
+	}
+	c.NextProtos = []string{"h2"}
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: timeout}, "tcp", addr, c)
+	if err != nil {
+		var netErr *net.OpError
+		if errors.As(err, &netErr) && netErr.Op == "dial" {
+			return nil // not a TLS problem: the caller's own error says it
+		}
+		return err
+	}
+	defer conn.Close()
+	if err := conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		return nil
+	}
+	var b [1]byte
+	if _, err := conn.Read(b[:]); err != nil && strings.Contains(err.Error(), "tls:") {
+		return err
+	}
+	return nil
+}
