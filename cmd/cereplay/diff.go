@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cereplay/cereplay/format"
 	"github.com/cereplay/cereplay/report/diff"
 )
 
@@ -19,10 +20,10 @@ func diffCommand() *cli.Command {
 		ArgsUsage: "A B",
 		UsageText: "cereplay diff A B [--ignore FIELD ...] [--run-id ID | --run RUN] [--max-diffs N] [--json]\n\n" +
 			"A and B are traces (folders, packed files or their URLs), or run folders (their\n" +
-			"outcomes are compared). Records are aligned by flow, actor, resource id, event type\n" +
-			"and occurrence, not by position. What a replay legitimately changes is not compared:\n" +
-			"the CloudEvent id and ce-time, ce-sequenceid, ce-resourceversion, a record's offset and\n" +
-			"delay, an outcome's index and timings.\n" +
+			"outcomes are compared). Records are aligned by record type, flow, actor, resource id,\n" +
+			"event type and occurrence, not by position. What a replay legitimately changes is not\n" +
+			"compared: the CloudEvent id and ce-time, ce-sequenceid, ce-resourceversion, a record's\n" +
+			"offset and delay, an outcome's index and timings.\n" +
 			"--ignore adds fields: a CloudEvent field or attribute (source, ce-statushash), a record\n" +
 			"field (trigger, outcome.note), or a JSON path in the data (data.status.conditions leaves\n" +
 			"out that member and all below it). With --run-id (or --run, which reads it from the run's\n" +
@@ -87,6 +88,15 @@ func diffCommand() *cli.Command {
 	}
 }
 
+// outcomeMark marks the outcome records (of a replay, or of a recorder)
+// apart from the events they are about.
+func outcomeMark(record string) string {
+	if record == format.TypeOutcome.String() {
+		return " (outcome)"
+	}
+	return ""
+}
+
 // printDiff writes the human form of a diff: the two sides, the counts, a
 // table by flow and type, then each detailed difference with its fields.
 func printDiff(w io.Writer, r *diff.Result) error {
@@ -107,7 +117,7 @@ func printDiff(w io.Writer, r *diff.Result) error {
 	fmt.Fprintln(tw, "flow\ttype\tonly in A\tonly in B\tchanged\t")
 	for _, g := range r.Groups {
 		if g.OnlyA+g.OnlyB+g.Changed > 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t\n", g.Flow, g.Type, g.OnlyA, g.OnlyB, g.Changed)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t\n", g.Flow, g.Type+outcomeMark(g.Record), g.OnlyA, g.OnlyB, g.Changed)
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -134,7 +144,7 @@ func printDiff(w io.Writer, r *diff.Result) error {
 		if k.EventType != "" {
 			fmt.Fprintf(&b, " %s", diff.TypeName(k.EventType))
 		}
-		fmt.Fprintf(&b, " #%d\n", k.Occurrence)
+		fmt.Fprintf(&b, "%s #%d\n", outcomeMark(k.Record), k.Occurrence)
 		for _, f := range d.Fields {
 			if f.A == "" && f.B == "" {
 				fmt.Fprintf(&b, "    %s\n", f.Name)

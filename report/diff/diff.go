@@ -2,8 +2,9 @@
 // leaving out what a replay legitimately changes. A replay's outcome
 // folder is a trace too, so two runs compare the same way.
 //
-// Records are aligned by flow, actor, resource id, event type and
-// occurrence (the n-th record with those four), never by position, so an
+// Records are aligned by record type (event or outcome), flow, actor,
+// resource id, event type and occurrence (the n-th record with those),
+// never by position, so an
 // inserted or reordered record shows as itself and not as a shift of
 // everything after it. Both traces are streamed side by side and each
 // record is reduced to a hash of what is compared; a record waits, as its
@@ -71,12 +72,13 @@ const (
 
 // Key is where a record sits in a trace, independent of its position.
 type Key struct {
+	Record     string `json:"record"` // "event", or "outcome" (a replay's, or a recorder's)
 	Flow       string `json:"flow"`
 	Actor      string `json:"actor"`
 	ResourceID string `json:"resource_id,omitempty"`
 	EventType  string `json:"event_type,omitempty"`
-	// Occurrence counts from 1: the n-th record with this flow, actor,
-	// resource id and event type.
+	// Occurrence counts from 1: the n-th record with this record type,
+	// flow, actor, resource id and event type.
 	Occurrence int `json:"occurrence"`
 }
 
@@ -99,8 +101,9 @@ type Difference struct {
 	Fields []Field `json:"fields,omitempty"`
 }
 
-// Group counts the differences of one flow and event type.
+// Group counts the differences of one record type, flow and event type.
 type Group struct {
+	Record  string `json:"record"`
 	Flow    string `json:"flow"`
 	Type    string `json:"type"`
 	OnlyA   int64  `json:"only_a"`
@@ -236,6 +239,7 @@ type alignKey struct {
 // entry is a record waiting for its partner.
 type entry struct {
 	index int64
+	rtype format.RecordType
 	flow  format.Flow
 	actor string
 	rid   string
@@ -250,7 +254,7 @@ type side struct {
 	isA     bool
 	index   int64
 	occ     map[uint64]uint32
-	keys    []alignKey // by index, for triggers
+	answers []uint64 // by index: what a trigger pointing there is compared as
 	pending map[alignKey]*entry
 }
 
@@ -262,6 +266,7 @@ func newSide(dir string, isA bool) *side {
 // alignment needs, copied out of the record (the Reader reuses its
 // buffers; the strings are the Reader's own copies).
 type item struct {
+	rtype      format.RecordType
 	flow       format.Flow
 	actor      string
 	rid        string
@@ -269,6 +274,7 @@ type item struct {
 	hasTrigger bool
 	trigger    uint64
 	kh         uint64 // hash of flow, actor, resource id (mapped) and event type
+	th         uint64 // hash of resource id (mapped) and event type, for triggers
 	sum        uint64 // hash of what is compared, but for the trigger
 }
 
@@ -306,13 +312,14 @@ func (d *differ) feed(r *format.Reader, s *side, stop <-chan struct{}) <-chan ba
 				return
 			}
 			if err == nil {
-				it := item{flow: rec.Flow, actor: rec.Actor, rid: rec.ResourceID, typ: rec.EventType,
+				it := item{rtype: rec.Type, flow: rec.Flow, actor: rec.Actor, rid: rec.ResourceID, typ: rec.EventType,
 					hasTrigger: rec.HasTrigger, trigger: rec.Trigger}
 				rid := rec.ResourceID
 				if s.isA {
 					rid = d.ids.ID(rid)
 				}
-				it.kh = d.keyHash(rec.Flow, rec.Actor, rid, rec.EventType)
+				it.kh = d.keyHash(rec.Type, rec.Flow, rec.Actor, rid, rec.EventType)
+				it.th = d.keyHash(rec.Type, 0, "", rid, rec.EventType)
 				if it.sum, err = d.sum(s.isA, rec); err != nil {
 					err = fmt.Errorf("record %d: %w", index, err)
 				}
@@ -347,7 +354,7 @@ type differ struct {
 	dataPaths [][]string // ignored JSON paths inside the data, without "data."
 	ids       *maestro.RunIDs
 	seed      maphash.Seed
-	groups    map[[2]string]*Group
+	groups    map[[3]string]*Group
 	res       Result
 }
 
@@ -356,7 +363,7 @@ func newDiffer(opt Options) (*differ, error) {
 		opt.MaxDiffs = DefaultMaxDiffs
 	}
 	d := &differ{opt: opt, ignore: map[string]bool{}, ids: maestro.NewRunIDs(opt.RunID),
-		seed: maphash.MakeSeed(), groups: map[[2]string]*Group{}}
+		seed: maphash.MakeSeed(), groups: map[[3]string]*Group{}}
 	for _, f := range append(slices.Clone(DefaultIgnore), opt.Ignore...) {
 		f = strings.TrimSpace(f)
 		if f == "" {
@@ -391,7 +398,7 @@ func (d *differ) take(s, other *side, it *item) {
 	occ := s.occ[it.kh]
 	s.occ[it.kh] = occ + 1
 	ak := alignKey{it.kh, occ}
-	s.keys = append(s.keys, ak)
+	s.answers = append(s.answers, it.th^uint64(occ)*0x9e3779b97f4a7c15)
 	sum := it.sum
 	if it.hasTrigger && !d.ignore["trigger"] {
 		var b [binary.MaxVarintLen64]byte
@@ -410,16 +417,18 @@ func (d *differ) take(s, other *side, it *item) {
 		d.changed(e, ia, ib)
 		return
 	}
-	s.pending[ak] = &entry{index: index, flow: it.flow, actor: it.actor, rid: it.rid, typ: it.typ, occ: occ, sum: sum}
+	s.pending[ak] = &entry{index: index, rtype: it.rtype, flow: it.flow, actor: it.actor, rid: it.rid, typ: it.typ, occ: occ, sum: sum}
 }
 
-// triggerKey is what a trigger is compared as: the alignment key of the
-// record it answers, so a record inserted before that one does not change
-// it; a trigger outside the trace, by its index.
+// triggerKey is what a trigger is compared as: the resource id, event
+// type and occurrence of the record it answers, not its index, so a
+// record inserted before that one does not change it, and a status that
+// answers a spec's delivery to its agent (as a recording links it) equals
+// one that answers the spec itself (as a generated trace does). A trigger
+// outside the trace is compared by its index.
 func triggerKey(s *side, trigger uint64) uint64 {
-	if trigger < uint64(len(s.keys)) {
-		k := s.keys[trigger]
-		return k.k ^ uint64(k.occ)*0x9e3779b97f4a7c15
+	if trigger < uint64(len(s.answers)) {
+		return s.answers[trigger]
 	}
 	return 1<<63 | trigger
 }
@@ -428,7 +437,7 @@ func triggerKey(s *side, trigger uint64) uint64 {
 // allows (detail fills in its fields); e is the one that waited.
 func (d *differ) changed(e *entry, ia, ib int64) {
 	d.res.Changed++
-	d.group(e.flow, e.typ).Changed++
+	d.group(e).Changed++
 	if len(d.res.Diffs) < d.opt.MaxDiffs {
 		d.res.Diffs = append(d.res.Diffs, Difference{Kind: Changed, Key: keyOf(e), IndexA: ia, IndexB: ib})
 	}
@@ -530,7 +539,7 @@ func (d *differ) leftovers(sa, sb *side) {
 		}
 		slices.SortFunc(es, func(x, y *entry) int { return int(x.index - y.index) })
 		for _, e := range es {
-			g := d.group(e.flow, e.typ)
+			g := d.group(e)
 			diff := Difference{Key: keyOf(e), IndexA: -1, IndexB: -1}
 			if s.isA {
 				d.res.OnlyA++
@@ -549,15 +558,14 @@ func (d *differ) leftovers(sa, sb *side) {
 }
 
 func keyOf(e *entry) Key {
-	return Key{Flow: e.flow.String(), Actor: e.actor, ResourceID: e.rid, EventType: e.typ, Occurrence: int(e.occ) + 1}
+	return Key{Record: e.rtype.String(), Flow: e.flow.String(), Actor: e.actor, ResourceID: e.rid, EventType: e.typ, Occurrence: int(e.occ) + 1}
 }
 
-func (d *differ) group(f format.Flow, typ string) *Group {
-	t := TypeName(typ)
-	k := [2]string{f.String(), t}
+func (d *differ) group(e *entry) *Group {
+	k := [3]string{e.rtype.String(), e.flow.String(), TypeName(e.typ)}
 	g := d.groups[k]
 	if g == nil {
-		g = &Group{Flow: k[0], Type: t}
+		g = &Group{Record: k[0], Flow: k[1], Type: k[2]}
 		d.groups[k] = g
 	}
 	return g
@@ -582,6 +590,9 @@ func (d *differ) finish() {
 		d.res.Groups = append(d.res.Groups, *g)
 	}
 	slices.SortFunc(d.res.Groups, func(x, y Group) int {
+		if c := strings.Compare(x.Record, y.Record); c != 0 {
+			return c
+		}
 		if c := strings.Compare(x.Flow, y.Flow); c != 0 {
 			return c
 		}
@@ -592,9 +603,10 @@ func (d *differ) finish() {
 	}
 }
 
-func (d *differ) keyHash(f format.Flow, actor, rid, typ string) uint64 {
+func (d *differ) keyHash(rt format.RecordType, f format.Flow, actor, rid, typ string) uint64 {
 	var h maphash.Hash
 	h.SetSeed(d.seed)
+	h.WriteByte(byte(rt))
 	h.WriteByte(byte(f))
 	h.WriteString(actor)
 	h.WriteByte(0)
@@ -625,7 +637,6 @@ func (d *differ) sum(isA bool, rec *format.Record) (uint64, error) {
 			sum += d.part(name, binary.AppendUvarint(scratch[:0], v))
 		}
 	}
-	num("record", uint64(rec.Type))
 	num("offset", uint64(rec.Offset))
 	if rec.HasTrigger {
 		num("delay", uint64(rec.Delay))

@@ -131,7 +131,7 @@ func TestDiffOneSpecPayloadChanged(t *testing.T) {
 		t.Fatalf("want exactly one changed record: %+v", res)
 	}
 	d := res.Diffs[0]
-	want := Key{Flow: "source>server", Actor: target.Actor, ResourceID: target.ResourceID, EventType: maestro.TypeSpecCreate, Occurrence: 1}
+	want := Key{Record: "event", Flow: "source>server", Actor: target.Actor, ResourceID: target.ResourceID, EventType: maestro.TypeSpecCreate, Occurrence: 1}
 	if d.Kind != Changed || d.Key != want || d.IndexA != int64(targetIndex) || d.IndexB != int64(targetIndex) {
 		t.Fatalf("difference %+v, want %+v at %d", d, want, targetIndex)
 	}
@@ -139,7 +139,7 @@ func TestDiffOneSpecPayloadChanged(t *testing.T) {
 		d.Fields[0].B != d.Fields[0].A+"-changed" {
 		t.Fatalf("fields %+v, want only data.manifests[1].metadata.name", d.Fields)
 	}
-	if len(res.Groups) != 1 || res.Groups[0] != (Group{Flow: "source>server", Type: "spec.create_request", Changed: 1}) {
+	if len(res.Groups) != 1 || res.Groups[0] != (Group{Record: "event", Flow: "source>server", Type: "spec.create_request", Changed: 1}) {
 		t.Fatalf("groups %+v", res.Groups)
 	}
 

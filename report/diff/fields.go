@@ -113,7 +113,6 @@ func (d *differ) view(rec *format.Record, s *side) view {
 		}
 	}
 	same := func(name, s string) { put(name, s, s) }
-	same("record", rec.Type.String())
 	same("offset", rec.Offset.String())
 	if rec.HasTrigger {
 		put("trigger", strconv.FormatUint(triggerKey(s, rec.Trigger), 16), "record "+strconv.FormatUint(rec.Trigger, 10))
