@@ -46,8 +46,8 @@ func replayCommand() *cli.Command {
 			"before its first record is played, the run stops at the damage and the summary names the\n" +
 			"file, offset and record.\n\n" +
 			traceArgUsage + " A URL is read as the trace is\n" +
-			"played, a few segments ahead, and nothing is stored on disk; with --verify-first it is\n" +
-			"read twice: once to verify, once to play.\n\n" +
+			"played, a few segments ahead, and nothing is stored on disk; it is read once more to\n" +
+			"verify first (--verify-first) and once more to weigh the clusters of a --shard run.\n\n" +
 			"Timing: the subscribes at the head of the trace are played first, as fast as possible (or\n" +
 			"at --connect-rate); the schedule starts when they are done (or at --start-at) with the\n" +
 			"first record after them. Event i is due at T0 + offset_i/speed (or i/rate), never by\n" +
