@@ -4,9 +4,8 @@
 //
 // Records are aligned by record type (event or outcome), flow, actor,
 // resource id, event type and occurrence (the n-th record with those),
-// never by position, so an
-// inserted or reordered record shows as itself and not as a shift of
-// everything after it. Both traces are streamed side by side and each
+// never by position, so an inserted or reordered record shows as itself
+// and not as a shift of everything after it. Both traces are streamed side by side and each
 // record is reduced to a hash of what is compared; a record waits, as its
 // key and hash, only until its partner turns up, so traces of any size
 // diff in little memory when they are alike. The few records a Result
