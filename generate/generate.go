@@ -36,6 +36,9 @@
 //     of the round before. Each is answered by one status: an update's
 //     reports the next generation (Maestro bumps the version on every
 //     update), a delete's is the agent's Deleted acknowledgement.
+//   - With ResyncReconnects, after the last status of those: every agent
+//     subscribes again 5 to 10 s later, as after a Maestro restart, and
+//     sends its spec.resync_request 1 ms after (resync.go).
 //   - With Churn, after the last status of those: Churn spec events a
 //     second for ChurnFor, each a create, update or delete drawn from the
 //     seed over the works whose last spec is answered (churn.go).
@@ -343,8 +346,15 @@ func (g *generator) run(ctx context.Context, write func(*format.Record) error, p
 			}
 		}
 	}
+	start = max(start+time.Duration(len(g.order))*g.period, g.pending.last()+g.period)
+	if g.p.ResyncReconnects {
+		end, err := g.reconnects(start, emit)
+		if err != nil {
+			return err
+		}
+		start = end + g.period
+	}
 	if g.p.Churn > 0 {
-		start = max(start+time.Duration(len(g.order))*g.period, g.pending.last()+g.period)
 		if err := g.churn(start, createStart, emit); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package generate
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -228,5 +229,61 @@ func TestChurnTrace(t *testing.T) {
 		if kinds[typ] < 100 {
 			t.Errorf("the churn drew %v", kinds)
 		}
+	}
+}
+
+// TestResyncReconnectsTrace checks the fleet restart: every agent
+// subscribes again 5 to 10 s after the last status and sends its spec
+// resync request 1 ms later, listing each of its works at the version the
+// updates left it.
+func TestResyncReconnectsTrace(t *testing.T) {
+	t.Parallel()
+	p := tinyParams()
+	p.UpdatesPerWork, p.ResyncReconnects = 1, true
+	dir := t.TempDir()
+	m, err := Generate(context.Background(), dir, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Records != p.Records() {
+		t.Fatalf("%d records, Records() says %d", m.Records, p.Records())
+	}
+	_, recs := readAll(t, dir)
+	var lastStatus time.Duration
+	subscribed := map[string]time.Duration{}
+	resyncs := 0
+	for _, r := range recs {
+		switch {
+		case r.Flow == format.FlowAgentToServer && r.EventType == maestro.TypeStatusUpdate:
+			lastStatus = r.Offset
+		case r.Flow == format.FlowAgentSubscribe && lastStatus > 0:
+			if d := r.Offset - lastStatus; d < reconnectMin || d > reconnectMax+time.Second {
+				t.Errorf("%s re-subscribes %v after the last status", r.Actor, d)
+			}
+			subscribed[r.Actor] = r.Offset
+		case r.EventType == maestro.TypeSpecResyncRequest:
+			resyncs++
+			if r.Offset != subscribed[r.Actor]+resyncAfter {
+				t.Errorf("%s: resync at %v, subscribed at %v", r.Actor, r.Offset, subscribed[r.Actor])
+			}
+			pb, err := maestro.Unmarshal(r.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var list struct {
+				Versions []maestro.ResourceVersion `json:"resourceVersions"`
+			}
+			if err := json.Unmarshal(pb.GetBinaryData(), &list); err != nil || len(list.Versions) != p.WorksPerCluster {
+				t.Fatalf("%s: resync lists %+v (%v)", r.Actor, list.Versions, err)
+			}
+			for _, v := range list.Versions {
+				if v.ResourceVersion != 2 {
+					t.Errorf("%s: %s at version %d, want 2", r.Actor, v.ResourceID, v.ResourceVersion)
+				}
+			}
+		}
+	}
+	if resyncs != p.Clusters || len(subscribed) != p.Clusters {
+		t.Errorf("%d resyncs, %d re-subscribes, want %d", resyncs, len(subscribed), p.Clusters)
 	}
 }

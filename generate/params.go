@@ -45,6 +45,10 @@ type Params struct {
 	Churn    float64
 	ChurnFor time.Duration
 
+	// ResyncReconnects adds a fleet restart before the churn: every agent
+	// subscribes again and sends its spec resync request.
+	ResyncReconnects bool
+
 	Order    Order // the order works are created in
 	Creators int   // parallel creators of OrderScaleTest
 
@@ -254,6 +258,9 @@ func (p *Params) maxSpan() float64 {
 	if p.Churn > 0 {
 		span += float64(p.ChurnFor) + reply
 	}
+	if p.ResyncReconnects {
+		span += float64(reconnectMax + time.Second)
+	}
 	return span
 }
 
@@ -286,7 +293,16 @@ func (p *Params) Works() int64 { return int64(p.Clusters) * int64(p.WorksPerClus
 // events the churn draws is known only by making them.
 func (p *Params) Records() int64 {
 	return 1 + int64(p.Clusters) + p.Works()*int64(1+p.StatusUpdates) + p.Works()*2*int64(p.rounds()-1) +
-		p.churnOps()*int64(1+p.StatusUpdates)
+		p.churnOps()*int64(1+p.StatusUpdates) + p.reconnectRecords()
+}
+
+// reconnectRecords is a subscribe and a resync request per agent, with
+// ResyncReconnects.
+func (p *Params) reconnectRecords() int64 {
+	if !p.ResyncReconnects {
+		return 0
+	}
+	return 2 * int64(p.Clusters)
 }
 
 // rounds is how many spec events each work gets: its create, its updates
@@ -341,6 +357,9 @@ func (p *Params) Map() map[string]string {
 		m["churn"] = strconv.FormatFloat(p.Churn, 'g', -1, 64)
 		m["churn-for"] = p.ChurnFor.String()
 	}
+	if p.ResyncReconnects {
+		m["resync-reconnects"] = "true"
+	}
 	if p.workloadDigest != "" {
 		m["workload-sha256"] = p.workloadDigest
 	}
@@ -391,8 +410,8 @@ func (p *Params) Command() string {
 		fmt.Fprintf(&b, " --workload %s", shellQuote(w.String()))
 	}
 	for _, k := range keys {
-		if k == "delete" { // a boolean flag takes no value
-			b.WriteString(" --delete")
+		if k == "delete" || k == "resync-reconnects" { // a boolean flag takes no value
+			b.WriteString(" --" + k)
 			continue
 		}
 		fmt.Fprintf(&b, " --%s %s", k, shellQuote(m[k]))
@@ -434,6 +453,8 @@ func ParamsFromMap(m map[string]string) (Params, error) {
 			p.UpdatesPerWork, err = strconv.Atoi(v)
 		case "delete":
 			p.Delete, err = strconv.ParseBool(v)
+		case "resync-reconnects":
+			p.ResyncReconnects, err = strconv.ParseBool(v)
 		case "churn":
 			p.Churn, err = strconv.ParseFloat(v, 64)
 		case "churn-for":

@@ -27,6 +27,9 @@ type agent struct {
 	// for the spec resync request sent after a reconnect, as the SDK agent
 	// does.
 	versions map[string]int64
+	// restart asks the stream to reconnect at once (a subscribe record of
+	// an agent already subscribed: the trace's reconnect).
+	restart chan struct{}
 }
 
 // connect opens the agent's stream once and then keeps it open in the
@@ -38,7 +41,7 @@ func (a *agent) connect(ctx context.Context) error {
 	}
 	return a.r.keepSubscribed(ctx, subscription{
 		who: "agent " + a.cluster, addr: a.addr, cc: a.cc, req: a.subReq, handle: a.handle,
-		up: a.r.m.agents.Inc, down: a.r.m.agents.Dec, resumed: a.resync,
+		up: a.r.m.agents.Inc, down: a.r.m.agents.Dec, resumed: a.resync, restart: a.restart,
 	})
 }
 
@@ -56,7 +59,14 @@ func (a *agent) handle(b []byte, at time.Time) {
 		a.r.heartbeats.Add(1)
 	case maestro.IsSpec(k.Type):
 		a.r.m.received.WithLabelValues("agent", "spec").Inc()
-		if k.HasResourceVersion {
+		switch {
+		case k.Deleting:
+			// The agent deletes the work and forgets it: a later resync
+			// request no longer lists it.
+			a.mu.Lock()
+			delete(a.versions, k.ResourceID)
+			a.mu.Unlock()
+		case k.HasResourceVersion:
 			a.mu.Lock()
 			a.versions[k.ResourceID] = k.ResourceVersion
 			a.mu.Unlock()
@@ -70,9 +80,9 @@ func (a *agent) handle(b []byte, at time.Time) {
 	}
 }
 
-// resync publishes a spec resync request listing the versions the agent
-// holds, so the server resends what changed while the stream was down.
-func (a *agent) resync(ctx context.Context) {
+// resyncRequest builds the spec resync request of the agent: the SDK
+// agent's, listing the version of every resource it received.
+func (a *agent) resyncRequest() ([]byte, error) {
 	a.mu.Lock()
 	versions := make([]maestro.ResourceVersion, 0, len(a.versions))
 	for id, v := range a.versions {
@@ -81,10 +91,24 @@ func (a *agent) resync(ctx context.Context) {
 	a.mu.Unlock()
 	sort.Slice(versions, func(i, j int) bool { return versions[i].ResourceID < versions[j].ResourceID })
 	ev, err := maestro.NewSpecResyncRequest(a.cluster, versions, maestro.EventOptions{})
-	var ce []byte
-	if err == nil {
-		ce, err = maestro.Marshal(ev)
+	if err != nil {
+		return nil, err
 	}
+	return maestro.Marshal(ev)
+}
+
+// reconnect asks the agent's stream to subscribe again at once.
+func (a *agent) reconnect() {
+	select {
+	case a.restart <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+// resync publishes a spec resync request listing the versions the agent
+// holds, so the server resends what changed while the stream was down.
+func (a *agent) resync(ctx context.Context) {
+	ce, err := a.resyncRequest()
 	if err != nil {
 		a.r.notef("agent %s: resync request: %v", a.cluster, err)
 		return

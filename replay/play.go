@@ -447,7 +447,10 @@ func (r *runner) subscribeRecord(m recMeta, rec *format.Record) {
 			a.subReq = append([]byte(nil), rec.Data...)
 		}
 		if a.started.Load() {
-			r.out.emit(m, format.Outcome{Status: format.OutcomeSent, Note: "already subscribed"})
+			// A subscribe of an agent already subscribed is a reconnect
+			// in the trace: the stream is closed and opened again.
+			a.reconnect()
+			r.out.emit(m, format.Outcome{Status: format.OutcomeSent, Note: "reconnected"})
 			return
 		}
 		start := time.Now()

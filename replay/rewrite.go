@@ -46,6 +46,8 @@ func (m *remapper) rewrites() []Rewrite {
 			Rule: "the resourceversion the agent received with the spec the status answers"},
 		{Field: maestro.AttrSequenceID, Flows: "agent>server " + "status.update_request",
 			Rule: "a fresh node-1 snowflake, strictly increasing over the run"},
+		{Field: "the whole event", Flows: "agent>server spec.resync_request",
+			Rule: "the SDK agent's request built anew when it is sent (new id and time), listing the resource versions the agent holds then, under the ids on the wire"},
 	}
 	if m != nil {
 		rule := fmt.Sprintf("UUIDv5(UUIDv5(OID, \"cereplay-run:%s\"), original id); the full map is in idmap.tsv", m.ids.RunID())

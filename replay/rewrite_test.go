@@ -94,7 +94,7 @@ func TestRemapper(t *testing.T) {
 	if a.id("r") != newRemapper("a").id("r") || a.id("r") == b.id("r") || a.id("r") == "r" {
 		t.Fatal("remap not deterministic per run id")
 	}
-	if len(a.rewrites()) != 4 || len((*remapper)(nil).rewrites()) != 2 {
+	if len(a.rewrites()) != 5 || len((*remapper)(nil).rewrites()) != 3 {
 		t.Fatal("rewrites list")
 	}
 }

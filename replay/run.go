@@ -479,7 +479,7 @@ func (r *runner) agentFor(cluster string) *agent {
 	group := r.perAddr[addr] / r.cfg.AgentsPerConn
 	r.perAddr[addr]++
 	req, _ := proto.Marshal(maestro.AgentSubscription(cluster)) // cannot fail for a plain message
-	a := &agent{r: r, cluster: cluster, addr: addr, subReq: req, versions: map[string]int64{},
+	a := &agent{r: r, cluster: cluster, addr: addr, subReq: req, versions: map[string]int64{}, restart: make(chan struct{}, 1),
 		cc: r.conn(addr, fmt.Sprintf("broker %s #%d", addr, group), true)}
 	r.agents[cluster] = a
 	return a

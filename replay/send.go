@@ -206,6 +206,7 @@ func (r *runner) sendPlain(ctx context.Context, m recMeta, rec *format.Record, d
 		r.out.emit(m, format.Outcome{Status: format.OutcomeFailed, Code: uint32(codes.InvalidArgument), Note: err.Error()})
 		return
 	}
+	isResync := rec.EventType == maestro.TypeSpecResyncRequest
 	dueAt := r.t0.Add(due)
 	skip := func() { r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: r.notSentNote()}) }
 	r.pace(ctx, dueAt, skip, func() {
@@ -218,8 +219,22 @@ func (r *runner) sendPlain(ctx context.Context, m recMeta, rec *format.Record, d
 		go func() {
 			defer r.sends.done()
 			defer r.release()
+			if isResync {
+				// The agent lists what it holds now, under the ids on the
+				// wire: the trace's list names the trace's ids and versions.
+				req, err := a.resyncRequest()
+				if err != nil {
+					r.out.emit(m, format.Outcome{Status: format.OutcomeFailed, Code: uint32(codes.InvalidArgument), Note: err.Error()})
+					return
+				}
+				r.bufs.put(ce)
+				ce = req
+			}
 			lat, code, msg := r.call(r.streamCtx, a.cc, a.addr, ce, released)
 			r.recycle(ce, code)
+			if isResync && code == 0 {
+				r.resyncs.Add(1)
+			}
 			r.out.emit(m, plainOutcome(late, lat, code, msg))
 		}()
 	})

@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -26,6 +27,10 @@ type subscription struct {
 	// resumed runs after each re-subscribe (an agent asks for a spec
 	// resync, as the SDK agent does).
 	resumed func(context.Context)
+	// restart, when it receives, closes the stream and subscribes again
+	// at once, without resumed: a reconnect the trace holds, whose resync
+	// request is a record of its own.
+	restart <-chan struct{}
 }
 
 // keepSubscribed subscribes once and keeps the stream open in the
@@ -33,7 +38,8 @@ type subscription struct {
 // failed first attempt is retried too.
 func (r *runner) keepSubscribed(ctx context.Context, s subscription) error {
 	h := r.newStreamHealth(s.who, s.addr)
-	st, err := subscribe(ctx, s.cc, s.req)
+	sctx, cancel := streamContext(ctx)
+	st, err := subscribe(sctx, s.cc, s.req)
 	if err != nil {
 		r.countError(err)
 		h.setDown(err)
@@ -44,27 +50,45 @@ func (r *runner) keepSubscribed(ctx context.Context, s subscription) error {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		r.keepLoop(ctx, s, h, st)
+		r.keepLoop(ctx, s, h, st, cancel)
 	}()
 	return err
 }
 
 // keepLoop drains the stream; when it breaks it re-subscribes with
 // backoff, counts the outage and calls resumed, until ctx ends.
-func (r *runner) keepLoop(ctx context.Context, s subscription, h *streamHealth, st grpc.ClientStream) {
+func (r *runner) keepLoop(ctx context.Context, s subscription, h *streamHealth, st grpc.ClientStream, cancel context.CancelFunc) {
+	defer func() { cancel() }() // the stream of the moment
 	for {
+		restarted := false
 		if st != nil {
-			err := r.drain(st, s.handle)
+			var err error
+			restarted, err = r.drainUntilRestart(st, s, cancel)
 			callHook(s.down)
 			if ctx.Err() != nil {
 				return
 			}
-			h.setDown(err)
-			r.countError(err)
-			r.notef("%s: stream lost (%v), reconnecting", s.who, status.Convert(err).Message())
+			if !restarted {
+				h.setDown(err)
+				r.countError(err)
+				r.notef("%s: stream lost (%v), reconnecting", s.who, status.Convert(err).Message())
+			}
 		}
 		down := time.Now()
-		st = r.resubscribe(ctx, s.cc, s.req, h)
+		cancel()
+		var sctx context.Context
+		sctx, cancel = streamContext(ctx)
+		if restarted {
+			if nst, err := subscribe(sctx, s.cc, s.req); err == nil {
+				st = nst
+				r.m.reconnects.Inc()
+				r.reconnects.Add(1)
+				callHook(s.up)
+				r.outage(time.Since(down))
+				continue
+			}
+		}
+		st = r.resubscribe(sctx, s.cc, s.req, h)
 		if st == nil {
 			return // ctx ended
 		}
@@ -75,6 +99,33 @@ func (r *runner) keepLoop(ctx context.Context, s subscription, h *streamHealth, 
 			s.resumed(ctx)
 		}
 	}
+}
+
+// streamContext is the context of one stream: cancelled when the stream is
+// replaced or the loop keeping it ends (keepLoop cancels the last one).
+func streamContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithCancel(ctx)
+}
+
+// drainUntilRestart drains st until it fails or s.restart asks for a new
+// stream (then it cancels st and reports true).
+func (r *runner) drainUntilRestart(st grpc.ClientStream, s subscription, cancel context.CancelFunc) (bool, error) {
+	if s.restart == nil {
+		return false, r.drain(st, s.handle)
+	}
+	var restarted atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-s.restart:
+			restarted.Store(true)
+			cancel()
+		case <-done:
+		}
+	}()
+	err := r.drain(st, s.handle)
+	close(done)
+	return restarted.Load(), err
 }
 
 // callHook calls f unless it is nil.

@@ -364,3 +364,45 @@ func TestReplayClustersMultiplier(t *testing.T) {
 		t.Errorf("run.json: rewrites %+v, settings %v", info.Rewrites, info.Settings)
 	}
 }
+
+// TestReplayResyncReconnects replays a fleet restart: after the creates
+// and an update, every agent's stream is closed and opened again and its
+// spec resync request, listing what it holds under the ids on the wire
+// (here remapped by a run id), is answered with nothing: everything is
+// accounted and no spec arrives that the replay did not send.
+func TestReplayResyncReconnects(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simConfig())
+	p := generate.DefaultParams()
+	p.Clusters, p.WorksPerCluster, p.UpdatesPerWork, p.ResyncReconnects = 3, 2, 1, true
+	trace := generateTrace(t, p)
+	out := filepath.Join(t.TempDir(), "run")
+	cfg := baseConfig(s, trace, out)
+	// Paced (20 times the recorded speed), as a restart comes seconds
+	// after the last status: at --max a resync request could leave
+	// before the update it should list had arrived.
+	cfg.Speed, cfg.CreateConsumers, cfg.RunID = 20, true, "restart"
+	var log bytes.Buffer
+	cfg.Log = &logWriter{b: &log}
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := res.Summary
+	if !res.OK() {
+		t.Fatalf("run not OK: %v\nlog:\n%s", sum.Problems, log.String())
+	}
+	outs := checkAccounting(t, trace, out)
+	resyncs := 0
+	for _, o := range outs {
+		if o[0].EventType == maestro.TypeSpecResyncRequest && o[0].Outcome.Status == format.OutcomeSent {
+			resyncs++
+		}
+	}
+	if resyncs != 3 || sum.ResyncsSent != 3 || sum.Reconnects != 3 {
+		t.Errorf("resync records sent %d, resyncs %d, reconnects %d; want 3 each", resyncs, sum.ResyncsSent, sum.Reconnects)
+	}
+	if sum.UnexpectedSpecs != 0 {
+		t.Errorf("%d specs arrived that the replay did not send: the resync listed stale versions or ids", sum.UnexpectedSpecs)
+	}
+}

@@ -45,6 +45,7 @@ func generateCommand() *cli.Command {
 			&cli.BoolFlag{Name: "delete", Usage: "after the updates, a round of spec deletes over every work, each answered by the agent's Deleted status (Maestro then removes the bundle)"},
 			&cli.Float64Flag{Name: "churn", Usage: "then a steady state of `RATE` spec events per second, each a create of a new work, an update or a delete of a live one (equal chances, drawn from --seed)"},
 			&cli.DurationFlag{Name: "churn-for", Usage: "how long the --churn phase lasts"},
+			&cli.BoolFlag{Name: "resync-reconnects", Usage: "before the churn, a fleet restart: every agent subscribes again 5-10 s later (the SDK's first backoff) and sends the SDK agent's spec resync request listing the versions it holds"},
 			&cli.Float64Flag{Name: "rate", Value: d.Rate, Usage: "works created per second"},
 			&cli.StringFlag{Name: "order", Value: d.Order.String(), Usage: "creation order: scale-test (--creators in parallel, each walking its clusters), round-robin, cluster"},
 			&cli.IntFlag{Name: "creators", Value: d.Creators, Usage: "parallel creators of the scale-test order"},
@@ -131,6 +132,7 @@ func generateParams(c *cli.Context) (generate.Params, error) {
 	p.Delete = c.Bool("delete")
 	p.Churn = c.Float64("churn")
 	p.ChurnFor = c.Duration("churn-for")
+	p.ResyncReconnects = c.Bool("resync-reconnects")
 	for _, v := range c.StringSlice("workload") {
 		w, err := generate.ParseWorkloadSpec(v)
 		if err != nil {
