@@ -174,7 +174,7 @@ func (p *packStore) readMember(want string, size, limit int64) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(p.tr, hdr.Size))
 	if int64(len(b)) < hdr.Size {
 		if err == nil || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fileErr(p.name, start+int64(len(b)), fmt.Errorf("%w: the pack ends inside member %s, after %d of its %d bytes", ErrTruncated, want, len(b), hdr.Size))
+			return nil, fileErr(p.name, start+int64(len(b)), fmt.Errorf("%w: the pack ends inside member %s, after %d of its %d bytes%s", ErrTruncated, want, len(b), hdr.Size, because(err)))
 		}
 		return nil, fmt.Errorf("format: read %s: %w", p.name, err)
 	}
@@ -194,7 +194,7 @@ func (p *packStore) headerErr(at int64, what string, err error) error {
 	case errors.Is(err, io.EOF):
 		return fileErr(p.name, at, fmt.Errorf("%w: the pack ends where %s should begin", ErrTruncated, what))
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return fileErr(p.name, at, fmt.Errorf("%w: the pack ends inside the header of %s", ErrTruncated, what))
+		return fileErr(p.name, at, fmt.Errorf("%w: the pack ends inside the header of %s%s", ErrTruncated, what, because(err)))
 	case errors.Is(err, tar.ErrHeader), errors.Is(err, tar.ErrFieldTooLong), errors.Is(err, tar.ErrInsecurePath):
 		return fileErr(p.name, at, fmt.Errorf("%w: header of %s: %v", ErrPack, what, err))
 	}
@@ -207,6 +207,15 @@ func (p *packStore) members() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.starts)
+}
+
+// because says why a read ended early when err says more than that it did
+// (a download that broke and could not be resumed).
+func because(err error) string {
+	if err == nil || err == io.ErrUnexpectedEOF {
+		return ""
+	}
+	return " (" + err.Error() + ")"
 }
 
 func (p *packStore) locate(i int, err error) error {

@@ -5,13 +5,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -327,5 +330,75 @@ func TestSpecPack(t *testing.T) {
 	tw.Close()
 	if _, got := packFile(t, dir); !bytes.Equal(got, buf.Bytes()) {
 		t.Fatal("Pack does not write the bytes FORMAT.md §8 describes")
+	}
+}
+
+// A download of a pack whose connection breaks is resumed from the first
+// byte not read (a Range request against the first response's ETag); a
+// server that cannot resume, or that breaks every time, ends the read with
+// the error.
+func TestPackOverHTTPResumes(t *testing.T) {
+	dir := seedTrace(t)
+	m, _ := ReadManifest(dir)
+	_, b := packFile(t, dir)
+	var mu sync.Mutex
+	requests, ranges := 0, 0
+	serve := func(etag string, breakEvery bool) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			requests++
+			first := requests == 1
+			if r.Header.Get("Range") != "" {
+				ranges++
+			}
+			mu.Unlock()
+			if etag != "" {
+				w.Header().Set("ETag", etag)
+			}
+			if first || breakEvery {
+				// Part of the body, then the connection drops.
+				w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+				start := 0
+				if rg := r.Header.Get("Range"); rg != "" {
+					fmt.Sscanf(rg, "bytes=%d-", &start)
+					w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, len(b)-1, len(b)))
+					w.Header().Set("Content-Length", strconv.Itoa(len(b)-start))
+					w.WriteHeader(http.StatusPartialContent)
+				}
+				chunk := 1000
+				if breakEvery {
+					chunk = 100 // six responses do not make the whole pack
+				}
+				w.Write(b[start : start+min(len(b)-start, chunk)])
+				w.(http.Flusher).Flush()
+				panic(http.ErrAbortHandler)
+			}
+			http.ServeContent(w, r, "trace.crp", time.Time{}, bytes.NewReader(b))
+		}))
+	}
+	reset := func() { mu.Lock(); requests, ranges = 0, 0; mu.Unlock() }
+
+	srv := serve(`"v1"`, false)
+	defer srv.Close()
+	recs, err := readSource(srv.URL+"/trace.crp", OpenOptions{Digest: m.Digest})
+	if err != nil || int64(len(recs)) != m.Records {
+		t.Fatalf("resumed download: %d records, %v", len(recs), err)
+	}
+	if requests < 2 || ranges < 1 {
+		t.Fatalf("%d requests, %d with a Range: the broken download was not resumed", requests, ranges)
+	}
+
+	reset()
+	noValidator := serve("", false)
+	defer noValidator.Close()
+	if _, err := readSource(noValidator.URL+"/trace.crp", OpenOptions{}); err == nil || !strings.Contains(err.Error(), "not resumed") {
+		t.Fatalf("a server without ETag or Last-Modified: %v, want the break reported as not resumed", err)
+	}
+
+	reset()
+	alwaysBreaks := serve(`"v1"`, true)
+	defer alwaysBreaks.Close()
+	if _, err := readSource(alwaysBreaks.URL+"/trace.crp", OpenOptions{}); err == nil || !strings.Contains(err.Error(), "resumed 5 times") {
+		t.Fatalf("a server that breaks every time: %v, want the read to give up after 5 resumes", err)
 	}
 }

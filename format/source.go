@@ -47,7 +47,8 @@ type opened struct {
 
 // open opens src: a trace folder, a packed file, or the http(s) URL of a
 // packed file. A URL is fetched with one GET whose body is read as the
-// trace is: nothing is stored on disk.
+// trace is (resumed with a Range request if its connection breaks):
+// nothing is stored on disk.
 func open(ctx context.Context, src string, opts OpenOptions) (*opened, error) {
 	if opts.Digest != "" {
 		if err := CheckDigest(opts.Digest); err != nil {
@@ -107,7 +108,7 @@ func openURL(ctx context.Context, url string, client *http.Client) (*opened, err
 		resp.Body.Close()
 		return nil, fmt.Errorf("format: open trace %s: HTTP %s", url, resp.Status)
 	}
-	return openPack(url, resp.Body)
+	return openPack(url, newResumingBody(ctx, client, url, resp))
 }
 
 func openPack(name string, body io.ReadCloser) (*opened, error) {
