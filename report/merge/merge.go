@@ -343,6 +343,9 @@ func addCounts[N int | int64 | float64](dst, src map[string]N) {
 func runInfo(shards []*shard, opts Options) replay.RunInfo {
 	info := shards[0].info
 	info.Settings = maps.Clone(info.Settings)
+	if info.Settings == nil {
+		info.Settings = map[string]string{}
+	}
 	delete(info.Settings, "shard")
 	delete(info.Settings, "shard_plan")
 	var dirs []string

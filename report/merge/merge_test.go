@@ -278,6 +278,12 @@ func TestMergeRefuses(t *testing.T) {
 			t.Errorf("%s: the refused merge left %s", c.name, out)
 		}
 	}
+	// A run.json without settings (written by hand, or by an older
+	// version) is one unsharded run: it merges alone.
+	bare := copyRun(t, dirs[0], func(i *replay.RunInfo) { i.Settings = nil })
+	if _, err := Merge([]string{bare}, filepath.Join(t.TempDir(), "bare"), Options{}); err != nil {
+		t.Fatalf("a run without settings: %v", err)
+	}
 	// With --allow-partial the missing shard is merged around, and said.
 	sum, err := Merge([]string{dirs[0], dirs[2]}, filepath.Join(t.TempDir(), "partial"), Options{AllowPartial: true})
 	if err != nil || sum.OK || len(sum.Problems) == 0 || !strings.Contains(sum.Problems[0], "shard 1/3 missing") {
