@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -131,7 +132,9 @@ type RESTClient struct {
 // NewRESTClient returns a client of the REST API at baseURL (e.g.
 // http://127.0.0.1:8000). httpClient nil means a client with a 30s timeout.
 // token, when set, is sent as a bearer token; it is never logged or put in
-// errors.
+// errors, and it is refused over http to anything but a loopback address,
+// where it would cross the network in clear text (the gRPC side likewise
+// sends a token only over TLS).
 func NewRESTClient(baseURL string, httpClient *http.Client, token string) (*RESTClient, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil {
@@ -140,11 +143,23 @@ func NewRESTClient(baseURL string, httpClient *http.Client, token string) (*REST
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("maestro: REST URL %q: want http://host:port or https://host:port", baseURL)
 	}
+	if token != "" && u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+		return nil, fmt.Errorf("maestro: REST URL %s: the bearer token would travel in clear text over http: use https://", u.Redacted())
+	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	if httpClient == nil {
 		httpClient = &http.Client{Timeout: 30 * time.Second}
 	}
 	return &RESTClient{base: u, http: httpClient, token: token}, nil
+}
+
+// loopbackHost reports whether host names this machine only.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // CreateConsumer creates consumer name. created is false, with no error,

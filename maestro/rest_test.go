@@ -230,6 +230,24 @@ func TestRESTBadAnswers(t *testing.T) {
 	}
 }
 
+// A bearer token is refused over http to another machine, where it would
+// cross the network in clear text, and accepted over https or to loopback.
+func TestNewRESTClientTokenNeedsHTTPS(t *testing.T) {
+	const token = "tok-3f9a-secret"
+	_, err := NewRESTClient("http://maestro.example:8000", nil, token)
+	if err == nil || !strings.Contains(err.Error(), "clear text") || !strings.Contains(err.Error(), "maestro.example:8000") || strings.Contains(err.Error(), token) {
+		t.Errorf("token over http to another host: %v", err)
+	}
+	for _, u := range []string{"https://maestro.example:8000", "http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000"} {
+		if _, err := NewRESTClient(u, nil, token); err != nil {
+			t.Errorf("%s refused: %v", u, err)
+		}
+	}
+	if _, err := NewRESTClient("http://maestro.example:8000", nil, ""); err != nil {
+		t.Errorf("http without a token refused: %v", err)
+	}
+}
+
 func TestNewRESTClientBadURL(t *testing.T) {
 	for _, u := range []string{"", "127.0.0.1:8000", "ftp://x", "http://", "http://[::1"} {
 		if _, err := NewRESTClient(u, nil, ""); err == nil {
