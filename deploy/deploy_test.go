@@ -376,3 +376,20 @@ func TestKustomizeBuild(t *testing.T) {
 		t.Errorf("rendered kinds %v", kinds)
 	}
 }
+
+// Every manifest the README's steps name exists.
+func TestREADMENamesManifests(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := regexp.MustCompile(`deploy/[a-z0-9/.-]+\.yaml`).FindAllString(string(b), -1)
+	if len(named) < 3 {
+		t.Fatalf("the README names %v of deploy/", named)
+	}
+	for _, n := range named {
+		if _, err := os.Stat(filepath.Join("..", n)); err != nil {
+			t.Errorf("the README names %s: %v", n, err)
+		}
+	}
+}
