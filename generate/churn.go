@@ -44,13 +44,8 @@ const (
 func (g *generator) churn(start, createStart time.Duration, emit func() error) error {
 	// The statuses of the phases before all come before start: out with
 	// them, so that only the churn's own answers make works live again.
-	for len(g.pending) > 0 {
-		if err := g.status(g.pending.pop()); err != nil {
-			return err
-		}
-		if err := emit(); err != nil {
-			return err
-		}
+	if err := g.statusesUntil(math.MaxInt64, emit, nil); err != nil {
+		return err
 	}
 	var live []liveWork
 	if !g.p.Delete {
@@ -59,21 +54,18 @@ func (g *generator) churn(start, createStart time.Duration, emit func() error) e
 				created: createStart + time.Duration(k)*g.period})
 		}
 	}
+	// A work whose last spec is answered can be drawn again.
+	revive := func(s pendingStatus) {
+		if s.last && s.phase != PhaseDeleted {
+			live = append(live, liveWork{work: s.work, generation: s.generation, created: s.created})
+		}
+	}
 	g.churnCount = make([]uint32, g.p.Clusters)
 	period := g.p.churnPeriod()
 	for j := int64(0); j < g.p.churnOps(); j++ {
 		offset := start + time.Duration(j)*period
-		for len(g.pending) > 0 && g.pending[0].offset <= offset {
-			s := g.pending.pop()
-			if err := g.status(s); err != nil {
-				return err
-			}
-			if err := emit(); err != nil {
-				return err
-			}
-			if s.last && s.phase != PhaseDeleted {
-				live = append(live, liveWork{work: s.work, generation: s.generation, created: s.created})
-			}
+		if err := g.statusesUntil(offset, emit, revive); err != nil {
+			return err
 		}
 		// The choices of op j come from a source of its own.
 		r := g.workRand(1<<62 | uint64(j))

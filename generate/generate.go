@@ -55,6 +55,7 @@ package generate
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -323,13 +324,8 @@ func (g *generator) run(ctx context.Context, write func(*format.Record) error, p
 		}
 		for k, work := range g.order {
 			specOffset := start + time.Duration(k)*g.period
-			for len(g.pending) > 0 && g.pending[0].offset <= specOffset {
-				if err := g.status(g.pending.pop()); err != nil {
-					return err
-				}
-				if err := emit(); err != nil {
-					return err
-				}
+			if err := g.statusesUntil(specOffset, emit, nil); err != nil {
+				return err
 			}
 			created := createStart + time.Duration(k)*g.period
 			var err error
@@ -359,12 +355,22 @@ func (g *generator) run(ctx context.Context, write func(*format.Record) error, p
 			return err
 		}
 	}
-	for len(g.pending) > 0 {
-		if err := g.status(g.pending.pop()); err != nil {
+	return g.statusesUntil(math.MaxInt64, emit, nil)
+}
+
+// statusesUntil emits the scheduled statuses due at or before until, in
+// offset order, calling each (if not nil) after each one is written.
+func (g *generator) statusesUntil(until time.Duration, emit func() error, each func(pendingStatus)) error {
+	for len(g.pending) > 0 && g.pending[0].offset <= until {
+		s := g.pending.pop()
+		if err := g.status(s); err != nil {
 			return err
 		}
 		if err := emit(); err != nil {
 			return err
+		}
+		if each != nil {
+			each(s)
 		}
 	}
 	return nil

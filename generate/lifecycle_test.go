@@ -19,18 +19,25 @@ import (
 
 const goldenRID = "dda8b541-0bb7-5b43-b48c-ffff60a10ea1"
 
-func TestSpecUpdateMatchesGoldenWireBytes(t *testing.T) {
-	want, pb := goldenEvent(t, "08-source-spec-update_request.pb.bin")
+// guestbookEncoder is the realistic guestbook encoder of generation 1.
+func guestbookEncoder(t *testing.T) *encoder {
+	t.Helper()
 	w, err := Guestbook()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The golden update changes nothing: the encoder of generation 1
-	// holds the create's data.
 	e, err := newEncoder(w, "maestro", StatusRealistic, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return e
+}
+
+func TestSpecUpdateMatchesGoldenWireBytes(t *testing.T) {
+	want, pb := goldenEvent(t, "08-source-spec-update_request.pb.bin")
+	// The golden update changes nothing: the encoder of generation 1
+	// holds the create's data.
+	e := guestbookEncoder(t)
 	got := e.appendSpec(nil, &specInput{
 		cluster: []byte("maestro-cluster-1"), workName: []byte("maestro-cluster-1-gb-0"), resourceID: []byte(goldenRID),
 		id: []byte(pb.Id), at: pb.Attributes[maestro.AttrTime].GetCeTimestamp().AsTime(), update: true,
@@ -42,14 +49,7 @@ func TestSpecUpdateMatchesGoldenWireBytes(t *testing.T) {
 
 func TestSpecDeleteMatchesGoldenWireBytes(t *testing.T) {
 	want, pb := goldenEvent(t, "09-source-spec-delete_request.pb.bin")
-	w, err := Guestbook()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := newEncoder(w, "maestro", StatusRealistic, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := guestbookEncoder(t)
 	got := e.appendDelete(nil, &specInput{
 		cluster: []byte("maestro-cluster-1"), workName: []byte("maestro-cluster-1-gb-0"), resourceID: []byte(goldenRID),
 		id: []byte(pb.Id), at: pb.Attributes[maestro.AttrTime].GetCeTimestamp().AsTime(),
@@ -61,14 +61,7 @@ func TestSpecDeleteMatchesGoldenWireBytes(t *testing.T) {
 
 func TestDeletedStatusMatchesGoldenWireBytes(t *testing.T) {
 	want, pb := goldenEvent(t, "11-agent-status-deleted.pb.bin")
-	w, err := Guestbook()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := newEncoder(w, "maestro", StatusRealistic, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := guestbookEncoder(t)
 	at := pb.Attributes[maestro.AttrTime].GetCeTimestamp().AsTime()
 	got, err := e.appendStatus(nil, &statusInput{
 		cluster: []byte("maestro-cluster-1"), agentID: []byte(maestro.AgentID("maestro-cluster-1")), resourceID: []byte(goldenRID),

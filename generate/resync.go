@@ -2,6 +2,7 @@ package generate
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -29,13 +30,8 @@ const (
 // Maestro restart loads it. It returns when the last request is sent.
 func (g *generator) reconnects(start time.Duration, emit func() error) (time.Duration, error) {
 	// The statuses of the phases before are all due before start.
-	for len(g.pending) > 0 {
-		if err := g.status(g.pending.pop()); err != nil {
-			return 0, err
-		}
-		if err := emit(); err != nil {
-			return 0, err
-		}
+	if err := g.statusesUntil(math.MaxInt64, emit, nil); err != nil {
+		return 0, err
 	}
 	type reconnect struct {
 		cluster int

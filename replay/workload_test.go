@@ -14,6 +14,7 @@ import (
 	"github.com/cereplay/cereplay/format"
 	"github.com/cereplay/cereplay/generate"
 	"github.com/cereplay/cereplay/maestro"
+	"github.com/cereplay/cereplay/sim"
 )
 
 // twoDocWorkload is a custom workload of two documents with placeholders.
@@ -45,6 +46,34 @@ func generateTrace(t *testing.T, p generate.Params) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// replayOK replays trace into s (at --max, consumers created, then tune)
+// and fails the test, listing every outcome that is not a success, unless
+// the run is OK. It returns the result and the run folder.
+func replayOK(t *testing.T, s *sim.Server, trace string, tune func(*Config)) (*Result, string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "run")
+	cfg := baseConfig(s, trace, out)
+	cfg.Max, cfg.CreateConsumers = true, true
+	if tune != nil {
+		tune(&cfg)
+	}
+	var log bytes.Buffer
+	cfg.Log = &logWriter{b: &log}
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() {
+		for i, o := range readOutcomes(t, out) {
+			if st := o[0].Outcome.Status; st != format.OutcomeDelivered && st != format.OutcomeSent {
+				t.Logf("record %d %s %s %s %s: %+v", i, o[0].Flow, o[0].Actor, maestro.ShortType(o[0].EventType), o[0].ResourceID, o[0].Outcome)
+			}
+		}
+		t.Fatalf("run not OK: %v\nlog:\n%s", res.Summary.Problems, log.String())
+	}
+	return res, out
 }
 
 // bundleManifests returns the manifests of the bundle id over REST, or
@@ -83,19 +112,7 @@ func TestReplayCustomWorkload(t *testing.T) {
 	p.Clusters, p.WorksPerCluster = 3, 4
 	p.Workloads = []generate.WorkloadSpec{{Path: file, Weight: 1}}
 	trace := generateTrace(t, p)
-	out := filepath.Join(t.TempDir(), "run")
-
-	cfg := baseConfig(s, trace, out)
-	cfg.Max, cfg.CreateConsumers = true, true
-	var log bytes.Buffer
-	cfg.Log = &logWriter{b: &log}
-	res, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !res.OK() {
-		t.Fatalf("run not OK: %+v\nlog:\n%s", res.Summary, log.String())
-	}
+	res, out := replayOK(t, s, trace, nil)
 	checkAccounting(t, trace, out)
 	if res.Summary.SpecsSent != 12 || res.Summary.StatusesSent != 12 {
 		t.Errorf("specs %d, statuses %d, want 12 and 12", res.Summary.SpecsSent, res.Summary.StatusesSent)
@@ -151,19 +168,8 @@ func TestReplayUpdatesAndDeletes(t *testing.T) {
 		sourceID string
 		delete   bool
 	}{{deleted, "maestro", true}, {kept, "kept", false}} {
-		out := filepath.Join(t.TempDir(), "run")
-		cfg := baseConfig(s, tc.trace, out)
-		cfg.Max, cfg.CreateConsumers = true, true
-		var log bytes.Buffer
-		cfg.Log = &logWriter{b: &log}
-		res, err := Run(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		res, out := replayOK(t, s, tc.trace, nil)
 		sum := res.Summary
-		if !res.OK() {
-			t.Fatalf("%s: run not OK: %+v\nlog:\n%s", tc.sourceID, sum, log.String())
-		}
 		outs := checkAccounting(t, tc.trace, out)
 		specs, statuses := int64(12*3), int64(12*3)
 		if tc.delete {
@@ -218,24 +224,8 @@ func TestReplayChurn(t *testing.T) {
 	p.Clusters, p.WorksPerCluster, p.UpdatesPerWork = 3, 3, 1
 	p.Churn, p.ChurnFor = 20, 3*time.Second
 	trace := generateTrace(t, p)
-	out := filepath.Join(t.TempDir(), "run")
-	cfg := baseConfig(s, trace, out)
-	cfg.Max, cfg.CreateConsumers = true, true
-	var log bytes.Buffer
-	cfg.Log = &logWriter{b: &log}
-	res, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, out := replayOK(t, s, trace, nil)
 	outs := checkAccounting(t, trace, out)
-	if !res.OK() {
-		for i, o := range outs {
-			if st := o[0].Outcome.Status; st != format.OutcomeDelivered && st != format.OutcomeSent {
-				t.Logf("record %d %s %s %s: %+v", i, o[0].Flow, maestro.ShortType(o[0].EventType), o[0].ResourceID, o[0].Outcome)
-			}
-		}
-		t.Fatalf("run not OK: %v\nlog:\n%s", res.Summary.Problems, log.String())
-	}
 
 	// What the trace leaves: a version per live work, none for deleted.
 	want := map[string]int64{}
@@ -282,24 +272,8 @@ func TestReplayClustersMultiplier(t *testing.T) {
 	p := generate.DefaultParams()
 	p.Clusters, p.WorksPerCluster, p.UpdatesPerWork = 3, 2, 1
 	trace := generateTrace(t, p)
-	out := filepath.Join(t.TempDir(), "run")
-	cfg := baseConfig(s, trace, out)
-	cfg.Max, cfg.CreateConsumers, cfg.ClustersMultiplier = true, true, 3
-	var log bytes.Buffer
-	cfg.Log = &logWriter{b: &log}
-	res, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, out := replayOK(t, s, trace, func(c *Config) { c.ClustersMultiplier = 3 })
 	sum := res.Summary
-	if !res.OK() {
-		for i, o := range readOutcomes(t, out) {
-			if st := o[0].Outcome.Status; st != format.OutcomeDelivered && st != format.OutcomeSent {
-				t.Logf("record %d %s %s %s %s: %+v", i, o[0].Flow, o[0].Actor, maestro.ShortType(o[0].EventType), o[0].ResourceID, o[0].Outcome)
-			}
-		}
-		t.Fatalf("run not OK: %v\nlog:\n%s", sum.Problems, log.String())
-	}
 	r, err := format.Open(trace)
 	if err != nil {
 		t.Fatal(err)
@@ -376,22 +350,13 @@ func TestReplayResyncReconnects(t *testing.T) {
 	p := generate.DefaultParams()
 	p.Clusters, p.WorksPerCluster, p.UpdatesPerWork, p.ResyncReconnects = 3, 2, 1, true
 	trace := generateTrace(t, p)
-	out := filepath.Join(t.TempDir(), "run")
-	cfg := baseConfig(s, trace, out)
-	// Paced (20 times the recorded speed), as a restart comes seconds
-	// after the last status: at --max a resync request could leave
-	// before the update it should list had arrived.
-	cfg.Speed, cfg.CreateConsumers, cfg.RunID = 20, true, "restart"
-	var log bytes.Buffer
-	cfg.Log = &logWriter{b: &log}
-	res, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, out := replayOK(t, s, trace, func(c *Config) {
+		// Paced (20 times the recorded speed), as a restart comes seconds
+		// after the last status: at --max a resync request could leave
+		// before the update it should list had arrived.
+		c.Max, c.Speed, c.RunID = false, 20, "restart"
+	})
 	sum := res.Summary
-	if !res.OK() {
-		t.Fatalf("run not OK: %v\nlog:\n%s", sum.Problems, log.String())
-	}
 	outs := checkAccounting(t, trace, out)
 	resyncs := 0
 	for _, o := range outs {
