@@ -274,6 +274,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Clock == nil {
 		c.Clock = pace.PreciseClock{}
 	}
+	if err := CheckStartAt(c.StartAt, c.Clock.Now(), c.LateDrop); err != nil {
+		return c, configErr("%v", err)
+	}
 	if c.Pacer == nil {
 		switch {
 		case c.Max:
@@ -285,6 +288,22 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// CheckStartAt refuses a start instant (--start-at) so far in the past at
+// now that the schedule would begin behind by more than the larger of a
+// minute and lateDrop: every send would be late, or dropped. A zero start
+// means none.
+func CheckStartAt(start, now time.Time, lateDrop time.Duration) error {
+	if start.IsZero() {
+		return nil
+	}
+	limit := max(lateDrop, time.Minute)
+	if past := now.Sub(start); past > limit {
+		return fmt.Errorf("--start-at %s is %v in the past (more than %v, the larger of a minute and --late-drop): every send would be late",
+			start.UTC().Format(time.RFC3339), past.Round(time.Second), limit)
+	}
+	return nil
 }
 
 // splitAddrs flattens comma-separated address lists.

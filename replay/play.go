@@ -122,6 +122,9 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 		r.t0 = r.clock.Now()
 	}
 	r.notef("playing %s from %s", r.cfg.mode(), r.t0.UTC().Format(time.RFC3339Nano))
+	if _, real := r.clock.(pace.PreciseClock); real && r.cfg.Log != nil {
+		go r.countdown(ctx, r.t0)
+	}
 	if r.realtime != nil {
 		r.notef("long waits between sends run at normal priority (%v): at low rates sends are late "+
 			"whenever other processes have the CPUs; grant CAP_SYS_NICE (sudo setcap cap_sys_nice+ep cereplay)", r.realtime)
@@ -241,6 +244,47 @@ func (r *runner) damaged(i uint64, err error) {
 	}
 	r.damage = d
 	r.notef("trace damaged at record %d: %v", i, err)
+}
+
+// countdown announces the wait for a start instant in the future and
+// counts it down in the run's notes, more often as it nears, so a run
+// waiting for --start-at is not silent. It returns at t0 or when ctx ends.
+func (r *runner) countdown(ctx context.Context, t0 time.Time) {
+	left := time.Until(t0)
+	if left < time.Second {
+		return
+	}
+	r.notef("waiting for the start instant %s (--start-at): starting in %v", t0.UTC().Format(time.RFC3339), left.Round(time.Second))
+	for {
+		mark := nextMark(time.Until(t0))
+		if mark <= 0 {
+			return
+		}
+		t := time.NewTimer(time.Until(t0.Add(-mark)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		r.notef("starting in %v", mark)
+	}
+}
+
+// nextMark is the next whole step below left at which countdown speaks:
+// every 10 minutes, then every minute, every 10 seconds and, in the last
+// 10 seconds, every second.
+func nextMark(left time.Duration) time.Duration {
+	step := time.Second
+	switch {
+	case left > 10*time.Minute:
+		step = 10 * time.Minute
+	case left > time.Minute:
+		step = time.Minute
+	case left > 10*time.Second:
+		step = 10 * time.Second
+	}
+	return (left - 1) / step * step
 }
 
 // notPlayed gives every record left in the trace the outcome of a send

@@ -573,10 +573,11 @@ func (r *runner) summary(man *format.Manifest, end time.Time) *Summary {
 	if !r.cfg.Max {
 		s.Schedule = ScheduleVerdict(r.sendLate.Count(), r.lateSends.Load(), r.cfg.LateWarn)
 	}
+	// A run interrupted before a future T0 took no time of its schedule.
 	if !r.t0.IsZero() {
-		s.WallSeconds = end.Sub(r.t0).Seconds()
+		s.WallSeconds = max(0, end.Sub(r.t0).Seconds())
 		if ls := r.lastSend.Load(); ls > 0 {
-			s.SendSeconds = time.Unix(0, ls).Sub(r.t0).Seconds()
+			s.SendSeconds = max(0, time.Unix(0, ls).Sub(r.t0).Seconds())
 		}
 	}
 	if s.WallSeconds > 0 {

@@ -80,7 +80,7 @@ func replayCommand() *cli.Command {
 				DefaultText: fmt.Sprintf("%d at --max, %d when paced", replay.DefaultMaxInflight, replay.DefaultPacedInflight)},
 			&cli.Int64Flag{Name: "limit", Usage: "play only the first N spec events (and their replies)"},
 			&cli.DurationFlag{Name: "duration", Usage: "play only the sends due in the first D after the start"},
-			&cli.StringFlag{Name: "start-at", Usage: "start instant (RFC 3339), so several replayers share one schedule"},
+			&cli.StringFlag{Name: "start-at", Usage: "start instant (RFC 3339), so several replayers share one schedule; refused when more than a minute (or --late-drop) in the past; a future one is counted down"},
 			&cli.DurationFlag{Name: "spin-window", Usage: "busy-wait this long before each send instead of the default (100µs, up to 1ms for long waits); 1.5ms spins all the time at 2,000/s: more precise, one core busy; negative: never spin",
 				DefaultText: "adaptive"},
 			&cli.DurationFlag{Name: "late-drop", Usage: "drop (and count) sends later than this; 0 sends everything"},
@@ -244,6 +244,9 @@ func replayConfig(c *cli.Context, dir string) (replay.Config, error) {
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
 			return cfg, usagef("replay: --start-at %q: want an RFC 3339 instant such as 2026-11-28T10:00:00Z", s)
+		}
+		if err := replay.CheckStartAt(t, time.Now(), c.Duration("late-drop")); err != nil {
+			return cfg, usagef("replay: %v", err)
 		}
 		cfg.StartAt = t
 	}

@@ -26,6 +26,7 @@ func TestReplayUsageErrors(t *testing.T) {
 		{"zero speed", []string{"replay", "--speed", "0", "t"}, "--speed"},
 		{"negative rate", []string{"replay", "--rate", "-1", "t"}, "--rate"},
 		{"bad start-at", []string{"replay", "--start-at", "tomorrow", "t"}, "--start-at"},
+		{"start-at in the past", []string{"replay", "--start-at", "2020-01-01T00:00:00Z", "t"}, "--start-at 2020-01-01T00:00:00Z is"},
 		{"bad shard", []string{"replay", "--shard", "3/2", "t"}, "--shard"},
 		{"cert without key", []string{"replay", "--cert-file", "c.pem", "t"}, "--key-file"},
 		{"token without tls", []string{"replay", "--token-file", "tok", "t"}, "clear text"},
