@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -181,11 +182,14 @@ func TestReplayRunIDsAndDuplicates(t *testing.T) {
 }
 
 // recordingClock is a FakeClock that remembers every instant waited for.
-// It moves only to the instants in moves: the status dispatcher shares the
-// clock and sleeps to the replies' due times, and on a slow machine a
-// delivery can arrive before the pacer's last (instant, fake) sleeps, so a
-// reply's sleep would push the fake time past a spec's due time and that
-// spec would look late. Other sleeps return at once.
+// It moves only to the instants in moves, in order, one at a time: the
+// status dispatcher shares the clock and sleeps to the replies' due times,
+// and on a slow machine a delivery can arrive before the pacer's next
+// (instant, fake) sleep. A reply's sleep that moved the fake time past a
+// spec's due time would make that spec look late, also when the reply's
+// due time is itself a later spec's (a reply delay on the rate's grid), so
+// the clock only moves to the next instant of moves it has not reached.
+// Other sleeps return at once.
 type recordingClock struct {
 	*pace.FakeClock
 	moves  map[int64]bool // UnixNano of the instants the clock moves to
@@ -196,11 +200,23 @@ type recordingClock struct {
 func (c *recordingClock) SleepUntil(ctx context.Context, t time.Time) error {
 	c.mu.Lock()
 	c.sleeps = append(c.sleeps, t)
+	next := c.nextMove()
 	c.mu.Unlock()
-	if !c.moves[t.UnixNano()] {
+	if !c.moves[t.UnixNano()] || t.UnixNano() != next {
 		return ctx.Err()
 	}
 	return c.FakeClock.SleepUntil(ctx, t)
+}
+
+// nextMove is the earliest instant of moves after the fake time now.
+func (c *recordingClock) nextMove() int64 {
+	now, next := c.Now().UnixNano(), int64(math.MaxInt64)
+	for m := range c.moves {
+		if m > now && m < next {
+			next = m
+		}
+	}
+	return next
 }
 
 func (c *recordingClock) waited(t time.Time) bool {
