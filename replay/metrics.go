@@ -50,7 +50,7 @@ func newMetrics() *metrics {
 		}),
 		late: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cereplay_replay_late_sends_total",
-			Help: "Spec sends that left later than --late-warn after their due time (the schedule is kept while they stay within 1% of the sends).",
+			Help: "Paced sends that left later than --late-warn after their due time (the schedule is kept while they stay within 1% of the sends).",
 		}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "cereplay_replay_latency_seconds",

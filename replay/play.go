@@ -482,8 +482,7 @@ func (r *runner) connectPhase(ctx context.Context, tr *traceReader, man *format.
 // subscribeRecord plays a subscribe record and writes its outcome.
 func (r *runner) subscribeRecord(m recMeta, rec *format.Record) {
 	if rec.Flow == format.FlowAgentSubscribe {
-		if !r.cfg.Shard.Owns(rec.Actor) {
-			r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: noteOtherShard})
+		if r.otherShard(m, rec.Actor) {
 			return
 		}
 		a := r.agentFor(rec.Actor)

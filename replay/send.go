@@ -15,17 +15,10 @@ import (
 	"github.com/cereplay/cereplay/maestro"
 )
 
-// acquire takes an in-flight slot for a spec (or other) send.
-func (r *runner) acquire(ctx context.Context) bool { return r.take(ctx, r.sem) }
-
-func (r *runner) release() { r.give(r.sem) }
-
-// Status replies have their own slots, so a flood of spec publishes at
-// --max cannot starve the replies (and pile them up in memory).
-func (r *runner) acquireStatus(ctx context.Context) bool { return r.take(ctx, r.stSem) }
-
-func (r *runner) releaseStatus() { r.give(r.stSem) }
-
+// take and give hold an in-flight slot of sem: r.sem for specs and other
+// sends, r.stSem for status replies, which have their own slots so that a
+// flood of spec publishes at --max cannot starve the replies (and pile
+// them up in memory).
 func (r *runner) take(ctx context.Context, sem chan struct{}) bool {
 	select {
 	case sem <- struct{}{}:
@@ -83,8 +76,7 @@ func (r *runner) sendSpec(ctx context.Context, m recMeta, rec *format.Record, du
 			Note: fmt.Sprintf("trace record %d: %v", m.index, err)})
 		return
 	}
-	if k.ClusterName != "" && !r.cfg.Shard.Owns(k.ClusterName) {
-		r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: noteOtherShard})
+	if k.ClusterName != "" && r.otherShard(m, k.ClusterName) {
 		return
 	}
 	addr := r.cfg.SourceAddrs[0]
@@ -107,79 +99,34 @@ func (r *runner) sendSpec(ctx context.Context, m recMeta, rec *format.Record, du
 		// One line per created resource; only the reading goroutine writes.
 		fmt.Fprintf(r.idmap, "%s\t%s\n", rec.ResourceID, s.wireRID)
 	}
-	notSent := func(o format.Outcome) {
+	j := sendJob{due: r.t0.Add(due), slots: r.sem, publish: func(late time.Duration, sentAt, released time.Time) {
 		if tracked {
-			r.tr.specNotSent(s, o)
-		} else {
-			r.out.emit(m, o)
+			s.sentAt, s.lateness = sentAt, late
+			r.tr.addSpec(s)
 		}
-	}
-	dueAt := r.t0.Add(due)
-	r.pace(ctx, dueAt, func() { notSent(format.Outcome{Status: format.OutcomeSkipped, Note: r.notSentNote()}) }, func() {
-		r.releaseSpec(ctx, s, tracked, dueAt, src, addr, ce, notSent)
-	})
-}
-
-// releaseSpec runs on the pacer at a spec's due time: it measures the
-// lateness and starts the Publish call.
-func (r *runner) releaseSpec(ctx context.Context, s *specState, tracked bool, dueAt time.Time, src *source, addr string, ce []byte, notSent func(format.Outcome)) {
-	if !r.acquire(ctx) {
-		notSent(format.Outcome{Status: format.OutcomeSkipped, Note: r.notSentNote()})
-		return
-	}
-	// The send is released here: lateness is measured before anything
-	// else, and the Publish latency runs from this instant.
-	now, released := r.clock.Now(), time.Now()
-	late := now.Sub(dueAt)
-	if !r.cfg.Max {
-		r.sendLate.Record(late)
-		r.m.lateness.Observe(late.Seconds())
-		if late > r.cfg.LateWarn {
-			r.lateSends.Add(1)
-			r.m.late.Inc()
+		lat, code, msg := r.call(r.streamCtx, src.cc, addr, ce, released)
+		r.recycle(ce, code)
+		r.specsSent.Add(1)
+		if tracked {
+			r.tr.specSent(s, lat, code, msg)
+			return
 		}
-	}
-	if r.cfg.LateDrop > 0 && !r.cfg.Max && late > r.cfg.LateDrop {
-		r.release()
-		notSent(format.Outcome{Status: format.OutcomeDroppedLate, Lateness: late})
-		return
-	}
-	s.sentAt, s.lateness = now, late
-	if tracked && !r.tr.gate(s) {
-		// The resource's spec before this one is not settled yet: this
-		// one goes when it is, timed from then (its lateness stays the
-		// pacer's), or never if the run ends first (finish reports it).
-		go func() {
-			if !r.tr.ungate(s) {
-				r.release()
-				return
-			}
-			s.sentAt = r.clock.Now()
-			r.sends.add()
-			r.publishSpec(s, tracked, src, addr, ce, late, time.Now())
-		}()
-		return
-	}
-	r.sends.add()
-	go r.publishSpec(s, tracked, src, addr, ce, late, released)
-}
-
-// publishSpec publishes a released spec and records its end. It holds an
-// in-flight slot and one count of r.sends, and gives both back.
-func (r *runner) publishSpec(s *specState, tracked bool, src *source, addr string, ce []byte, late time.Duration, released time.Time) {
-	defer r.sends.done()
-	defer r.release()
+		r.out.emit(m, plainOutcome(late, lat, code, msg))
+	}}
+	j.notSent = func(o format.Outcome) { r.out.emit(m, o) }
 	if tracked {
-		r.tr.addSpec(s)
+		j.notSent = func(o format.Outcome) { r.tr.specNotSent(s, o) }
+		// The resource's spec before this one must be settled first: a
+		// spec that waits goes when it is, timed from then (its lateness
+		// stays the pacer's), or never if the run ends first (finish
+		// reports it).
+		j.gate = func(late time.Duration) bool {
+			s.lateness = late
+			return r.tr.gate(s)
+		}
+		j.ungate = func() bool { return r.tr.ungate(s) }
 	}
-	lat, code, msg := r.call(r.streamCtx, src.cc, addr, ce, released)
-	r.recycle(ce, code)
-	r.specsSent.Add(1)
-	if tracked {
-		r.tr.specSent(s, lat, code, msg)
-		return
-	}
-	r.out.emit(s.meta, plainOutcome(late, lat, code, msg))
+	r.pace(ctx, j.due, func() { j.notSent(r.skipped()) }, func() { r.release(ctx, j) })
 }
 
 func plainOutcome(late, lat time.Duration, code uint32, msg string) format.Outcome {
@@ -192,8 +139,7 @@ func plainOutcome(late, lat time.Duration, code uint32, msg string) format.Outco
 // sendPlain prepares an agent event that answers nothing (a spec resync
 // request, a status without a trigger) and hands it to the pacer.
 func (r *runner) sendPlain(ctx context.Context, m recMeta, rec *format.Record, due time.Duration) {
-	if !r.cfg.Shard.Owns(rec.Actor) {
-		r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: noteOtherShard})
+	if r.otherShard(m, rec.Actor) {
 		return
 	}
 	a := r.agentFor(rec.Actor)
@@ -207,44 +153,33 @@ func (r *runner) sendPlain(ctx context.Context, m recMeta, rec *format.Record, d
 		return
 	}
 	isResync := rec.EventType == maestro.TypeSpecResyncRequest
-	dueAt := r.t0.Add(due)
-	skip := func() { r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: r.notSentNote()}) }
-	r.pace(ctx, dueAt, skip, func() {
-		if !r.acquire(ctx) {
-			skip()
-			return
+	j := sendJob{due: r.t0.Add(due), slots: r.sem, notSent: func(o format.Outcome) { r.out.emit(m, o) }}
+	j.publish = func(late time.Duration, _, released time.Time) {
+		if isResync {
+			// The agent lists what it holds now, under the ids on the
+			// wire: the trace's list names the trace's ids and versions.
+			req, err := a.resyncRequest()
+			if err != nil {
+				r.out.emit(m, format.Outcome{Status: format.OutcomeFailed, Code: uint32(codes.InvalidArgument), Note: err.Error()})
+				return
+			}
+			r.bufs.put(ce)
+			ce = req
 		}
-		late, released := r.clock.Now().Sub(dueAt), time.Now()
-		r.sends.add()
-		go func() {
-			defer r.sends.done()
-			defer r.release()
-			if isResync {
-				// The agent lists what it holds now, under the ids on the
-				// wire: the trace's list names the trace's ids and versions.
-				req, err := a.resyncRequest()
-				if err != nil {
-					r.out.emit(m, format.Outcome{Status: format.OutcomeFailed, Code: uint32(codes.InvalidArgument), Note: err.Error()})
-					return
-				}
-				r.bufs.put(ce)
-				ce = req
-			}
-			lat, code, msg := r.call(r.streamCtx, a.cc, a.addr, ce, released)
-			r.recycle(ce, code)
-			if isResync && code == 0 {
-				r.resyncs.Add(1)
-			}
-			r.out.emit(m, plainOutcome(late, lat, code, msg))
-		}()
-	})
+		lat, code, msg := r.call(r.streamCtx, a.cc, a.addr, ce, released)
+		r.recycle(ce, code)
+		if isResync && code == 0 {
+			r.resyncs.Add(1)
+		}
+		r.out.emit(m, plainOutcome(late, lat, code, msg))
+	}
+	r.pace(ctx, j.due, func() { j.notSent(r.skipped()) }, func() { r.release(ctx, j) })
 }
 
 // addStatus hands a status reply to the tracker, which fires it once the
 // spec it answers has reached the agent.
 func (r *runner) addStatus(m recMeta, rec *format.Record) {
-	if !r.cfg.Shard.Owns(rec.Actor) {
-		r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: noteOtherShard})
+	if r.otherShard(m, rec.Actor) {
 		return
 	}
 	// A copy: a reply can wait long for its spec, and a slice of the
@@ -256,39 +191,131 @@ func (r *runner) addStatus(m recMeta, rec *format.Record) {
 // fireStatus runs on the dispatcher when a status is due: it rewrites the
 // version and sequence id and publishes it on the agent's connection.
 func (r *runner) fireStatus(st *statusState) {
-	if !r.acquireStatus(r.streamCtx) {
-		r.tr.statusNotSent(st, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: the run ended"})
-		return
-	}
-	now, released := r.clock.Now(), time.Now()
-	late := now.Sub(st.due)
-	r.replyLate.Record(late)
-	if r.cfg.LateDrop > 0 && !r.cfg.Max && late > r.cfg.LateDrop {
-		r.releaseStatus()
-		r.tr.statusNotSent(st, format.Outcome{Status: format.OutcomeDroppedLate, Lateness: late})
-		return
-	}
 	a := r.agentFor(st.agent)
-	r.sends.add()
-	go func() {
-		defer r.sends.done()
-		defer r.releaseStatus()
-		version, has := r.tr.statusVersion(st)
-		seq := r.seq.Next()
-		ce, err := r.remap.event(r.bufs.get(len(st.data)), st.data, st.meta.rid, version, has, seq)
-		r.bufs.put(st.data)
-		st.data = nil
-		if err != nil {
-			r.tr.statusNotSent(st, format.Outcome{Status: format.OutcomeFailed, Code: uint32(codes.InvalidArgument), Note: err.Error()})
-			return
+	r.release(r.streamCtx, sendJob{due: st.due, slots: r.stSem, reply: true,
+		notSent: func(o format.Outcome) { r.tr.statusNotSent(st, o) },
+		publish: func(late time.Duration, _, released time.Time) {
+			version, has := r.tr.statusVersion(st)
+			seq := r.seq.Next()
+			ce, err := r.remap.event(r.bufs.get(len(st.data)), st.data, st.meta.rid, version, has, seq)
+			r.bufs.put(st.data)
+			st.data = nil
+			if err != nil {
+				r.tr.statusNotSent(st, format.Outcome{Status: format.OutcomeFailed, Code: uint32(codes.InvalidArgument), Note: err.Error()})
+				return
+			}
+			st.seq, st.sentAt, st.lateness = seq, r.clock.Now(), late
+			r.tr.statusSending(st)
+			lat, code, msg := r.call(r.streamCtx, a.cc, a.addr, ce, released)
+			r.recycle(ce, code)
+			r.statusesSent.Add(1)
+			r.tr.statusSent(st, lat, code, msg)
+		}})
+}
+
+// otherShard reports whether another shard plays cluster, and then gives
+// the record m that outcome.
+func (r *runner) otherShard(m recMeta, cluster string) bool {
+	if r.cfg.Shard.Owns(cluster) {
+		return false
+	}
+	r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: noteOtherShard})
+	return true
+}
+
+// skipped is the outcome of a send the run ended before.
+func (r *runner) skipped() format.Outcome {
+	return format.Outcome{Status: format.OutcomeSkipped, Note: r.notSentNote()}
+}
+
+// noteRunEnded is the note of a status reply that fell due after the
+// streams were closed.
+const noteRunEnded = "not sent: the run ended"
+
+// sendJob is one event on the send path (release). Specs and other source
+// events, agent events that answer nothing and status replies differ only
+// in these fields.
+type sendJob struct {
+	due   time.Time
+	slots chan struct{} // r.sem, or r.stSem for a status reply
+	// reply says the event answers another: its lateness is the replies',
+	// not the schedule's, and a run that ended before it notes so.
+	reply bool
+	// notSent gives the event the outcome of a send that never reached
+	// its Publish call (the run ended first, or it was dropped as late).
+	notSent func(format.Outcome)
+	// gate, when set, reports whether the event, late by late, may go
+	// now; if not, ungate waits until it may (or reports false: never).
+	gate   func(late time.Duration) bool
+	ungate func() bool
+	// publish makes the call on its own goroutine, holding the slot and
+	// one count of r.sends. late is the release's lateness; sentAt the
+	// run's clock when the event left; released the real instant the
+	// call's latency runs from.
+	publish func(late time.Duration, sentAt, released time.Time)
+}
+
+// release runs at an event's due time (on the pacer, or the dispatcher for
+// a status reply): it takes an in-flight slot, measures the lateness,
+// drops the event if it is later than --late-drop, and starts the publish.
+func (r *runner) release(ctx context.Context, j sendJob) {
+	if !r.take(ctx, j.slots) {
+		if j.reply {
+			j.notSent(format.Outcome{Status: format.OutcomeSkipped, Note: noteRunEnded})
+		} else {
+			j.notSent(r.skipped())
 		}
-		st.seq, st.sentAt, st.lateness = seq, r.clock.Now(), late
-		r.tr.statusSending(st)
-		lat, code, msg := r.call(r.streamCtx, a.cc, a.addr, ce, released)
-		r.recycle(ce, code)
-		r.statusesSent.Add(1)
-		r.tr.statusSent(st, lat, code, msg)
-	}()
+		return
+	}
+	// The send is released here: lateness is measured before anything
+	// else, and the Publish latency runs from this instant.
+	now, released := r.clock.Now(), time.Now()
+	late := now.Sub(j.due)
+	r.recordLateness(late, j.reply)
+	if r.cfg.LateDrop > 0 && !r.cfg.Max && late > r.cfg.LateDrop {
+		r.give(j.slots)
+		j.notSent(format.Outcome{Status: format.OutcomeDroppedLate, Lateness: late})
+		return
+	}
+	if j.gate != nil && !j.gate(late) {
+		go func() {
+			if !j.ungate() {
+				r.give(j.slots)
+				return
+			}
+			r.sends.add()
+			r.publish(j, late, r.clock.Now(), time.Now())
+		}()
+		return
+	}
+	r.sends.add()
+	go r.publish(j, late, now, released)
+}
+
+// publish runs a released event's call and gives back its slot and its
+// count of r.sends.
+func (r *runner) publish(j sendJob, late time.Duration, sentAt, released time.Time) {
+	defer r.sends.done()
+	defer r.give(j.slots)
+	j.publish(late, sentAt, released)
+}
+
+// recordLateness adds a release's lateness to the replies' histogram, or
+// to the schedule's (which an unpaced run has not).
+func (r *runner) recordLateness(late time.Duration, reply bool) {
+	if reply {
+		r.replyLate.Record(late)
+		return
+	}
+	if r.cfg.Max {
+		return
+	}
+	r.sendLate.Record(late)
+	r.m.lateness.Observe(late.Seconds())
+	if late > r.cfg.LateWarn {
+		r.lateSends.Add(1)
+		r.m.late.Inc()
+	}
 }
 
 // bufPool recycles the byte buffers of the events the replay sends. Every

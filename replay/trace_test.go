@@ -27,6 +27,9 @@ type testTrace struct {
 	Forward         time.Duration
 	Source          string
 	NoSubscribes    bool
+	// PlainStatuses leaves every status without its trigger and its
+	// forward: the replay plays them as agent events that answer nothing.
+	PlainStatuses bool
 	// SegmentSize, when set, cuts the trace into small segments, so the
 	// replay crosses many (and the reader reuses their buffers).
 	SegmentSize int64
@@ -112,8 +115,15 @@ func (tt testTrace) write(t testing.TB, dir string) []time.Duration {
 					EventType: maestro.TypeSpecCreate, Data: specBytes}, key: k + "-spec"},
 				ev{rec: format.Record{Offset: off + tt.Deliver, Flow: format.FlowServerToAgent, Actor: cluster(c), ResourceID: rid,
 					EventType: maestro.TypeSpecCreate, Delay: tt.Deliver, Data: specBytes}, key: k + "-deliver", trigger: k + "-spec"},
-				ev{rec: format.Record{Offset: off + tt.Deliver + tt.Reply, Flow: format.FlowAgentToServer, Actor: cluster(c), ResourceID: rid,
-					EventType: maestro.TypeStatusUpdate, Delay: tt.Reply, Data: stBytes}, key: k + "-status", trigger: k + "-deliver"},
+			)
+			status := ev{rec: format.Record{Offset: off + tt.Deliver + tt.Reply, Flow: format.FlowAgentToServer, Actor: cluster(c), ResourceID: rid,
+				EventType: maestro.TypeStatusUpdate, Delay: tt.Reply, Data: stBytes}, key: k + "-status", trigger: k + "-deliver"}
+			if tt.PlainStatuses {
+				status.rec.Delay, status.trigger = 0, ""
+				evs = append(evs, status)
+				continue
+			}
+			evs = append(evs, status,
 				ev{rec: format.Record{Offset: off + tt.Deliver + tt.Reply + tt.Forward, Flow: format.FlowServerToSource, Actor: tt.Source,
 					ResourceID: rid, EventType: maestro.TypeStatusUpdate, Delay: tt.Forward, Data: stBytes}, key: k + "-forward", trigger: k + "-status"},
 			)

@@ -1,0 +1,59 @@
+package replay
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cereplay/cereplay/format"
+	"github.com/cereplay/cereplay/pace"
+)
+
+// Agent events that answer nothing take the one send path that specs and
+// replies take: a run a minute behind its schedule measures their
+// lateness and drops them by --late-drop, as it does the specs.
+func TestReplayLateDropsPlainAgentEvents(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simConfig())
+	trace, out := t.TempDir(), filepath.Join(t.TempDir(), "run")
+	testTrace{Clusters: 2, Works: 3, PlainStatuses: true}.write(t, trace)
+	fakeStart := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	cfg := baseConfig(s, trace, out)
+	cfg.CreateConsumers, cfg.Rate, cfg.Settle = true, 50, 3*time.Second
+	cfg.StartAt, cfg.LateDrop, cfg.AllowDropped = fakeStart.Add(-time.Minute), time.Second, 12
+	cfg.Clock = pace.NewFakeClock(fakeStart)
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := checkAccounting(t, trace, out)
+	r, err := format.Open(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	plain := 0
+	for i := uint64(0); ; i++ {
+		rec, err := r.Next()
+		if err != nil {
+			break
+		}
+		if rec.Flow != format.FlowAgentToServer && rec.Flow != format.FlowSourceToServer {
+			continue
+		}
+		plain++
+		if o := outs[i][0].Outcome; o.Status != format.OutcomeDroppedLate || o.Lateness < 50*time.Second {
+			t.Errorf("record %d (%s): outcome %s late %v, want dropped late by about a minute", i, rec.Flow, o.Status, o.Lateness)
+		}
+	}
+	if plain != 12 {
+		t.Fatalf("%d specs and agent events in the trace, want 12", plain)
+	}
+	if n := res.Summary.SendLateness.Count; n != 12 {
+		t.Errorf("send lateness of %d sends, want 12 (specs and agent events)", n)
+	}
+	if n := res.Summary.Outcomes[format.OutcomeDroppedLate.String()]; n != 12 {
+		t.Errorf("%d sends dropped late, want 12: %v", n, res.Summary.Outcomes)
+	}
+}
