@@ -268,6 +268,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.closeConns()
 	r.wg.Wait()
 	// Nothing is received any more: the timeline holds every latency.
+	// Its intervals are cut on the wall clock (startTimeline).
 	if err := stopTimeline(time.Now()); err != nil && resErr == nil {
 		resErr = err
 	}
@@ -518,6 +519,8 @@ func (r *runner) settle(ctx context.Context) {
 		return
 	}
 	r.notef("waiting up to %v for %d deliveries", r.cfg.Settle, r.tr.pending())
+	// Real time, not the run's clock: the wait is for the target's
+	// answers, which come in real time (a fake clock would end it at once).
 	deadline := time.Now().Add(r.cfg.Settle)
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()

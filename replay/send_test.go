@@ -11,7 +11,7 @@ import (
 )
 
 // Agent events that answer nothing take the one send path that specs and
-// replies take: a run a minute behind its schedule measures their
+// replies take: a run half a minute behind its schedule measures their
 // lateness and drops them by --late-drop, as it does the specs.
 func TestReplayLateDropsPlainAgentEvents(t *testing.T) {
 	t.Parallel()
@@ -21,7 +21,7 @@ func TestReplayLateDropsPlainAgentEvents(t *testing.T) {
 	fakeStart := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	cfg := baseConfig(s, trace, out)
 	cfg.CreateConsumers, cfg.Rate, cfg.Settle = true, 50, 3*time.Second
-	cfg.StartAt, cfg.LateDrop, cfg.AllowDropped = fakeStart.Add(-time.Minute), time.Second, 12
+	cfg.StartAt, cfg.LateDrop, cfg.AllowDropped = fakeStart.Add(-30*time.Second), time.Second, 12
 	cfg.Clock = pace.NewFakeClock(fakeStart)
 	res, err := Run(context.Background(), cfg)
 	if err != nil {
@@ -43,8 +43,8 @@ func TestReplayLateDropsPlainAgentEvents(t *testing.T) {
 			continue
 		}
 		plain++
-		if o := outs[i][0].Outcome; o.Status != format.OutcomeDroppedLate || o.Lateness < 50*time.Second {
-			t.Errorf("record %d (%s): outcome %s late %v, want dropped late by about a minute", i, rec.Flow, o.Status, o.Lateness)
+		if o := outs[i][0].Outcome; o.Status != format.OutcomeDroppedLate || o.Lateness < 25*time.Second {
+			t.Errorf("record %d (%s): outcome %s late %v, want dropped late by about 30s", i, rec.Flow, o.Status, o.Lateness)
 		}
 	}
 	if plain != 12 {
@@ -55,5 +55,28 @@ func TestReplayLateDropsPlainAgentEvents(t *testing.T) {
 	}
 	if n := res.Summary.Outcomes[format.OutcomeDroppedLate.String()]; n != 12 {
 		t.Errorf("%d sends dropped late, want 12: %v", n, res.Summary.Outcomes)
+	}
+}
+
+// Every instant the summary reports is on the run's clock: with a fake
+// clock, the last send lies between T0 and the end of the run.
+func TestReplaySummaryOnRunClock(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simConfig())
+	trace, out := t.TempDir(), filepath.Join(t.TempDir(), "run")
+	testTrace{Clusters: 2, Works: 3}.write(t, trace)
+	cfg := baseConfig(s, trace, out)
+	cfg.CreateConsumers, cfg.Rate, cfg.Settle = true, 50, 3*time.Second
+	cfg.Clock = pace.NewFakeClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() {
+		t.Fatalf("not OK: %v %v", res.Summary.Problems, res.Summary.Outcomes)
+	}
+	// The sixth spec is due 100 ms after T0, on the fake clock.
+	if sum := res.Summary; sum.SendSeconds < 0.1 || sum.SendSeconds > sum.WallSeconds {
+		t.Errorf("summary: last send %vs after T0, run %vs: want from 0.1s to the run's length", sum.SendSeconds, sum.WallSeconds)
 	}
 }
