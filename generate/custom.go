@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	texttemplate "text/template"
+	"text/template/parse"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -183,6 +184,9 @@ func splitDocuments(file string, raw []byte) ([]document, error) {
 				if err != nil {
 					return fmt.Errorf("%w: %s: placeholders: %v", ErrWorkload, d.where(), err)
 				}
+				if err := checkTemplate(t); err != nil {
+					return fmt.Errorf("%w: %s: placeholders: %v", ErrWorkload, d.where(), err)
+				}
 				d.tmpl = t
 			}
 			docs = append(docs, d)
@@ -237,7 +241,7 @@ func (cw *customWorkload) render(data WorkData) (*Workload, error) {
 		text := []byte(d.text)
 		if d.tmpl != nil {
 			buf.Reset()
-			if err := d.tmpl.Execute(&buf, data); err != nil {
+			if err := d.tmpl.Execute(&limitedWriter{b: &buf, left: maxRendered}, data); err != nil {
 				return nil, fmt.Errorf("%w: %s: placeholders for work %s: %v", ErrWorkload, d.where(), data.Work, err)
 			}
 			text = buf.Bytes()
@@ -422,4 +426,68 @@ func withUpdate(a map[string]string, u int) map[string]string {
 	}
 	c[UpdateAnnotation] = strconv.Itoa(u)
 	return c
+}
+
+// maxRendered bounds what a document may render to: twice the 500 KiB an
+// agent accepts for a whole bundle. A {{range}} cannot fill the memory.
+const maxRendered = 1 << 20
+
+// limitedWriter fails a template's execution past its limit.
+type limitedWriter struct {
+	b    *bytes.Buffer
+	left int
+}
+
+func (w *limitedWriter) Write(p []byte) (int, error) {
+	if len(p) > w.left {
+		return 0, fmt.Errorf("renders to more than %d bytes", maxRendered)
+	}
+	w.left -= len(p)
+	return w.b.Write(p)
+}
+
+// checkTemplate refuses {{define}}, {{block}} and {{template}}: a
+// document is one template, and a template calling itself would render
+// for ever without writing a byte.
+func checkTemplate(t *texttemplate.Template) error {
+	if len(t.Templates()) > 1 {
+		return errors.New("{{define}} and {{block}} are not supported")
+	}
+	var walk func(n parse.Node) error
+	walk = func(n parse.Node) error {
+		switch n := n.(type) {
+		case *parse.TemplateNode:
+			return fmt.Errorf("{{template %q}} is not supported", n.Name)
+		case *parse.ListNode:
+			if n == nil {
+				return nil
+			}
+			for _, c := range n.Nodes {
+				if err := walk(c); err != nil {
+					return err
+				}
+			}
+		case *parse.IfNode:
+			return walkBranch(walk, &n.BranchNode)
+		case *parse.RangeNode:
+			return walkBranch(walk, &n.BranchNode)
+		case *parse.WithNode:
+			return walkBranch(walk, &n.BranchNode)
+		}
+		return nil
+	}
+	if t.Tree == nil {
+		return nil
+	}
+	return walk(t.Tree.Root)
+}
+
+func walkBranch(walk func(parse.Node) error, b *parse.BranchNode) error {
+	if err := walk(b.List); err != nil {
+		return err
+	}
+	if b.ElseList != nil {
+		return walk(b.ElseList)
+	}
+	return nil
 }

@@ -294,3 +294,20 @@ func TestParseWorkloadSpec(t *testing.T) {
 		}
 	}
 }
+
+// A template that calls itself or ranges without end is refused, not run
+// for ever.
+func TestRunawayPlaceholdersAreRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"define":   "{{define \"a\"}}{{template \"a\"}}{{template \"a\"}}{{end}}apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+		"template": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n# {{if .Index}}{{template \"x\"}}{{end}}\n",
+		"range":    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n# {{range 1000000000}}xxxxxxxxxxxxxxxxxxxxxxx{{end}}\n",
+	} {
+		_, err := loadWorkload(writeFile(t, dir, name+".yaml", content), WorkData{Cluster: "c1", Work: "c1-w-0"})
+		if !errors.Is(err, ErrWorkload) {
+			t.Errorf("%s: err = %v, want ErrWorkload", name, err)
+		}
+	}
+}

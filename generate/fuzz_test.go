@@ -2,10 +2,15 @@ package generate
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cereplay/cereplay/format"
+	"github.com/cereplay/cereplay/maestro"
 )
 
 // FuzzParseDelay: any flag value either fails with an error or gives a
@@ -70,6 +75,48 @@ func FuzzParamsFromMap(f *testing.F) {
 		}
 		if n != p.Records() {
 			t.Fatalf("%v: %d records, want %d", m, n, p.Records())
+		}
+	})
+}
+
+// FuzzWorkloadFile feeds arbitrary files to the workload reader: it never
+// panics, a refusal is ErrWorkload and names the file, and an accepted
+// workload makes a spec event the agent codec decodes.
+func FuzzWorkloadFile(f *testing.F) {
+	f.Add([]byte(appYAML))
+	f.Add([]byte(manifestWorkYAML))
+	f.Add([]byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n---\n# c\n"))
+	f.Add([]byte("{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"{{.Work}}\"}}"))
+	f.Add([]byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{if .Index}}x{{end}}\n"))
+	f.Fuzz(func(t *testing.T, content []byte) {
+		path := filepath.Join(t.TempDir(), "w.yaml")
+		if err := os.WriteFile(path, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cw, err := loadWorkload(path, WorkData{Cluster: "c1", Work: "c1-w-0"})
+		if err != nil {
+			if !errors.Is(err, ErrWorkload) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("refusal %q: not ErrWorkload naming the file", err)
+			}
+			return
+		}
+		w, err := cw.forWork(WorkData{Cluster: "c1", Work: "c1-w-0"})
+		if err != nil {
+			t.Fatalf("loaded, then refused for the same work: %v", err)
+		}
+		e, err := newEncoder(w, "maestro", StatusRealistic, 1)
+		if err != nil {
+			t.Fatalf("accepted workload has no encoder: %v", err)
+		}
+		rid := maestro.ResourceID("maestro", "c1", "c1-w-0")
+		pb, err := maestro.Unmarshal(e.appendSpec(nil, &specInput{
+			cluster: []byte("c1"), workName: []byte("c1-w-0"), resourceID: []byte(rid), id: []byte("id"), at: time.Unix(1e9, 0),
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := maestro.AgentWork(pb); err != nil {
+			t.Fatalf("the agent codec refuses the spec: %v", err)
 		}
 	})
 }
