@@ -264,8 +264,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ReconnectMin <= 0 {
 		c.ReconnectMin = DefaultReconnectMin
 	}
-	if c.ReconnectMax < c.ReconnectMin {
+	switch {
+	case c.ReconnectMax == 0:
 		c.ReconnectMax = max(DefaultReconnectMax, c.ReconnectMin)
+	case c.ReconnectMax < c.ReconnectMin:
+		return c, configErr("reconnect min %v is greater than reconnect max %v", c.ReconnectMin, c.ReconnectMax)
 	}
 	if c.Interval == 0 {
 		c.Interval = DefaultInterval

@@ -123,7 +123,13 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 	}
 	r.notef("playing %s from %s", r.cfg.mode(), r.t0.UTC().Format(time.RFC3339Nano))
 	if _, real := r.clock.(pace.PreciseClock); real && r.cfg.Log != nil {
-		go r.countdown(ctx, r.t0)
+		cctx, cancel := context.WithCancel(ctx)
+		counted := make(chan struct{})
+		go func() {
+			defer close(counted)
+			r.countdown(cctx, r.t0)
+		}()
+		defer func() { cancel(); <-counted }()
 	}
 	if r.realtime != nil {
 		r.notef("long waits between sends run at normal priority (%v): at low rates sends are late "+

@@ -167,8 +167,11 @@ type outbox struct {
 	errors   map[string]int64
 	dups     int64
 	dupIDs   []string
-	shard    int64 // skipped because another shard plays them
-	done     chan struct{}
+	// noConsumer counts sends refused because their consumer does not
+	// exist in the target (see missingConsumer).
+	noConsumer int64
+	shard      int64 // skipped because another shard plays them
+	done       chan struct{}
 }
 
 func newOutbox(start time.Time, c pace.Clock, m *metrics) *outbox {
@@ -204,6 +207,9 @@ func (o *outbox) emit(m recMeta, out format.Outcome) {
 				o.dupIDs = append(o.dupIDs, m.rid)
 			}
 		}
+		if missingConsumer(out.Note) {
+			o.noConsumer++
+		}
 	}
 	if out.Status == format.OutcomeSkipped && out.Note == noteOtherShard {
 		o.shard++
@@ -211,6 +217,14 @@ func (o *outbox) emit(m recMeta, out format.Outcome) {
 	o.cond.Signal()
 	o.mu.Unlock()
 	o.m.events.WithLabelValues(m.flow.String(), typeLabel(m.eventType), out.Status.String()).Inc()
+}
+
+// missingConsumer says whether a refusal is Maestro's for a resource of a
+// consumer it does not know: the foreign key of its resources table (sim
+// answers with the same words).
+func missingConsumer(note string) bool {
+	return strings.Contains(note, "fk_resources_consumers") ||
+		strings.Contains(note, "consumer") && strings.Contains(note, "does not exist")
 }
 
 const noteOtherShard = "another shard plays this cluster"

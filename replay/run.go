@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -148,9 +149,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if dir == "" {
 		dir = filepath.Join("runs", time.Now().UTC().Format("20060102T150405Z"))
 	}
-	if err := prepareDir(dir); err != nil {
+	created, err := prepareDir(dir)
+	if err != nil {
 		return nil, err
 	}
+	// A run that fails before it starts (consumers, metrics listener,
+	// outcomes) leaves no results folder behind; this runs after every
+	// other deferred cleanup.
+	started := false
+	defer func() {
+		if !started && created {
+			_ = os.RemoveAll(dir)
+		}
+	}()
 	stopScrape, err := startScrape(dir, cfg)
 	if err != nil {
 		return nil, err
@@ -241,6 +252,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, err
 		}
 	}
+	started = true
 	for _, c := range clusters { // spread agents over addresses in a stable order
 		r.agentFor(c)
 	}
@@ -353,14 +365,18 @@ func verifyFirst(ctx context.Context, cfg Config) (format.OpenOptions, error) {
 	return opts, nil
 }
 
-func prepareDir(dir string) error {
+// prepareDir makes the results folder and says whether it made it (it
+// did not exist), so a run that fails before it starts can leave nothing.
+func prepareDir(dir string) (bool, error) {
 	if _, err := os.Stat(filepath.Join(dir, RunFile)); err == nil {
-		return fmt.Errorf("replay: results folder %s already holds a run (choose another --out)", dir)
+		return false, fmt.Errorf("replay: results folder %s already holds a run (choose another --out)", dir)
 	}
+	_, err := os.Stat(dir)
+	created := errors.Is(err, os.ErrNotExist)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("replay: results folder: %w", err)
+		return false, fmt.Errorf("replay: results folder: %w", err)
 	}
-	return nil
+	return created, nil
 }
 
 func (r *runner) abort(cancel context.CancelFunc, ow *format.Writer) {
@@ -611,6 +627,10 @@ func (r *runner) summary(man *format.Manifest, end time.Time) *Summary {
 	}
 	if dropped > r.cfg.AllowDropped {
 		s.Problems = append(s.Problems, fmt.Sprintf("%d sends dropped as too late (allowed %d)", dropped, r.cfg.AllowDropped))
+	}
+	if n := o.noConsumer; n > 0 {
+		s.Problems = append(s.Problems, fmt.Sprintf("%d sends refused because their consumer does not exist in the target: "+
+			"create the trace's consumers first (--create-consumers)", n))
 	}
 	if s.Duplicates > 0 {
 		s.Problems = append(s.Problems, fmt.Sprintf("%d resource ids already existed in the target: replay with another --run-id", s.Duplicates))

@@ -225,6 +225,9 @@ func replayConfig(c *cli.Context, dir string) (replay.Config, error) {
 			return cfg, usagef("replay: --%s %v: out of range", r.name, c.Value(r.name))
 		}
 	}
+	if c.Duration("reconnect-min") > c.Duration("reconnect-max") {
+		return cfg, usagef("replay: --reconnect-min %v is greater than --reconnect-max %v", c.Duration("reconnect-min"), c.Duration("reconnect-max"))
+	}
 	modes := 0
 	for _, set := range []bool{c.IsSet("speed"), c.IsSet("rate"), c.Bool("max")} {
 		if set {

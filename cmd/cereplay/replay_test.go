@@ -27,6 +27,7 @@ func TestReplayUsageErrors(t *testing.T) {
 		{"negative rate", []string{"replay", "--rate", "-1", "t"}, "--rate"},
 		{"bad start-at", []string{"replay", "--start-at", "tomorrow", "t"}, "--start-at"},
 		{"start-at in the past", []string{"replay", "--start-at", "2020-01-01T00:00:00Z", "t"}, "--start-at 2020-01-01T00:00:00Z is"},
+		{"reconnect min above max", []string{"replay", "--reconnect-min", "1m", "--reconnect-max", "10s", "t"}, "--reconnect-min 1m0s is greater than --reconnect-max 10s"},
 		{"bad shard", []string{"replay", "--shard", "3/2", "t"}, "--shard"},
 		{"cert without key", []string{"replay", "--cert-file", "c.pem", "t"}, "--key-file"},
 		{"token without tls", []string{"replay", "--token-file", "tok", "t"}, "clear text"},
