@@ -65,7 +65,7 @@ func (r *runner) startTimeline(dir string) (stop func(end time.Time) error, err 
 		return nil, fmt.Errorf("replay: %w", err)
 	}
 	// Intervals are cut on the wall clock, whatever clock paces the run.
-	rec := timeline.Start(f, time.Now(), r.cfg.Interval, r.sampleTimeline)
+	rec := timeline.Start(f, gridStart(time.Now(), r.cfg.StartAt, r.cfg.Interval), r.cfg.Interval, r.sampleTimeline)
 	tap := func(name string) func(int64) { return func(v int64) { rec.Observe(name, v) } }
 	r.specDelivery.tap = tap(HistSpecDelivery)
 	r.statusForward.tap = tap(HistStatusForward)
@@ -86,6 +86,22 @@ func (r *runner) startTimeline(dir string) (stop func(end time.Time) error, err 
 		})
 		return stopErr
 	}, nil
+}
+
+// gridStart returns where the first interval starts: now, or with a shared
+// start instant (--start-at) the last instant at or before now that lies a
+// whole number of intervals from it, so that the shards of one run cut
+// their intervals at the same instants and their timelines merge interval
+// by interval.
+func gridStart(now, startAt time.Time, every time.Duration) time.Time {
+	if startAt.IsZero() {
+		return now
+	}
+	k := startAt.Sub(now) / every
+	if startAt.Add(-k * every).After(now) {
+		k++
+	}
+	return startAt.Add(-k * every)
 }
 
 // sampleTimeline reads the run's counters (cumulative) and gauges for the

@@ -2,11 +2,13 @@ package replay
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/cereplay/cereplay/generate"
 	"github.com/cereplay/cereplay/report/scrape"
 	"github.com/cereplay/cereplay/report/timeline"
 )
@@ -155,5 +157,81 @@ func TestReplayTimelineMergesToWholeRun(t *testing.T) {
 	}
 	if !sawAgents {
 		t.Errorf("no interval saw the 3 agents connected")
+	}
+}
+
+func TestGridStart(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	for _, c := range []struct{ now, want time.Time }{
+		{at.Add(-2500 * time.Millisecond), at.Add(-3 * time.Second)},
+		{at.Add(-3 * time.Second), at.Add(-3 * time.Second)},
+		{at.Add(1500 * time.Millisecond), at.Add(time.Second)}, // a shard that starts after T0
+		{at, at},
+	} {
+		if got := gridStart(c.now, at, time.Second); !got.Equal(c.want) {
+			t.Errorf("gridStart(%v) = %v, want %v", c.now, got, c.want)
+		}
+	}
+	now := time.Now()
+	if got := gridStart(now, time.Time{}, time.Second); !got.Equal(now) {
+		t.Errorf("without --start-at: %v, want now %v", got, now)
+	}
+}
+
+// Two shards started at different instants with one --start-at cut their
+// intervals on one grid counted from it: every interval of either starts
+// a whole number of intervals from T0, and only the last is short.
+func TestReplayShardTimelinesShareGrid(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simConfig())
+	// A generated trace: replies answer specs, no recorded deliveries.
+	trace := filepath.Join(t.TempDir(), "trace")
+	p := generate.DefaultParams()
+	p.Clusters, p.WorksPerCluster, p.Rate = 4, 2, 100
+	p.SubscribePause, p.CreateAfter = 0, 0
+	if _, err := generate.Generate(context.Background(), trace, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	for c := range 4 {
+		if err := s.CreateConsumer(cluster(c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	every := 30 * time.Millisecond
+	startAt := time.Now().Add(700 * time.Millisecond).Truncate(time.Millisecond)
+	outs := []string{filepath.Join(t.TempDir(), "shard-0"), filepath.Join(t.TempDir(), "shard-1")}
+	errs := make(chan error, 2)
+	for i := range 2 {
+		go func() {
+			cfg := baseConfig(s, trace, outs[i])
+			cfg.Shard = Shard{Index: i, Count: 2}
+			cfg.StartAt, cfg.Rate, cfg.LateWarn, cfg.Interval = startAt, 40, time.Hour, every
+			res, err := Run(context.Background(), cfg)
+			if err == nil && !res.OK() {
+				err = fmt.Errorf("shard %d: %v", i, res.Summary.Problems)
+			}
+			errs <- err
+		}()
+		time.Sleep(every / 3) // the second shard starts off the first one's grid
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, out := range outs {
+		ivs, err := timeline.ReadFile(filepath.Join(out, timeline.File))
+		if err != nil || len(ivs) < 3 {
+			t.Fatalf("%s: %d intervals, %v", out, len(ivs), err)
+		}
+		for i, iv := range ivs {
+			if off := startAt.Sub(iv.Start); off%every != 0 {
+				t.Errorf("%s interval %d starts %v from T0, not on the grid of %v", out, i, off, every)
+			}
+			if d := iv.End.Sub(iv.Start); d > every || (i < len(ivs)-1 && d != every) {
+				t.Errorf("%s interval %d lasts %v", out, i, d)
+			}
+		}
 	}
 }

@@ -149,6 +149,13 @@ func (r *Recorder) loop() {
 			if end.Before(from) {
 				end = from
 			}
+			// A stop past the next boundary (the timer fired late, or not
+			// yet): the intervals stay on their grid, so that the shards
+			// of one run can be merged interval by interval.
+			for to := from.Add(r.every); end.After(to); to = from.Add(r.every) {
+				r.cut(from, to)
+				from = to
+			}
 			r.cut(from, end)
 			return
 		case <-t.C:

@@ -145,3 +145,28 @@ func TestRecorderStopBeforeLastCut(t *testing.T) {
 		t.Fatalf("last interval %v to %v", last.Start, last.End)
 	}
 }
+
+// A stop several intervals past the last cut still leaves every interval
+// on the grid, none longer than the step.
+func TestRecorderStopPastBoundaries(t *testing.T) {
+	t.Parallel()
+	var buf syncBuffer
+	start := time.Now()
+	every := 20 * time.Millisecond
+	rec := Start(&buf, start, every, func() (map[string]float64, map[string]float64) { return nil, nil })
+	if err := rec.Stop(start.Add(5*every + every/2)); err != nil {
+		t.Fatal(err)
+	}
+	ivs, err := Read(&buf.b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, iv := range ivs {
+		if !iv.Start.Equal(start.Add(time.Duration(i)*every)) || iv.End.Sub(iv.Start) > every {
+			t.Errorf("interval %d: %v to %v, off the grid of %v from %v", i, iv.Start, iv.End, every, start)
+		}
+	}
+	if len(ivs) != 6 {
+		t.Errorf("%d intervals, want 6", len(ivs))
+	}
+}
