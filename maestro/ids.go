@@ -40,14 +40,27 @@ type SequenceIDs struct {
 	node *snowflake.Node
 }
 
-// NewSequenceIDs returns a generator of node-1 snowflake ids.
-func NewSequenceIDs() *SequenceIDs {
+// sequenceNode is the process's one node-1 snowflake node, made while the
+// package initializes: snowflake.NewNode rewrites the library's package
+// variables that snowflake.ID's methods (Node, Time, Step) read without a
+// lock, so a node made while another goroutine parses ids (sim comparing
+// sequence ids) is a data race.
+var sequenceNode = newSequenceNode()
+
+func newSequenceNode() *snowflake.Node {
 	node, err := snowflake.NewNode(SequenceNode)
 	if err != nil {
 		// Node 1 is always inside snowflake's default 10-bit node range.
 		panic(fmt.Sprintf("maestro: snowflake node %d: %v", SequenceNode, err))
 	}
-	return &SequenceIDs{node: node}
+	return node
+}
+
+// NewSequenceIDs returns a generator of node-1 snowflake ids. Every
+// generator of the process shares one node, so ids are strictly
+// increasing across generators too.
+func NewSequenceIDs() *SequenceIDs {
+	return &SequenceIDs{node: sequenceNode}
 }
 
 // Next returns the next sequence id as the decimal string the agent codec

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bwmarrin/snowflake"
 )
 
 func TestResourceID(t *testing.T) {
@@ -87,4 +89,25 @@ func TestSequenceIDsStrictlyIncreasingAcrossGoroutines(t *testing.T) {
 			seen[v] = true
 		}
 	}
+}
+
+// Making a generator while another goroutine reads an id's node (as sim
+// does to compare sequence ids) is not a data race (run with -race).
+func TestNewSequenceIDsWhileParsing(t *testing.T) {
+	t.Parallel()
+	id := NewSequenceIDs().Next()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 200 {
+			_ = NewSequenceIDs()
+		}
+	}()
+	for range 200 {
+		parsed, err := snowflake.ParseString(id)
+		if err != nil || parsed.Node() != SequenceNode {
+			t.Fatalf("%s: node %d, %v", id, parsed.Node(), err)
+		}
+	}
+	<-done
 }
