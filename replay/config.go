@@ -118,6 +118,9 @@ type Config struct {
 	// Progress, when set, is called about ten times a second with the trace
 	// records done and the total.
 	Progress func(done, total int64)
+	// ConsumerProgress, when set, is called as consumers are created
+	// (CreateConsumers) with the consumers done and the total.
+	ConsumerProgress func(done, total int64)
 	// Log receives one-line notes (reconnects, phases); nil discards them.
 	Log io.Writer
 	// Version is written into run.json.

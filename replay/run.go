@@ -245,7 +245,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if cfg.CreateConsumers {
 		r.notef("creating %d consumers at %s", len(clusters), cfg.RESTURL)
-		c, err := createConsumers(ctx, cfg.RESTURL, tlsCfg, token, clusters, 16, cfg.Progress)
+		c, err := createConsumers(ctx, cfg.RESTURL, tlsCfg, token, clusters, 16, cfg.ConsumerProgress)
 		r.consumersCreated, r.consPresent = c.Created, c.Present
 		if err != nil {
 			r.abort(cancelStreams, ow)

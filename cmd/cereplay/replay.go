@@ -135,6 +135,7 @@ func replayAction(c *cli.Context) error {
 	}
 	bar := newProgress(c.App.ErrWriter, c.Bool("quiet"), "replay")
 	cfg.Progress = bar.callback()
+	cfg.ConsumerProgress = bar.phaseCallback("consumers", "consumers")
 	defer bar.Finish()
 	res, err := replay.Run(ctx, cfg)
 	if res != nil && res.Summary != nil {
