@@ -33,13 +33,10 @@ type specState struct {
 	lateness time.Duration
 	latency  time.Duration
 
-	sendDone  bool // the Publish call returned OK
-	failed    bool // not sent, or the Publish call failed
-	delivered bool
-	reported  bool // the spec's own outcome is written
-	at        time.Time
-	version   int64
-	hasVer    bool
+	phase   phase
+	at      time.Time // its delivery
+	version int64
+	hasVer  bool
 
 	statuses []*statusState // replies waiting for the delivery
 	expects  []recMeta      // server>agent records waiting for the delivery
@@ -69,14 +66,74 @@ type statusState struct {
 	sentAt time.Time
 
 	lateness, latency time.Duration
-	sendDone          bool
-	failed            bool
-	forwarded         bool
-	fwdAt             time.Time
-	reported          bool
-	left              bool      // no longer counted in tracker.unsent
-	replied           bool      // sent or ended: no longer holds its spec's next one back
+	phase             phase
+	fwdAt             time.Time // its forward; zero until it came
 	expects           []recMeta // server>source records waiting
+}
+
+// phase is where a followed send (a spec, or a status reply) stands, from
+// its record being read to its outcome. Its call and its arrival on the
+// far stream (a spec's delivery, a status's forward) may come in either
+// order, so both orders have a phase. The tracker moves a send only by
+// specTo and statusTo.
+type phase uint8
+
+const (
+	waiting      phase = iota // read, not handed to Publish
+	calling                   // its Publish call has not returned
+	arrivedEarly              // arrived while its Publish call had not returned
+	sent                      // the call returned OK; not arrived yet
+	delivered                 // sent and arrived: its outcome is written
+	failed                    // not sent, or the call failed: its outcome is written
+	ended                     // the run ended first: finish wrote its outcome
+)
+
+// reported says the send's own outcome is written: nothing changes it.
+func (p phase) reported() bool { return p >= delivered }
+
+// arrived says the send's delivery (or forward) was seen.
+func (p phase) arrived() bool { return p == arrivedEarly || p == delivered }
+
+// onCallOK is the phase after the send's Publish call returned OK.
+func (p phase) onCallOK() phase {
+	if p == arrivedEarly {
+		return delivered
+	}
+	return sent
+}
+
+// onArrival is the phase after the send's arrival.
+func (p phase) onArrival() phase {
+	if p == sent {
+		return delivered
+	}
+	return arrivedEarly
+}
+
+// specTo moves a spec to phase p. Call with t.mu held.
+func (t *tracker) specTo(s *specState, p phase) { s.phase = p }
+
+// statusTo moves a status to phase p and keeps the counts that follow
+// from its phase: a status leaves unsent once it is handed to Publish or
+// ended, stops holding its spec's next one back once its call returned or
+// it failed, and is no longer pending once its outcome is written. finish
+// (to ended) resets the counts itself. Call with t.mu held.
+func (t *tracker) statusTo(st *statusState, p phase) {
+	from := st.phase
+	st.phase = p
+	if p == ended {
+		return
+	}
+	if from == waiting && p != waiting {
+		t.unsent--
+	}
+	if from < sent && (p == sent || p == delivered || p == failed) && st.spec != nil {
+		st.spec.openReplies--
+		t.settle(st.spec)
+	}
+	if !from.reported() && p.reported() {
+		t.pendingStatuses--
+	}
 }
 
 // tracker matches sends with deliveries. Deliveries can arrive before the
@@ -152,13 +209,13 @@ func (t *tracker) prune(before time.Duration) {
 	for ; n < len(t.order) && t.order[n].offset < before; n++ {
 		e := t.order[n]
 		if e.status {
-			if st := t.statusByIdx[e.index]; st != nil && st.reported && len(st.expects) == 0 {
+			if st := t.statusByIdx[e.index]; st != nil && st.phase.reported() && len(st.expects) == 0 {
 				delete(t.statusByIdx, e.index)
 				delete(t.bySeq, st.seq)
 			}
 			continue
 		}
-		if s := t.specByIdx[e.index]; s != nil && s.reported && len(s.statuses) == 0 && len(s.expects) == 0 {
+		if s := t.specByIdx[e.index]; s != nil && s.phase.reported() && len(s.statuses) == 0 && len(s.expects) == 0 {
 			delete(t.specByIdx, e.index)
 		}
 	}
@@ -188,7 +245,7 @@ func (t *tracker) register(s *specState) {
 // settle releases the spec that waits for s once s is settled. Call with
 // t.mu held after anything that may settle it.
 func (t *tracker) settle(s *specState) {
-	if s == nil || s.left || !(s.reported || s.failed) || s.openReplies > 0 {
+	if s == nil || s.left || !s.phase.reported() || s.openReplies > 0 {
 		return
 	}
 	s.left = true
@@ -198,17 +255,6 @@ func (t *tracker) settle(s *specState) {
 	if t.lastSpec[s.wireRID] == s {
 		delete(t.lastSpec, s.wireRID)
 	}
-}
-
-// replied stops a status from holding its spec's next one back. Call
-// with t.mu held.
-func (t *tracker) replied(st *statusState) {
-	if st.replied || st.spec == nil {
-		return
-	}
-	st.replied = true
-	st.spec.openReplies--
-	t.settle(st.spec)
 }
 
 // gate reports whether a released spec may be published now; if not, it
@@ -251,6 +297,7 @@ func (t *tracker) addSpec(s *specState) {
 	defer t.mu.Unlock()
 	t.undelivered[s.wireRID] = append(t.undelivered[s.wireRID], s)
 	t.pendingSpecs++
+	t.specTo(s, calling)
 }
 
 // specNotSent records a spec that was never published (dropped as late,
@@ -258,7 +305,7 @@ func (t *tracker) addSpec(s *specState) {
 // answer it may have been read already.
 func (t *tracker) specNotSent(s *specState, o format.Outcome) {
 	t.mu.Lock()
-	s.failed, s.reported = true, true
+	t.specTo(s, failed)
 	t.specByIdx[s.meta.index] = s
 	out := append([]outcomeOf{{s.meta, o}}, t.failWaiters(s, "its spec was not sent")...)
 	t.settle(s)
@@ -270,17 +317,19 @@ func (t *tracker) specNotSent(s *specState, o format.Outcome) {
 func (t *tracker) specSent(s *specState, latency time.Duration, code uint32, note string) {
 	var out []outcomeOf
 	t.mu.Lock()
+	if s.phase.reported() { // by finish, while the call was in flight
+		t.mu.Unlock()
+		return
+	}
 	s.latency = latency
 	if code != 0 {
-		s.failed = true
+		t.specTo(s, failed)
 		t.removeUndelivered(s)
-		s.reported = true
 		out = append(out, outcomeOf{s.meta, format.Outcome{Status: format.OutcomeFailed, Code: code, Lateness: s.lateness, Latency: latency, Note: note}})
 		out = append(out, t.failWaiters(s, "its spec failed to publish")...)
 	} else {
-		s.sendDone = true
-		if s.delivered && !s.reported {
-			s.reported = true
+		t.specTo(s, s.phase.onCallOK())
+		if s.phase == delivered {
 			out = append(out, outcomeOf{s.meta, t.specOutcome(s)})
 		}
 	}
@@ -298,10 +347,7 @@ func (t *tracker) failWaiters(s *specState, why string) []outcomeOf {
 	}
 	s.expects = nil
 	for _, st := range s.statuses {
-		st.failed, st.reported = true, true
-		t.pendingStatuses--
-		t.leaveUnsent(st)
-		t.replied(st)
+		t.statusTo(st, failed)
 		out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: " + why}})
 		out = append(out, t.statusWaitersMissing(st, "not sent: "+why)...)
 	}
@@ -375,11 +421,11 @@ func (t *tracker) delivered(k maestro.Keys, at time.Time) (time.Duration, bool) 
 		t.undelivered[k.ResourceID] = q[1:]
 	}
 	t.pendingSpecs--
-	s.delivered, s.at = true, at
+	s.at = at
 	s.version, s.hasVer = k.ResourceVersion, k.HasResourceVersion
 	d := at.Sub(s.sentAt)
-	if s.sendDone && !s.reported {
-		s.reported = true
+	t.specTo(s, s.phase.onArrival())
+	if s.phase == delivered {
 		out = append(out, outcomeOf{s.meta, t.specOutcome(s)})
 	}
 	for _, e := range s.expects {
@@ -413,14 +459,14 @@ func (t *tracker) expectDelivery(m recMeta, trigger uint64, has bool) {
 		t.mu.Unlock()
 		t.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: "answers a record that was not replayed"})
 		return
-	case s.failed:
+	case s.phase == failed:
 		t.mu.Unlock()
 		t.emit(m, format.Outcome{Status: format.OutcomeMissing, Note: "its spec was not sent"})
 		return
 	}
 	t.specByIdx[m.index] = s // a status may name this record as its trigger
 	t.order = append(t.order, orderEntry{offset: m.offset, index: m.index})
-	if s.delivered {
+	if s.phase.arrived() {
 		d := s.at.Sub(s.sentAt)
 		t.mu.Unlock()
 		t.emit(m, format.Outcome{Status: format.OutcomeDelivered, Delivery: d})
@@ -439,12 +485,12 @@ func (t *tracker) addStatus(st *statusState, trigger uint64, has bool) {
 	if s != nil {
 		t.noteAnswer(st.meta.offset, s.meta.offset, true)
 	}
-	if !has || s == nil || s.failed {
+	if !has || s == nil || s.phase == failed {
 		why := "answers a record that was not replayed"
 		if s != nil {
 			why = "its spec was not sent"
 		}
-		st.failed, st.reported = true, true
+		st.phase = failed // never counted: no move
 		t.statusByIdx[st.meta.index] = st
 		t.order = append(t.order, orderEntry{offset: st.meta.offset, index: st.meta.index, status: true})
 		t.mu.Unlock()
@@ -463,7 +509,7 @@ func (t *tracker) addStatus(st *statusState, trigger uint64, has bool) {
 		s.left = false
 		t.lastSpec[s.wireRID] = s
 	}
-	if !s.delivered {
+	if !s.phase.arrived() {
 		s.statuses = append(s.statuses, st)
 		t.mu.Unlock()
 		return
@@ -486,17 +532,8 @@ func (t *tracker) statusVersion(st *statusState) (int64, bool) {
 func (t *tracker) statusSending(st *statusState) {
 	t.mu.Lock()
 	t.bySeq[st.seq] = st
-	t.leaveUnsent(st)
+	t.statusTo(st, calling)
 	t.mu.Unlock()
-}
-
-// leaveUnsent stops counting a status as holding its event. Call with
-// t.mu held.
-func (t *tracker) leaveUnsent(st *statusState) {
-	if !st.left {
-		st.left = true
-		t.unsent--
-	}
 }
 
 // statusNotSent ends a status dropped before sending.
@@ -505,14 +542,11 @@ func (t *tracker) leaveUnsent(st *statusState) {
 // when the run ended) keeps that one outcome.
 func (t *tracker) statusNotSent(st *statusState, o format.Outcome) {
 	t.mu.Lock()
-	if st.reported {
+	if st.phase.reported() {
 		t.mu.Unlock()
 		return
 	}
-	st.failed, st.reported = true, true
-	t.pendingStatuses--
-	t.leaveUnsent(st)
-	t.replied(st)
+	t.statusTo(st, failed)
 	out := t.statusWaitersMissing(st, "its status was not sent")
 	t.mu.Unlock()
 	t.emit(st.meta, o)
@@ -523,26 +557,22 @@ func (t *tracker) statusNotSent(st *statusState, o format.Outcome) {
 func (t *tracker) statusSent(st *statusState, latency time.Duration, code uint32, note string) {
 	var out []outcomeOf
 	t.mu.Lock()
-	if st.reported { // by finish, while the call was in flight
+	if st.phase.reported() { // by finish, while the call was in flight
 		t.mu.Unlock()
 		return
 	}
 	st.latency = latency
 	if code != 0 {
-		st.failed, st.reported = true, true
+		t.statusTo(st, failed)
 		delete(t.bySeq, st.seq)
-		t.pendingStatuses--
 		out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeFailed, Code: code, Lateness: st.lateness, Latency: latency, Note: note}})
 		out = append(out, t.statusWaitersMissing(st, "its status failed to publish")...)
 	} else {
-		st.sendDone = true
-		if st.forwarded {
-			st.reported = true
-			t.pendingStatuses--
+		t.statusTo(st, st.phase.onCallOK())
+		if st.phase == delivered {
 			out = append(out, outcomeOf{st.meta, t.statusOutcome(st)})
 		}
 	}
-	t.replied(st)
 	t.mu.Unlock()
 	t.emitAll(out)
 }
@@ -562,17 +592,18 @@ func (t *tracker) forwarded(k maestro.Keys, at time.Time) (time.Duration, bool) 
 		t.mu.Unlock()
 		return 0, false
 	}
-	if st.forwarded {
+	if !st.fwdAt.IsZero() {
 		t.duplicateForwards++
 		t.mu.Unlock()
 		return 0, false
 	}
-	st.forwarded, st.fwdAt = true, at
+	st.fwdAt = at
 	d := st.forwardDelay()
-	if st.sendDone && !st.reported {
-		st.reported = true
-		t.pendingStatuses--
-		out = append(out, outcomeOf{st.meta, t.statusOutcome(st)})
+	if !st.phase.reported() {
+		t.statusTo(st, st.phase.onArrival())
+		if st.phase == delivered {
+			out = append(out, outcomeOf{st.meta, t.statusOutcome(st)})
+		}
 	}
 	for _, e := range st.expects {
 		out = append(out, outcomeOf{e, format.Outcome{Status: format.OutcomeDelivered, Delivery: d}})
@@ -596,11 +627,11 @@ func (t *tracker) expectForward(m recMeta, trigger uint64, has bool) {
 		t.mu.Unlock()
 		t.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: "answers a record that was not replayed"})
 		return
-	case st.failed:
+	case st.phase == failed:
 		t.mu.Unlock()
 		t.emit(m, format.Outcome{Status: format.OutcomeMissing, Note: "its status was not sent"})
 		return
-	case st.forwarded:
+	case !st.fwdAt.IsZero():
 		d := st.forwardDelay()
 		t.mu.Unlock()
 		t.emit(m, format.Outcome{Status: format.OutcomeDelivered, Delivery: d})
@@ -679,7 +710,7 @@ func (t *tracker) finish() {
 	var out []outcomeOf
 	t.mu.Lock()
 	for s := range t.gated {
-		s.failed, s.reported = true, true
+		t.specTo(s, failed)
 		out = append(out, outcomeOf{s.meta, format.Outcome{Status: format.OutcomeSkipped, Lateness: s.lateness,
 			Note: "not sent: the spec before it on this resource was never settled"}})
 		out = append(out, t.failWaiters(s, "its spec was not sent")...)
@@ -688,34 +719,34 @@ func (t *tracker) finish() {
 	close(t.giveUp)
 	for _, q := range t.undelivered {
 		for _, s := range q {
-			if !s.reported {
-				s.reported = true
+			if !s.phase.reported() {
 				out = append(out, outcomeOf{s.meta, format.Outcome{Status: format.OutcomeMissing, Lateness: s.lateness, Latency: s.latency,
 					Note: "sent, never delivered to agent " + s.cluster}})
 			}
-			s.failed = true
+			t.specTo(s, failed)
 			out = append(out, t.failWaiters(s, "its spec was never delivered")...)
 		}
 	}
 	t.undelivered = map[string][]*specState{}
 	t.pendingSpecs = 0
 	for _, st := range t.statusByIdx {
-		if st.reported {
+		if st.phase.reported() {
 			continue
 		}
-		st.reported = true
-		switch {
-		case st.sendDone:
+		was := st.phase
+		t.statusTo(st, ended)
+		switch was {
+		case sent:
 			out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeMissing, Lateness: st.lateness, Latency: st.latency,
 				Note: "sent, never forwarded to its source"}})
 			out = append(out, t.statusWaitersMissing(st, "its status was never forwarded")...)
-		case st.left && st.forwarded:
+		case arrivedEarly:
 			// Its Publish call had not returned, but the forward proves
 			// the event went out.
 			o := t.statusOutcome(st)
 			o.Note = noteCallInFlight
 			out = append(out, outcomeOf{st.meta, o})
-		case st.left:
+		case calling:
 			out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeMissing, Lateness: st.lateness,
 				Note: "published, never forwarded to its source; " + noteCallInFlight}})
 			out = append(out, t.statusWaitersMissing(st, "its status was never forwarded")...)
