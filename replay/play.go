@@ -213,12 +213,12 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 			}
 			r.sendPlain(ctx, m, rec, r.untriggeredDue(rec, lastDue))
 		case format.FlowServerToAgent:
-			if cut && !r.tr.known(rec.Trigger) {
+			if cut && !r.tr.known(rec.Trigger) || r.answersOtherShard(m, rec) {
 				continue
 			}
 			r.tr.expectDelivery(m, rec.Trigger, rec.HasTrigger)
 		case format.FlowServerToSource:
-			if cut && !r.tr.known(rec.Trigger) {
+			if cut && !r.tr.known(rec.Trigger) || r.answersOtherShard(m, rec) {
 				continue
 			}
 			r.tr.expectForward(m, rec.Trigger, rec.HasTrigger)

@@ -49,6 +49,7 @@ type runner struct {
 	clock      pace.Clock
 	m          *metrics
 	tr         *tracker
+	elsewhere  indexSet // records another shard plays
 	out        *outbox
 	remap      *remapper
 	mult       *multiplier // --clusters-multiplier; nil without

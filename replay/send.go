@@ -217,13 +217,47 @@ func (r *runner) fireStatus(st *statusState) {
 }
 
 // otherShard reports whether another shard plays cluster, and then gives
-// the record m that outcome.
+// the record m that outcome and remembers it, so the records that answer
+// it (deliveries and forwards a recorded trace holds) go to that shard too.
 func (r *runner) otherShard(m recMeta, cluster string) bool {
 	if r.cfg.Shard.Owns(cluster) {
 		return false
 	}
+	r.elsewhere.add(m.index)
 	r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: noteOtherShard})
 	return true
+}
+
+// answersOtherShard reports whether rec answers a record another shard
+// plays, and then gives the record m the other-shard outcome too.
+func (r *runner) answersOtherShard(m recMeta, rec *format.Record) bool {
+	if !rec.HasTrigger || !r.elsewhere.has(rec.Trigger) {
+		return false
+	}
+	r.elsewhere.add(m.index)
+	r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: noteOtherShard})
+	return true
+}
+
+// indexSet is a set of trace record indexes, safe for concurrent use.
+type indexSet struct {
+	mu   sync.Mutex
+	bits []uint64
+}
+
+func (s *indexSet) add(i uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w := int(i / 64); w >= len(s.bits) {
+		s.bits = append(s.bits, make([]uint64, w+1-len(s.bits))...)
+	}
+	s.bits[i/64] |= 1 << (i % 64)
+}
+
+func (s *indexSet) has(i uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int(i/64) < len(s.bits) && s.bits[i/64]&(1<<(i%64)) != 0
 }
 
 // skipped is the outcome of a send the run ended before.

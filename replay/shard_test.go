@@ -234,3 +234,40 @@ func TestShardedRunsPlayEveryRecordOnce(t *testing.T) {
 		}
 	}
 }
+
+// Shards of a trace that records deliveries and forwards (as a recording
+// does): each shard gives another shard's deliveries and forwards the
+// other-shard outcome, not "answers a record that was not replayed"
+// (which counts as missing and failed every shard), and every record is
+// played by exactly one shard.
+func TestShardsOfRecordedTrace(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, simConfig())
+	trace := t.TempDir()
+	testTrace{Clusters: 6, Works: 2}.write(t, trace)
+	const n = 2
+	outs := make([]map[uint64][]format.Record, n)
+	for i := range n {
+		cfg := baseConfig(s, trace, filepath.Join(t.TempDir(), "run"))
+		cfg.Max, cfg.CreateConsumers, cfg.Shard = true, true, Shard{Index: i, Count: n}
+		res, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.OK() {
+			t.Fatalf("shard %d not OK: %v", i, res.Summary.Problems)
+		}
+		outs[i] = checkAccounting(t, trace, cfg.Out)
+	}
+	for idx, o := range outs[0] {
+		played := 0
+		for i := range n {
+			if out := outs[i][idx][0].Outcome; !(out.Status == format.OutcomeSkipped && out.Note == noteOtherShard) {
+				played++
+			}
+		}
+		if rec := o[0]; played != 1 && rec.Flow != format.FlowSourceSubscribe {
+			t.Errorf("record %d (%s %s) played by %d shards, want 1", idx, rec.Flow, rec.Actor, played)
+		}
+	}
+}
