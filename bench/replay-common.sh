@@ -16,6 +16,7 @@ stop_sim() {
 	sim_pid=
 }
 cleanup() {
+	if [ -n "${record_pid:-}" ]; then kill -INT "$(pgrep -P "$record_pid")" 2>/dev/null || true; wait "$record_pid" 2>/dev/null || true; fi
 	stop_sim
 	rm -rf "$work"
 }
@@ -64,4 +65,36 @@ replay() {
 		"status forward ms: p50 \(.status_forward_latency.p50_us/1000) p99 \(.status_forward_latency.p99_us/1000)"' \
 		"$work/run/summary.json"
 	return $rc
+}
+
+# start_record: cereplay record in front of the sim started by start_sim,
+# under /usr/bin/time; points SOURCE and BROKER at the recorder.
+record_pid=
+start_record() {
+	/usr/bin/time -f "%e %M %U %S" -o "$work/record.time" ${RECORD_PREFIX:-} "$BIN" record --quiet --out "$work/rec" \
+		--source-listen 127.0.0.1:0 --source-upstream "$SOURCE" \
+		--broker-listen 127.0.0.1:0 --broker-upstream "$BROKER" "$@" > "$work/record.out" 2> "$work/record.err" &
+	record_pid=$!
+	for _ in $(seq 100); do
+		grep -q '^broker' "$work/record.out" 2>/dev/null && break
+		sleep 0.1
+	done
+	SOURCE=$(awk '$1=="source"{print $2}' "$work/record.out")
+	BROKER=$(awk '$1=="broker"{print $2}' "$work/record.out")
+	[ -n "$SOURCE" ] && [ -n "$BROKER" ] || { echo "record did not start:"; cat "$work/record.err"; exit 1; }
+}
+
+# stop_record: SIGINT to the recorder (/usr/bin/time ignores it, so to its
+# child), then its CPU, peak RSS and CPU per message, and verify.
+stop_record() {
+	kill -INT "$(pgrep -P "$record_pid")"
+	wait "$record_pid" || true
+	record_pid=
+	local wall rss_kb cpu_u cpu_s msgs
+	read -r wall rss_kb cpu_u cpu_s < <(tail -n 1 "$work/record.time")
+	msgs=$(awk '$3 == "messages" {n += $2} END {print n+0}' "$work/record.out")
+	echo "recorder: ${msgs} messages, CPU ${cpu_u}s user ${cpu_s}s sys, peak RSS $((rss_kb / 1024)) MiB," \
+		"$(echo "($cpu_u + $cpu_s) * 1000000 / ($msgs + 1)" | bc) us CPU per message"
+	grep -E '^(recorded|digest|RECORDING)' "$work/record.out"
+	"$BIN" verify "$work/rec"
 }

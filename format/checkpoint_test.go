@@ -44,16 +44,24 @@ func TestCheckpointLeavesValidTrace(t *testing.T) {
 			t.Fatalf("manifest holds %d records, want %d", got, want)
 		}
 	}
-	if err := w.Checkpoint(); err != nil {
-		t.Fatal(err)
+	checkpoint := func() {
+		t.Helper()
+		if err := w.Checkpoint(); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Sync(); err != nil {
+			t.Fatal(err)
+		}
 	}
+	checkpoint()
 	check(0)
 	write(3)
-	if err := w.Checkpoint(); err != nil {
-		t.Fatal(err)
-	}
+	checkpoint()
 	check(3)
 	write(40) // seals by size: each seal is a checkpoint
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	segs := len(w.Manifest().Segments)
 	if segs < 2 {
 		t.Fatalf("%d segments after 43 records of 64 KiB segments, want several sealed by size", segs)
@@ -107,18 +115,20 @@ func TestCheckpointKillLeavesOnlyTmp(t *testing.T) {
 	if err := w.Checkpoint(); err != nil {
 		t.Fatal(err)
 	}
-	// A segment handed to the workers but not yet checkpointed, as when
-	// the process dies in the middle of a seal.
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	// The process dies before the next checkpoint is written: a segment
+	// is sealed and written, but no manifest names it.
+	w.commit.stop()
 	buf = c.makeRecord(5, &r, buf)
 	if err := w.Write(&r); err != nil {
 		t.Fatal(err)
 	}
-	w.nseg++
-	w.cur.Name = SegmentName(w.nseg)
-	w.cur.RawBytes = int64(len(w.buf))
-	w.pending.Add(1)
-	w.jobs <- segJob{n: w.nseg, raw: w.buf, info: w.cur}
-	w.pending.Wait()
+	if err := w.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	w.stop()
 	if _, err := os.Stat(filepath.Join(dir, SegmentName(w.nseg)+tmpExt)); err != nil {
 		t.Fatalf("unsealed segment: %v", err)
 	}

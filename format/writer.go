@@ -32,11 +32,11 @@ type WriterOptions struct {
 	Provenance Provenance
 	// Checkpoints keeps the folder a valid trace while it is written, for
 	// a recorder that may be killed at any time: every sealed segment is
-	// written under a temporary name (NAME.tmp, which readers ignore),
-	// then, once it and every segment before it are on disk, renamed into
-	// place, synced, and manifest.json rewritten atomically to name it.
-	// Checkpoint seals on demand. Each seal then waits for its segment's
-	// compression, so segments are no longer compressed in parallel.
+	// written under a temporary name (NAME.tmp, which readers ignore);
+	// after each seal a goroutine of the Writer waits for it and every
+	// segment before it, renames them into place, syncs them and rewrites
+	// manifest.json atomically to name every record up to that seal.
+	// Write never waits for it. Checkpoint seals on demand, Sync waits.
 	Checkpoints bool
 }
 
@@ -81,8 +81,7 @@ type Writer struct {
 	first, last time.Duration
 
 	checkpoints bool
-	pending     sync.WaitGroup // sealed segments not yet written
-	durable     int            // segments renamed into place and synced
+	commit      *committer // with checkpoints: writes the manifests
 
 	created bool // Create made the folder (Discard may remove it)
 }
@@ -149,6 +148,9 @@ func Create(dir string, o WriterOptions) (*Writer, error) {
 		go w.compressLoop(enc, w.jobs)
 	}
 	w.buf = w.newBuf()
+	if o.Checkpoints {
+		w.commit = newCommitter(w)
+	}
 	return w, nil
 }
 
@@ -212,75 +214,14 @@ func (w *Writer) seal() error {
 	w.nseg++
 	w.cur.Name = SegmentName(w.nseg)
 	w.cur.RawBytes = int64(len(w.buf))
-	w.pending.Add(1)
 	w.jobs <- segJob{n: w.nseg, raw: w.buf, info: w.cur}
 	w.cur = SegmentInfo{}
 	w.buf = w.newBuf()
 	if w.checkpoints {
-		return w.checkpoint()
+		w.requestCommit()
 	}
 	return nil
 }
-
-// Checkpoint seals the segment being filled, if it holds records, and
-// makes the folder a valid trace of every record written so far (see
-// WriterOptions.Checkpoints, which it needs). Writing goes on after it.
-// A failed Checkpoint is sticky, like a failed Write.
-func (w *Writer) Checkpoint() error {
-	switch {
-	case w.closed:
-		return ErrWriteAfterClose
-	case w.err != nil:
-		return w.err
-	case !w.checkpoints:
-		return errors.New("format: Checkpoint needs WriterOptions.Checkpoints")
-	}
-	if w.cur.Records > 0 {
-		w.err = w.seal()
-	} else {
-		w.err = w.checkpoint()
-	}
-	return w.err
-}
-
-// SetProvenance replaces the provenance that the next manifest written
-// (by a checkpoint or Close) carries: a recorder's end time, for example.
-func (w *Writer) SetProvenance(p Provenance) { w.prov = p.clone() }
-
-// checkpoint waits for the sealed segments, renames the new ones into
-// place, syncs them and rewrites the manifest. A crash between the rename
-// and the manifest leaves one segment file the manifest does not name.
-func (w *Writer) checkpoint() error {
-	w.pending.Wait()
-	if err := w.workerErr(); err != nil {
-		return err
-	}
-	m := w.buildManifest()
-	fresh := m.Segments[w.durable:]
-	for _, seg := range fresh {
-		path := filepath.Join(w.dir, seg.Name)
-		if err := os.Rename(path+tmpExt, path); err != nil {
-			return fmt.Errorf("format: checkpoint: %w", err)
-		}
-	}
-	if err := syncFiles(w.dir, fresh); err != nil {
-		return fmt.Errorf("format: checkpoint: sync segments: %w", err)
-	}
-	b, err := encodeManifest(m)
-	if err != nil {
-		return err
-	}
-	if err := writeFileAtomic(filepath.Join(w.dir, ManifestName), b); err != nil {
-		return fmt.Errorf("format: checkpoint: write manifest: %w", err)
-	}
-	w.durable = len(m.Segments)
-	w.manifest = m
-	return nil
-}
-
-// tmpExt marks a checkpointing Writer's segment file until a checkpoint
-// renames it into place.
-const tmpExt = ".tmp"
 
 func (w *Writer) workerErr() error {
 	w.mu.Lock()
@@ -294,7 +235,6 @@ func (w *Writer) compressLoop(enc *zstd.Encoder, jobs <-chan segJob) {
 	var comp []byte
 	for job := range jobs {
 		if w.workerErr() != nil {
-			w.pending.Done()
 			continue // drain without work after a failure
 		}
 		comp = enc.EncodeAll(job.raw, comp[:0])
@@ -319,7 +259,9 @@ func (w *Writer) compressLoop(enc *zstd.Encoder, jobs <-chan segJob) {
 		}
 		w.infos[job.n-1] = job.info
 		w.mu.Unlock()
-		w.pending.Done()
+		if w.commit != nil {
+			w.commit.segmentWritten()
+		}
 	}
 }
 
@@ -387,6 +329,9 @@ func (w *Writer) Abort() {
 	}
 	w.mu.Unlock()
 	w.stop()
+	if w.commit != nil {
+		w.commit.stop()
+	}
 	if w.err == nil {
 		w.err = errAborted
 	}
@@ -405,7 +350,7 @@ func (w *Writer) Discard() error {
 	}
 	w.Abort()
 	names := []string{ManifestName, ManifestName + tmpExt}
-	if w.manifest == nil {
+	if w.Manifest() == nil {
 		names = names[1:] // a manifest there is not this Writer's
 	}
 	for n := 1; n <= w.nseg; n++ {
@@ -431,10 +376,7 @@ func (w *Writer) Discard() error {
 // returns nil.
 func (w *Writer) Close() error {
 	if w.closed {
-		if w.manifest != nil {
-			return nil
-		}
-		return w.err
+		return w.err // nil after a successful Close
 	}
 	if w.checkpoints {
 		return w.closeCheckpointed()
@@ -467,24 +409,6 @@ func (w *Writer) Close() error {
 	}
 	w.manifest = m
 	return nil
-}
-
-// closeCheckpointed is Close for a checkpointing Writer: a last
-// checkpoint writes the manifest.
-func (w *Writer) closeCheckpointed() error {
-	if w.err == nil {
-		if w.cur.Records > 0 {
-			w.err = w.seal()
-		} else {
-			w.err = w.checkpoint()
-		}
-	}
-	w.closed = true
-	w.stop()
-	if w.err != nil {
-		w.manifest = nil
-	}
-	return w.err
 }
 
 func (w *Writer) buildManifest() *Manifest {
@@ -524,7 +448,12 @@ func sortedKeys(set map[string]struct{}) []string {
 
 // Manifest returns the manifest written by Close (or by the last
 // checkpoint), or nil before one.
-func (w *Writer) Manifest() *Manifest { return w.manifest }
+func (w *Writer) Manifest() *Manifest {
+	if w.commit != nil {
+		return w.commit.last()
+	}
+	return w.manifest
+}
 
 // writeFileAtomic writes path via a synced temporary file and a rename,
 // so path either does not exist or is complete.

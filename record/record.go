@@ -153,6 +153,11 @@ func Start(ctx context.Context, cfg Config) (*Recorder, error) {
 			grpc.ChainStreamInterceptor(auth.Stream))
 		if s.name == "source" {
 			o = append(o, transport.SourcePortOptions()...)
+		} else {
+			// Thousands of agent connections each read a few KiB at a
+			// time: gRPC's 32 KiB read buffer per connection would be
+			// most of the recorder's memory.
+			o = append(o, grpc.ReadBufferSize(4<<10))
 		}
 		l, err := net.Listen("tcp", s.listen)
 		if err != nil {
@@ -174,7 +179,7 @@ func Start(ctx context.Context, cfg Config) (*Recorder, error) {
 		metricsLis = l
 		r.addrs["metrics"] = l.Addr().String()
 	}
-	w, err := format.Create(cfg.Out, format.WriterOptions{SegmentSize: cfg.SegmentSize, Checkpoints: true, Workers: 1})
+	w, err := format.Create(cfg.Out, format.WriterOptions{SegmentSize: cfg.SegmentSize, Checkpoints: true})
 	if err != nil {
 		return fail(fmt.Errorf("record: %w", err))
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -71,6 +72,7 @@ func recordCommand() *cli.Command {
 			&cli.Int64Flag{Name: "segment-size", Value: format.DefaultSegmentSize, Usage: "seal a segment at this many `bytes` of records"},
 			&cli.BoolFlag{Name: "keep-heartbeats", Usage: "store heartbeats too (they are always counted)"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop recording after this long (0: until interrupted)"},
+			&cli.Int64Flag{Name: "memory-limit-mib", Value: 400, Usage: "soft memory limit of the Go runtime in MiB (GOMEMLIMIT wins when set; 0: none)"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress line"},
 		},
 		Action: runRecord,
@@ -116,6 +118,11 @@ func runRecord(c *cli.Context) error {
 			return fmt.Errorf("record: --token-file: %w", err)
 		}
 		cfg.Token = tok
+	}
+	if mib := c.Int64("memory-limit-mib"); mib > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		// Thousands of streams make garbage in proportion: collect before
+		// the heap doubles, as the replayer does.
+		debug.SetMemoryLimit(mib << 20)
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
