@@ -163,11 +163,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			_ = os.RemoveAll(dir)
 		}
 	}()
+	// Every part started below pushes how to stop it; the normal end runs
+	// the stack, an early return runs it here (abandoning the outcomes).
+	var parts closers
+	defer func() { _ = parts.close() }()
 	stopScrape, err := startScrape(dir, cfg)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = stopScrape() }() // on early returns; the normal end stops it below
+	parts.push(stopScrape)
 
 	r := &runner{
 		cfg:           cfg,
@@ -195,7 +199,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = stopTimeline(time.Now()) }() // on early returns; the normal end stops it below
+	// Nothing is received once the parts pushed after it are stopped: the
+	// timeline then holds every latency. Its intervals are cut on the wall
+	// clock (startTimeline).
+	parts.push(func() error { return stopTimeline(time.Now()) })
 	if pace.Dedicated(r.clock, cfg.Pacer) {
 		r.realtime = pace.CheckRealtime()
 	}
@@ -204,9 +211,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("replay: %w", err)
 		}
-		defer f.Close()
 		r.idmap = bufio.NewWriter(f)
 		fmt.Fprintf(r.idmap, "# original resource id\tresource id under run id %s\n", cfg.RunID)
+		parts.push(func() error {
+			err := r.idmap.Flush()
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("replay: results not written: %s: %w", f.Name(), err)
+			}
+			return nil
+		})
 	}
 	r.out = newOutbox(r.start, r.clock, r.m)
 	r.tr = newTracker(r.out.emit, func(s *statusState) { r.disp.schedule(s) }, r.replyDelay)
@@ -221,12 +237,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("replay: outcomes: %w", err)
 	}
 	go r.out.writeLoop(ow)
+	parts.push(func() error {
+		err := r.out.close()
+		if !started {
+			ow.Abort()
+			return err
+		}
+		if cerr := ow.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("replay: results not written: %s: %w", filepath.Join(dir, OutcomesDir), cerr)
+		}
+		return err
+	})
 
 	if cfg.MetricsListen != "" {
 		addr, stop, err := r.m.serve(cfg.MetricsListen)
 		if err != nil {
-			r.out.close()
-			ow.Abort()
 			return nil, err
 		}
 		defer stop()
@@ -235,8 +260,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	streamCtx, cancelStreams := context.WithCancel(context.WithoutCancel(ctx))
 	r.streamCtx = streamCtx
-	defer cancelStreams()
-	go r.disp.run(streamCtx)
+	dispatched := make(chan struct{})
+	go func() {
+		defer close(dispatched)
+		r.disp.run(streamCtx)
+	}()
+	parts.push(func() error {
+		cancelStreams()
+		r.closeConns()
+		r.wg.Wait()
+		<-dispatched
+		return nil
+	})
 
 	clusters := make([]string, 0, len(man.Consumers))
 	for _, c := range man.Consumers {
@@ -249,7 +284,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		c, err := createConsumers(ctx, cfg.RESTURL, tlsCfg, token, clusters, 16, cfg.ConsumerProgress)
 		r.consumersCreated, r.consPresent = c.Created, c.Present
 		if err != nil {
-			r.abort(cancelStreams, ow)
 			return nil, err
 		}
 	}
@@ -275,26 +309,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.tr.finish()
 	end := r.clock.Now()
 	// Results that could not be written fail the run: the first such
-	// error is returned (naming the file) and leads the problems.
+	// error is returned (naming the file) and leads the problems. The
+	// target's samples end with the run's work, before the teardown.
 	resErr := stopScrape()
-	cancelStreams()
-	r.closeConns()
-	r.wg.Wait()
-	// Nothing is received any more: the timeline holds every latency.
-	// Its intervals are cut on the wall clock (startTimeline).
-	if err := stopTimeline(time.Now()); err != nil && resErr == nil {
+	if err := parts.close(); err != nil && resErr == nil {
 		resErr = err
-	}
-	if err := r.out.close(); err != nil && resErr == nil {
-		resErr = err
-	}
-	if err := ow.Close(); err != nil && resErr == nil {
-		resErr = fmt.Errorf("replay: results not written: %s: %w", filepath.Join(dir, OutcomesDir), err)
-	}
-	if r.idmap != nil {
-		if err := r.idmap.Flush(); err != nil && resErr == nil {
-			resErr = fmt.Errorf("replay: results not written: %s: %w", filepath.Join(dir, IDMapFile), err)
-		}
 	}
 	sum := r.summary(man, end)
 	if ctx.Err() != nil {
@@ -380,12 +399,26 @@ func prepareDir(dir string) (bool, error) {
 	return created, nil
 }
 
-func (r *runner) abort(cancel context.CancelFunc, ow *format.Writer) {
-	cancel()
-	r.closeConns()
-	r.wg.Wait()
-	r.out.close()
-	ow.Abort()
+// closers is a run's teardown: each part Run starts pushes how to stop
+// it, and close stops them in reverse order, so a part stops before what
+// it feeds (streams before the outcomes they write, those before the
+// timeline).
+type closers []func() error
+
+func (c *closers) push(f func() error) { *c = append(*c, f) }
+
+// close runs the closers not run yet, the last pushed first, and returns
+// the first error.
+func (c *closers) close() error {
+	var first error
+	for len(*c) > 0 {
+		f := (*c)[len(*c)-1]
+		*c = (*c)[:len(*c)-1]
+		if err := f(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // settings are the timing and target options, for run.json and the

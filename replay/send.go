@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -396,15 +395,40 @@ const maxPooledBuffer = 256 << 10
 // counter counts goroutines in flight. Unlike sync.WaitGroup it may be
 // incremented while someone waits for zero (statuses fire during the
 // settle wait).
-type counter struct{ n atomic.Int64 }
+type counter struct {
+	mu   sync.Mutex
+	n    int64
+	idle chan struct{} // closed when n falls to zero; nil while it is zero
+}
 
-func (c *counter) add() { c.n.Add(1) }
+func (c *counter) add() {
+	c.mu.Lock()
+	if c.n == 0 {
+		c.idle = make(chan struct{})
+	}
+	c.n++
+	c.mu.Unlock()
+}
 
-func (c *counter) done() { c.n.Add(-1) }
+func (c *counter) done() {
+	c.mu.Lock()
+	c.n--
+	if c.n == 0 {
+		close(c.idle)
+		c.idle = nil
+	}
+	c.mu.Unlock()
+}
 
-// wait polls until nothing is in flight.
+// wait returns once nothing is in flight.
 func (c *counter) wait() {
-	for c.n.Load() > 0 {
-		time.Sleep(time.Millisecond)
+	for {
+		c.mu.Lock()
+		idle := c.idle
+		c.mu.Unlock()
+		if idle == nil {
+			return
+		}
+		<-idle
 	}
 }

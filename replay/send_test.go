@@ -80,3 +80,25 @@ func TestReplaySummaryOnRunClock(t *testing.T) {
 		t.Errorf("summary: last send %vs after T0, run %vs: want from 0.1s to the run's length", sum.SendSeconds, sum.WallSeconds)
 	}
 }
+
+// counter.wait returns only once every send counted, including one added
+// while it waits, is done.
+func TestCounterWaitsForLateAdds(t *testing.T) {
+	var c counter
+	c.wait() // nothing in flight
+	c.add()
+	waited := make(chan struct{})
+	go func() {
+		c.wait()
+		close(waited)
+	}()
+	c.add()
+	c.done()
+	select {
+	case <-waited:
+		t.Fatal("wait returned with one send in flight")
+	default:
+	}
+	c.done()
+	<-waited
+}
