@@ -153,19 +153,24 @@ const (
 	OutcomeSkipped     OutcomeStatus = 4 // not sent: outside this shard or filter
 	OutcomeDelivered   OutcomeStatus = 5 // an expected delivery arrived (Delivery)
 	OutcomeMissing     OutcomeStatus = 6 // an expected delivery never arrived
+	// OutcomeNotTriggered: not sent because the record it answers (its
+	// trigger: a spec that failed, was not sent or never arrived) did
+	// not happen.
+	OutcomeNotTriggered OutcomeStatus = 7
 )
 
 var outcomeNames = [...]string{
-	OutcomeSent:        "sent",
-	OutcomeFailed:      "failed",
-	OutcomeDroppedLate: "dropped-late",
-	OutcomeSkipped:     "skipped",
-	OutcomeDelivered:   "delivered",
-	OutcomeMissing:     "missing",
+	OutcomeSent:         "sent",
+	OutcomeFailed:       "failed",
+	OutcomeDroppedLate:  "dropped-late",
+	OutcomeSkipped:      "skipped",
+	OutcomeDelivered:    "delivered",
+	OutcomeMissing:      "missing",
+	OutcomeNotTriggered: "not-triggered",
 }
 
 // Valid reports whether s is one of the defined statuses.
-func (s OutcomeStatus) Valid() bool { return s >= OutcomeSent && s <= OutcomeMissing }
+func (s OutcomeStatus) Valid() bool { return s >= OutcomeSent && s <= OutcomeNotTriggered }
 
 // String returns the status name ("sent", "dropped-late", ...).
 func (s OutcomeStatus) String() string {
@@ -177,7 +182,7 @@ func (s OutcomeStatus) String() string {
 
 // ParseOutcomeStatus parses a name printed by OutcomeStatus.String.
 func ParseOutcomeStatus(s string) (OutcomeStatus, error) {
-	for o := OutcomeSent; o <= OutcomeMissing; o++ {
+	for o := OutcomeSent; o <= OutcomeNotTriggered; o++ {
 		if outcomeNames[o] == s {
 			return o, nil
 		}

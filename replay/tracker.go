@@ -348,8 +348,8 @@ func (t *tracker) failWaiters(s *specState, why string) []outcomeOf {
 	s.expects = nil
 	for _, st := range s.statuses {
 		t.statusTo(st, failed)
-		out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: " + why}})
-		out = append(out, t.statusWaitersMissing(st, "not sent: "+why)...)
+		out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeNotTriggered, Note: why}})
+		out = append(out, t.statusWaitersMissing(st, "its status was not sent: "+why)...)
 	}
 	s.statuses = nil
 	return out
@@ -486,15 +486,15 @@ func (t *tracker) addStatus(st *statusState, trigger uint64, has bool) {
 		t.noteAnswer(st.meta.offset, s.meta.offset, true)
 	}
 	if !has || s == nil || s.phase == failed {
-		why := "answers a record that was not replayed"
+		o := format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: answers a record that was not replayed"}
 		if s != nil {
-			why = "its spec was not sent"
+			o = format.Outcome{Status: format.OutcomeNotTriggered, Note: "its spec was not sent"}
 		}
 		st.phase = failed // never counted: no move
 		t.statusByIdx[st.meta.index] = st
 		t.order = append(t.order, orderEntry{offset: st.meta.offset, index: st.meta.index, status: true})
 		t.mu.Unlock()
-		t.emit(st.meta, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: " + why})
+		t.emit(st.meta, o)
 		return
 	}
 	st.spec = s

@@ -39,7 +39,7 @@ func replayCommand() *cli.Command {
 			"arrived, after the recorded delay. Status replies get the resourceversion the agent\n" +
 			"received and a fresh node-1 snowflake sequenceid; --run-id remaps resource ids so a trace\n" +
 			"can be replayed into the same Maestro again. Every record ends with one outcome (sent,\n" +
-			"failed with its gRPC code, dropped late, skipped, delivered, missing), written to --out\n" +
+			"failed with its gRPC code, dropped late, skipped, delivered, missing, not-triggered), written to --out\n" +
 			"with run.json and summary.json. Exit status 0 only when everything was sent and delivered\n" +
 			"(see --allow-*). A damaged trace fails the run: with --verify-first (the default for\n" +
 			"small traces) it is refused before anything is sent; otherwise every segment is checked\n" +
