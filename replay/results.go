@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -161,6 +163,13 @@ type outbox struct {
 	clock  pace.Clock
 	m      *metrics
 
+	n    outcomeCounts // under mu; read with counts
+	done chan struct{}
+}
+
+// outcomeCounts is what the outbox counts of the outcomes it writes, for
+// the summary.
+type outcomeCounts struct {
 	records  int64
 	byStatus map[format.OutcomeStatus]int64
 	byFlow   map[string]map[string]int64
@@ -171,14 +180,27 @@ type outbox struct {
 	// exist in the target (see missingConsumer).
 	noConsumer int64
 	shard      int64 // skipped because another shard plays them
-	done       chan struct{}
 }
 
 func newOutbox(start time.Time, c pace.Clock, m *metrics) *outbox {
-	o := &outbox{start: start, clock: c, m: m, byStatus: map[format.OutcomeStatus]int64{},
-		byFlow: map[string]map[string]int64{}, errors: map[string]int64{}, done: make(chan struct{})}
+	o := &outbox{start: start, clock: c, m: m, n: outcomeCounts{byStatus: map[format.OutcomeStatus]int64{},
+		byFlow: map[string]map[string]int64{}, errors: map[string]int64{}}, done: make(chan struct{})}
 	o.cond = sync.NewCond(&o.mu)
 	return o
+}
+
+// counts returns a copy of the outbox's counts.
+func (o *outbox) counts() outcomeCounts {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c := o.n
+	c.byStatus, c.errors = maps.Clone(c.byStatus), maps.Clone(c.errors)
+	c.byFlow = make(map[string]map[string]int64, len(o.n.byFlow))
+	for f, m := range o.n.byFlow {
+		c.byFlow[f] = maps.Clone(m)
+	}
+	c.dupIDs = slices.Clone(c.dupIDs)
+	return c
 }
 
 // emit records one outcome. It never blocks on I/O.
@@ -191,28 +213,28 @@ func (o *outbox) emit(m recMeta, out format.Outcome) {
 		ResourceID: m.rid, EventType: m.eventType, Outcome: out}
 	o.mu.Lock()
 	o.buf = append(o.buf, r)
-	o.records++
-	o.byStatus[out.Status]++
-	fl := o.byFlow[m.flow.String()]
+	o.n.records++
+	o.n.byStatus[out.Status]++
+	fl := o.n.byFlow[m.flow.String()]
 	if fl == nil {
 		fl = map[string]int64{}
-		o.byFlow[m.flow.String()] = fl
+		o.n.byFlow[m.flow.String()] = fl
 	}
 	fl[out.Status.String()]++
 	if out.Status == format.OutcomeFailed {
-		o.errors[codes.Code(out.Code).String()]++
+		o.n.errors[codes.Code(out.Code).String()]++
 		if strings.Contains(out.Note, duplicateMsg) {
-			o.dups++
-			if len(o.dupIDs) < 20 {
-				o.dupIDs = append(o.dupIDs, m.rid)
+			o.n.dups++
+			if len(o.n.dupIDs) < 20 {
+				o.n.dupIDs = append(o.n.dupIDs, m.rid)
 			}
 		}
 		if missingConsumer(out.Note) {
-			o.noConsumer++
+			o.n.noConsumer++
 		}
 	}
 	if out.Status == format.OutcomeSkipped && out.Note == noteOtherShard {
-		o.shard++
+		o.n.shard++
 	}
 	o.cond.Signal()
 	o.mu.Unlock()

@@ -585,9 +585,8 @@ func (r *runner) settle(ctx context.Context) {
 
 // summary builds summary.json from the counters, histograms and outcomes.
 func (r *runner) summary(man *format.Manifest, end time.Time) *Summary {
-	o := r.out
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	o := r.out.counts()
+	unexpectedSpecs, unexpectedStatuses, duplicateForwards := r.tr.surprises()
 	s := &Summary{
 		TraceDigest:        man.Digest,
 		RunID:              r.cfg.RunID,
@@ -616,9 +615,9 @@ func (r *runner) summary(man *format.Manifest, end time.Time) *Summary {
 		ResyncsSent:        r.resyncs.Load(),
 		Heartbeats:         r.heartbeats.Load(),
 		Undecodable:        r.undecodable.Load(),
-		UnexpectedSpecs:    r.tr.unexpectedSpecs,
-		UnexpectedStatuses: r.tr.unexpectedStatuses,
-		DuplicateForwards:  r.tr.duplicateForwards,
+		UnexpectedSpecs:    unexpectedSpecs,
+		UnexpectedStatuses: unexpectedStatuses,
+		DuplicateForwards:  duplicateForwards,
 	}
 	for st, n := range o.byStatus {
 		s.Outcomes[st.String()] = n

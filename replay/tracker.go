@@ -691,6 +691,14 @@ func (t *tracker) specsWaiting() int {
 	return t.pendingSpecs
 }
 
+// surprises returns what arrived that no send explains: deliveries with no
+// spec waiting, forwards of unknown sequence ids, and forwards again.
+func (t *tracker) surprises() (unexpectedSpecs, unexpectedStatuses, duplicateForwards int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.unexpectedSpecs, t.unexpectedStatuses, t.duplicateForwards
+}
+
 // pending returns how many sends still wait for their delivery.
 func (t *tracker) pending() int {
 	t.mu.Lock()
