@@ -52,13 +52,11 @@ func (a *agent) handle(b []byte, at time.Time) {
 	k, err := maestro.ExtractKeys(b)
 	switch {
 	case err != nil:
-		a.r.m.received.WithLabelValues("agent", "undecodable").Inc()
-		a.r.undecodable.Add(1)
+		a.r.received("agent", "undecodable")
 	case k.Type == maestro.TypeHeartbeat:
-		a.r.m.received.WithLabelValues("agent", "heartbeat").Inc()
-		a.r.heartbeats.Add(1)
+		a.r.received("agent", "heartbeat")
 	case maestro.IsSpec(k.Type):
-		a.r.m.received.WithLabelValues("agent", "spec").Inc()
+		a.r.received("agent", "spec")
 		switch {
 		case k.Deleting:
 			// The agent deletes the work and forgets it: a later resync
@@ -72,11 +70,10 @@ func (a *agent) handle(b []byte, at time.Time) {
 			a.mu.Unlock()
 		}
 		if d, ok := a.r.tr.delivered(k, at); ok {
-			a.r.specDelivery.Record(d)
-			a.r.m.latency.WithLabelValues("delivery").Observe(d.Seconds())
+			a.r.delivered(d)
 		}
 	default:
-		a.r.m.received.WithLabelValues("agent", "other").Inc()
+		a.r.received("agent", "other")
 	}
 }
 
@@ -118,5 +115,5 @@ func (a *agent) resync(ctx context.Context) {
 		a.r.notef("agent %s: resync request failed: %s", a.cluster, msg)
 		return
 	}
-	a.r.resyncs.Add(1)
+	a.r.resynced()
 }

@@ -34,7 +34,7 @@ func FuzzStreamMessage(f *testing.F) {
 
 // newTestRunner is the part of a runner the stream handlers use.
 func newTestRunner() *runner {
-	r := &runner{clock: pace.PreciseClock{}, m: newMetrics(), specDelivery: NewLatency(), statusForward: NewLatency()}
+	r := &runner{clock: pace.PreciseClock{}, accounting: newAccounting()}
 	r.out = newOutbox(time.Now(), r.clock, r.m)
 	r.tr = newTracker(r.out.emit, func(*statusState) {}, func(d time.Duration) time.Duration { return d })
 	return r

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cereplay/cereplay/format"
@@ -44,10 +43,10 @@ func (r *Result) OK() bool { return r != nil && r.Summary != nil && r.Summary.OK
 
 // runner is the state of one Run.
 type runner struct {
-	cfg        Config
-	realtime   error // why the pacer's long waits run at normal priority (pace.CheckRealtime); nil if real-time or unpaced
-	clock      pace.Clock
-	m          *metrics
+	cfg      Config
+	realtime error // why the pacer's long waits run at normal priority (pace.CheckRealtime); nil if real-time or unpaced
+	clock    pace.Clock
+	*accounting
 	tr         *tracker
 	elsewhere  indexSet // records another shard plays
 	out        *outbox
@@ -78,19 +77,7 @@ type runner struct {
 	perAddr  map[string]int // agents per broker address
 	allConns []*grpc.ClientConn
 
-	publishLat    latencySet
-	specDelivery  *Latency
-	statusForward *Latency
-	sendLate      *Latency
-	replyLate     *Latency
-
-	specsSent, statusesSent atomic.Int64
-	reconnects, resyncs     atomic.Int64
-	heartbeats, undecodable atomic.Int64
-	outageNanos             atomic.Int64
-	lastSend                atomic.Int64 // unix nanos of the last send
-	lateSends               atomic.Int64 // spec sends later than LateWarn
-	damage                  *TraceDamage // where reading the trace failed; set by the reading goroutine
+	damage *TraceDamage // where reading the trace failed; set by the reading goroutine
 
 	health    []*streamHealth    // every kept stream (under mu)
 	tlsCfg    *tls.Config        // the connections' TLS (nil without), to probe a refusal with
@@ -174,25 +161,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	parts.push(stopScrape)
 
 	r := &runner{
-		cfg:           cfg,
-		clock:         cfg.Clock,
-		m:             newMetrics(),
-		remap:         newRemapper(cfg.RunID),
-		mult:          mult,
-		seq:           maestro.NewSequenceIDs(),
-		sem:           make(chan struct{}, cfg.MaxInflight),
-		stSem:         make(chan struct{}, cfg.MaxInflight),
-		agentDial:     transport.ConnOptions(sec, cfg.ReconnectMin, cfg.ReconnectMax, transport.AgentConn),
-		sourceDial:    transport.ConnOptions(sec, cfg.ReconnectMin, cfg.ReconnectMax, transport.SourceConn),
-		agents:        map[string]*agent{},
-		sources:       map[string]*source{},
-		conns:         map[string]*grpc.ClientConn{},
-		perAddr:       map[string]int{},
-		specDelivery:  NewLatency(),
-		statusForward: NewLatency(),
-		tlsCfg:        tlsCfg,
-		sendLate:      NewLatency(),
-		replyLate:     NewLatency(),
+		cfg:        cfg,
+		clock:      cfg.Clock,
+		accounting: newAccounting(),
+		remap:      newRemapper(cfg.RunID),
+		mult:       mult,
+		seq:        maestro.NewSequenceIDs(),
+		sem:        make(chan struct{}, cfg.MaxInflight),
+		stSem:      make(chan struct{}, cfg.MaxInflight),
+		agentDial:  transport.ConnOptions(sec, cfg.ReconnectMin, cfg.ReconnectMax, transport.AgentConn),
+		sourceDial: transport.ConnOptions(sec, cfg.ReconnectMin, cfg.ReconnectMax, transport.SourceConn),
+		agents:     map[string]*agent{},
+		sources:    map[string]*source{},
+		conns:      map[string]*grpc.ClientConn{},
+		perAddr:    map[string]int{},
+		tlsCfg:     tlsCfg,
 	}
 	r.start = r.clock.Now()
 	stopTimeline, err := r.startTimeline(dir)
@@ -470,15 +453,6 @@ func (r *runner) notef(format string, args ...any) {
 	defer r.logMu.Unlock()
 	fmt.Fprintf(r.cfg.Log, "replay: "+format+"\n", args...)
 }
-
-func (r *runner) countError(err error) {
-	if err == nil {
-		return
-	}
-	r.m.errors.WithLabelValues(status.Code(err).String()).Inc()
-}
-
-func (r *runner) outage(d time.Duration) { r.outageNanos.Add(int64(d)) }
 
 // replyDelay is when a reply with the recorded delay d leaves after its
 // trigger arrives (the pacer decides).

@@ -49,11 +49,8 @@ func (r *runner) call(ctx context.Context, cc *grpc.ClientConn, addr string, ce 
 	// target answers in real time); the instant of the last send is the
 	// run's, as T0 is, since the summary reports one from the other.
 	lat := time.Since(start)
-	r.lastSend.Store(r.clock.Now().UnixNano())
-	r.publishLat.get(addr).Record(lat)
-	r.m.latency.WithLabelValues("publish").Observe(lat.Seconds())
+	r.published(addr, lat, r.clock.Now(), err)
 	if err != nil {
-		r.countError(err)
 		st := status.Convert(err)
 		return lat, uint32(st.Code()), st.Message()
 	}
@@ -171,7 +168,7 @@ func (r *runner) sendPlain(ctx context.Context, m recMeta, rec *format.Record, d
 		lat, code, msg := r.call(r.streamCtx, a.cc, a.addr, ce, released)
 		r.recycle(ce, code)
 		if isResync && code == 0 {
-			r.resyncs.Add(1)
+			r.resynced()
 		}
 		r.out.emit(m, plainOutcome(late, lat, code, msg))
 	}
@@ -307,7 +304,7 @@ func (r *runner) release(ctx context.Context, j sendJob) {
 	// else, and the Publish latency runs from this instant.
 	now, released := r.clock.Now(), time.Now()
 	late := now.Sub(j.due)
-	r.recordLateness(late, j.reply)
+	r.lateness(late, j.reply, !r.cfg.Max, r.cfg.LateWarn)
 	if r.cfg.LateDrop > 0 && !r.cfg.Max && late > r.cfg.LateDrop {
 		r.give(j.slots)
 		j.notSent(format.Outcome{Status: format.OutcomeDroppedLate, Lateness: late})
@@ -334,24 +331,6 @@ func (r *runner) publish(j sendJob, late time.Duration, sentAt, released time.Ti
 	defer r.sends.done()
 	defer r.give(j.slots)
 	j.publish(late, sentAt, released)
-}
-
-// recordLateness adds a release's lateness to the replies' histogram, or
-// to the schedule's (which an unpaced run has not).
-func (r *runner) recordLateness(late time.Duration, reply bool) {
-	if reply {
-		r.replyLate.Record(late)
-		return
-	}
-	if r.cfg.Max {
-		return
-	}
-	r.sendLate.Record(late)
-	r.m.lateness.Observe(late.Seconds())
-	if late > r.cfg.LateWarn {
-		r.lateSends.Add(1)
-		r.m.late.Inc()
-	}
 }
 
 // bufPool recycles the byte buffers of the events the replay sends. Every

@@ -39,18 +39,15 @@ func (s *source) handle(b []byte, at time.Time) {
 	k, err := maestro.ExtractKeys(b)
 	switch {
 	case err != nil:
-		s.r.m.received.WithLabelValues("source", "undecodable").Inc()
-		s.r.undecodable.Add(1)
+		s.r.received("source", "undecodable")
 	case k.Type == maestro.TypeHeartbeat:
-		s.r.m.received.WithLabelValues("source", "heartbeat").Inc()
-		s.r.heartbeats.Add(1)
+		s.r.received("source", "heartbeat")
 	case maestro.IsStatus(k.Type):
-		s.r.m.received.WithLabelValues("source", "status").Inc()
+		s.r.received("source", "status")
 		if d, ok := s.r.tr.forwarded(k, at); ok {
-			s.r.statusForward.Record(d)
-			s.r.m.latency.WithLabelValues("forward").Observe(d.Seconds())
+			s.r.forwarded(d)
 		}
 	default:
-		s.r.m.received.WithLabelValues("source", "other").Inc()
+		s.r.received("source", "other")
 	}
 }

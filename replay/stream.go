@@ -81,8 +81,7 @@ func (r *runner) keepLoop(ctx context.Context, s subscription, h *streamHealth, 
 		if restarted {
 			if nst, err := subscribe(sctx, s.cc, s.req); err == nil {
 				st = nst
-				r.m.reconnects.Inc()
-				r.reconnects.Add(1)
+				r.reconnected()
 				callHook(s.up)
 				r.outage(time.Since(down))
 				continue
@@ -164,8 +163,7 @@ func (r *runner) resubscribe(ctx context.Context, cc *grpc.ClientConn, req []byt
 		}
 		st, err := subscribe(ctx, cc, req)
 		if err == nil {
-			r.m.reconnects.Inc()
-			r.reconnects.Add(1)
+			r.reconnected()
 			return st
 		}
 		if ctx.Err() != nil {
