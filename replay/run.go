@@ -15,9 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/protobuf/proto"
-
 	"github.com/cereplay/cereplay/format"
 	"github.com/cereplay/cereplay/internal/transport"
 	"github.com/cereplay/cereplay/maestro"
@@ -47,35 +44,26 @@ type runner struct {
 	realtime error // why the pacer's long waits run at normal priority (pace.CheckRealtime); nil if real-time or unpaced
 	clock    pace.Clock
 	*accounting
-	tr         *tracker
-	elsewhere  indexSet // records another shard plays
-	out        *outbox
-	remap      *remapper
-	mult       *multiplier // --clusters-multiplier; nil without
-	seq        *maestro.SequenceIDs
-	disp       *dispatcher
-	sem        chan struct{} // Publish calls in flight: specs and other sends
-	stSem      chan struct{} // Publish calls in flight: status replies
-	agentDial  []grpc.DialOption
-	sourceDial []grpc.DialOption
-	start      time.Time     // when Run began
-	t0         time.Time     // the schedule's start instant
-	origin     time.Duration // the trace offset played at t0
+	tr        *tracker
+	elsewhere indexSet // records another shard plays
+	out       *outbox
+	remap     *remapper
+	mult      *multiplier // --clusters-multiplier; nil without
+	seq       *maestro.SequenceIDs
+	disp      *dispatcher
+	sendPath
+	start  time.Time     // when Run began
+	t0     time.Time     // the schedule's start instant
+	origin time.Duration // the trace offset played at t0
 
 	idmap *bufio.Writer // original<TAB>remapped resource ids, with a run id
 
 	streamCtx context.Context // subscriptions live until the end of the run
 	wg        sync.WaitGroup  // stream goroutines
-	sends     counter         // publish goroutines in flight
 	releases  chan release    // prepared sends, to the pacer (play)
-	bufs      bufPool         // buffers of the events being sent
 
-	mu       sync.Mutex
-	agents   map[string]*agent
-	sources  map[string]*source // by id + "\x00" + address
-	conns    map[string]*grpc.ClientConn
-	perAddr  map[string]int // agents per broker address
-	allConns []*grpc.ClientConn
+	connections
+	mu sync.Mutex // guards health and the stop fields
 
 	damage *TraceDamage // where reading the trace failed; set by the reading goroutine
 
@@ -167,15 +155,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		remap:      newRemapper(cfg.RunID),
 		mult:       mult,
 		seq:        maestro.NewSequenceIDs(),
-		sem:        make(chan struct{}, cfg.MaxInflight),
-		stSem:      make(chan struct{}, cfg.MaxInflight),
-		agentDial:  transport.ConnOptions(sec, cfg.ReconnectMin, cfg.ReconnectMax, transport.AgentConn),
-		sourceDial: transport.ConnOptions(sec, cfg.ReconnectMin, cfg.ReconnectMax, transport.SourceConn),
-		agents:     map[string]*agent{},
-		sources:    map[string]*source{},
-		conns:      map[string]*grpc.ClientConn{},
-		perAddr:    map[string]int{},
-		tlsCfg:     tlsCfg,
+		sendPath:   newSendPath(cfg.MaxInflight),
+		connections: newConnections(transport.ConnOptions(sec, cfg.ReconnectMin, cfg.ReconnectMax, transport.AgentConn),
+			transport.ConnOptions(sec, cfg.ReconnectMin, cfg.ReconnectMax, transport.SourceConn)),
+		tlsCfg: tlsCfg,
 	}
 	r.start = r.clock.Now()
 	stopTimeline, err := r.startTimeline(dir)
@@ -458,84 +441,6 @@ func (r *runner) notef(format string, args ...any) {
 // trigger arrives (the pacer decides).
 func (r *runner) replyDelay(d time.Duration) time.Duration { return r.cfg.Pacer.ReplyDelay(d) }
 
-// conn returns the shared connection for key, dialing it on first use
-// (grpc.NewClient connects lazily). Call with r.mu held.
-func (r *runner) conn(addr, key string, agent bool) *grpc.ClientConn {
-	if cc := r.conns[key]; cc != nil {
-		return cc
-	}
-	opts := r.sourceDial
-	if agent {
-		opts = r.agentDial
-	}
-	cc, err := grpc.NewClient(addr, opts...)
-	if err != nil {
-		// NewClient fails only on a malformed target; every call on the
-		// nil connection would fail, so report it loudly once.
-		r.notef("dial %s: %v", addr, err)
-		return nil
-	}
-	r.conns[key] = cc
-	r.allConns = append(r.allConns, cc)
-	return cc
-}
-
-func (r *runner) closeConns() {
-	r.mu.Lock()
-	conns := r.allConns
-	r.allConns = nil
-	r.conns = map[string]*grpc.ClientConn{}
-	r.mu.Unlock()
-	for _, cc := range conns {
-		_ = cc.Close()
-	}
-}
-
-// agentFor returns the agent of a cluster, creating it (and choosing its
-// broker address round-robin) on first use.
-func (r *runner) agentFor(cluster string) *agent {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if a := r.agents[cluster]; a != nil {
-		return a
-	}
-	n := len(r.agents)
-	addr := r.cfg.BrokerAddrs[n%len(r.cfg.BrokerAddrs)]
-	group := r.perAddr[addr] / r.cfg.AgentsPerConn
-	r.perAddr[addr]++
-	req, _ := proto.Marshal(maestro.AgentSubscription(cluster)) // cannot fail for a plain message
-	a := &agent{r: r, cluster: cluster, addr: addr, subReq: req, versions: map[string]int64{}, restart: make(chan struct{}, 1),
-		cc: r.conn(addr, fmt.Sprintf("broker %s #%d", addr, group), true)}
-	r.agents[cluster] = a
-	return a
-}
-
-// sourceAddrFor pairs a cluster's broker address with a source address, so
-// with several independent instances a spec goes to the instance that
-// serves its agent.
-func (r *runner) sourceAddrFor(a *agent) string {
-	for i, b := range r.cfg.BrokerAddrs {
-		if b == a.addr {
-			return r.cfg.SourceAddrs[i%len(r.cfg.SourceAddrs)]
-		}
-	}
-	return r.cfg.SourceAddrs[0]
-}
-
-// sourceFor returns the source with this id on one source address.
-func (r *runner) sourceFor(id, addr string) *source {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	key := id + "\x00" + addr
-	if s := r.sources[key]; s != nil {
-		return s
-	}
-	req, _ := proto.Marshal(maestro.SourceSubscription(id))
-	s := &source{r: r, id: id, addr: addr, subReq: req, cc: r.conn(addr, "source "+id+" "+addr, false)}
-	r.sources[key] = s
-	return s
-}
-
 // settle waits until every send has its delivery, or Settle has passed
 // since the last send.
 func (r *runner) settle(ctx context.Context) {
@@ -582,8 +487,6 @@ func (r *runner) summary(man *format.Manifest, end time.Time) *Summary {
 		StatusForward:      r.statusForward.Summary(),
 		SendLateness:       r.sendLate.Summary(),
 		ReplyLateness:      r.replyLate.Summary(),
-		AgentsPerAddr:      map[string]int{},
-		SourcesPerAddr:     map[string]int{},
 		Reconnects:         r.reconnects.Load(),
 		OutageSeconds:      time.Duration(r.outageNanos.Load()).Seconds(),
 		ResyncsSent:        r.resyncs.Load(),
@@ -610,18 +513,7 @@ func (r *runner) summary(man *format.Manifest, end time.Time) *Summary {
 		s.SpecsPerSecond = float64(s.SpecsSent) / s.WallSeconds
 		s.EventsPerSecond = float64(s.SpecsSent+s.StatusesSent) / s.WallSeconds
 	}
-	r.mu.Lock()
-	for _, a := range r.agents {
-		if a.started.Load() {
-			s.AgentsPerAddr[a.addr]++
-		}
-	}
-	for _, src := range r.sources {
-		if src.started.Load() {
-			s.SourcesPerAddr[src.addr]++
-		}
-	}
-	r.mu.Unlock()
+	s.AgentsPerAddr, s.SourcesPerAddr = r.streamsPerAddr()
 
 	failed := o.byStatus[format.OutcomeFailed]
 	missing := o.byStatus[format.OutcomeMissing] + o.byStatus[format.OutcomeNotTriggered] + o.byStatus[format.OutcomeSkipped] - o.shard

@@ -14,6 +14,19 @@ import (
 	"github.com/cereplay/cereplay/maestro"
 )
 
+// sendPath is what the send path (release) holds besides the accounting:
+// the in-flight slots, the publishes in flight, the events' buffers.
+type sendPath struct {
+	sem   chan struct{} // Publish calls in flight: specs and other sends
+	stSem chan struct{} // Publish calls in flight: status replies
+	sends counter       // publish goroutines in flight
+	bufs  bufPool       // buffers of the events being sent
+}
+
+func newSendPath(inflight int) sendPath {
+	return sendPath{sem: make(chan struct{}, inflight), stSem: make(chan struct{}, inflight)}
+}
+
 // take and give hold an in-flight slot of sem: r.sem for specs and other
 // sends, r.stSem for status replies, which have their own slots so that a
 // flood of spec publishes at --max cannot starve the replies (and pile
