@@ -26,7 +26,7 @@ stop_sim
 
 echo "== through cereplay record: --rate $RATE for $DUR"
 start_sim
-start_record
+start_record ${RECORD_FLAGS:-}
 replay --rate "$RATE" --duration "$DUR" --create-consumers --run-id "proxied-$$" "$@" || true
 publish_latency
 stop_record

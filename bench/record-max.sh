@@ -3,10 +3,10 @@
 # at --max through cereplay record into sim. Targets: every event accounted
 # (replay exit 0), recorder peak RSS <= 512 MB; the recording verifies.
 #
-# Usage: bench/record-max.sh [extra replay flags]
+# Usage: [RECORD_FLAGS="--upstream-conns 16"] bench/record-max.sh [extra replay flags]
 source "$(dirname "$0")/replay-common.sh"
 trace default
 start_sim
-start_record
+start_record ${RECORD_FLAGS:-}
 replay --max --create-consumers "$@" || true
 stop_record

@@ -38,6 +38,10 @@ type port struct {
 
 	mu    sync.Mutex
 	conns map[*upConn]struct{}
+	// shared, when set, are the upstream connections all clients share
+	// (Config.UpstreamConns), each client connection on one of them.
+	shared []*upConn
+	nextSh int
 }
 
 // upConn is the upstream connection of one client connection.
@@ -222,10 +226,15 @@ func subscriber(b []byte, f format.Flow) string {
 
 // TagConn gives each client connection its upstream connection.
 func (p *port) TagConn(ctx context.Context, _ *grpcstats.ConnTagInfo) context.Context {
-	u := &upConn{}
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.shared) > 0 {
+		u := p.shared[p.nextSh%len(p.shared)]
+		p.nextSh++
+		return context.WithValue(ctx, connKey{}, u)
+	}
+	u := &upConn{}
 	p.conns[u] = struct{}{}
-	p.mu.Unlock()
 	return context.WithValue(ctx, connKey{}, u)
 }
 
@@ -234,7 +243,7 @@ func (p *port) HandleConn(ctx context.Context, s grpcstats.ConnStats) {
 	if _, ok := s.(*grpcstats.ConnEnd); !ok {
 		return
 	}
-	if u, _ := ctx.Value(connKey{}).(*upConn); u != nil {
+	if u, _ := ctx.Value(connKey{}).(*upConn); u != nil && len(p.shared) == 0 {
 		p.release(u)
 	}
 }
@@ -252,10 +261,11 @@ func (p *port) release(u *upConn) {
 // closeAll closes every upstream connection still open.
 func (p *port) closeAll() {
 	p.mu.Lock()
-	all := make([]*upConn, 0, len(p.conns))
+	all := make([]*upConn, 0, len(p.conns)+len(p.shared))
 	for u := range p.conns {
 		all = append(all, u)
 	}
+	all = append(all, p.shared...)
 	p.mu.Unlock()
 	for _, u := range all {
 		p.release(u)

@@ -254,3 +254,32 @@ func TestOutNotEmpty(t *testing.T) {
 		t.Fatalf("%d entries in the folder after the refusal", len(ents))
 	}
 }
+
+// TestSharedUpstreamConns: with UpstreamConns, clients share the upstream
+// connections and traffic flows as with one per client.
+func TestSharedUpstreamConns(t *testing.T) {
+	srv := startSim(t, 0)
+	for _, c := range []string{"shared-1", "shared-2"} {
+		if err := srv.CreateConsumer(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, _ := startRecorder(t, srv, func(c *record.Config) { c.UpstreamConns = 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	src := dialRaw(t, rec.SourceAddr())
+	for _, c := range []string{"shared-1", "shared-2"} {
+		st, _, err := dialRaw(t, rec.BrokerAddr()).subscribe(ctx, t, maestro.AgentSubscription(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		publishSpecs(t, src, c, 0, 1)
+		var m transport.RawMsg
+		if err := st.RecvMsg(&m); err != nil {
+			t.Fatalf("delivery to %s over a shared upstream: %v", c, err)
+		}
+	}
+	if _, err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

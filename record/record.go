@@ -50,6 +50,13 @@ type Config struct {
 	// QueueBytes bounds the messages waiting for the trace writer; past
 	// it the recording stops (the proxy goes on). 0 means 64 MiB.
 	QueueBytes int64
+	// UpstreamConns, when above 0, makes every client connection of a
+	// port share one of this many upstream connections (with a source
+	// connection's large windows), instead of one upstream connection per
+	// client connection: Maestro then sees fewer connections than without
+	// the proxy, and the recorder needs much less memory for thousands of
+	// agents.
+	UpstreamConns int
 	// KeepHeartbeats stores heartbeats; by default they are only counted.
 	KeepHeartbeats bool
 	// Version and Command go into the manifest's provenance.
@@ -135,7 +142,11 @@ func Start(ctx context.Context, cfg Config) (*Recorder, error) {
 		if s.listen == "" {
 			continue
 		}
-		dial := transport.ConnOptions(sec, time.Second, 5*time.Second, s.conn)
+		conn := s.conn
+		if cfg.UpstreamConns > 0 {
+			conn = transport.SourceConn // many streams on each
+		}
+		dial := transport.ConnOptions(sec, time.Second, 5*time.Second, conn)
 		// Refuse an upstream that does not parse now, not at the first call.
 		if cc, err := grpc.NewClient(s.upstream, dial...); err != nil {
 			return fail(errUpstream(s.name, s.upstream, err))
@@ -148,6 +159,9 @@ func Start(ctx context.Context, cfg Config) (*Recorder, error) {
 		}
 		p := &port{name: s.name, publish: s.publish, stream: s.stream, sub: s.sub, upstream: s.upstream, dial: dial,
 			forwardAuth: cfg.Token == "" && token == "", rec: r, conns: map[*upConn]struct{}{}}
+		for range cfg.UpstreamConns {
+			p.shared = append(p.shared, &upConn{})
+		}
 		auth := transport.Bearer{Token: cfg.Token, Name: "record"}
 		o = append(o, transport.RawServer(), grpc.UnknownServiceHandler(p.handler), grpc.StatsHandler(p),
 			grpc.ChainStreamInterceptor(auth.Stream))
@@ -255,8 +269,8 @@ func (c *Config) validate() error {
 	if n == 0 {
 		return errors.New("record: nothing to record: set --source-listen and --source-upstream, --broker-listen and --broker-upstream, or both")
 	}
-	if c.SealEvery < 0 || c.QueueBytes < 0 {
-		return errors.New("record: --seal-every and the queue size must not be negative")
+	if c.SealEvery < 0 || c.QueueBytes < 0 || c.UpstreamConns < 0 {
+		return errors.New("record: --seal-every, --upstream-conns and the queue size must not be negative")
 	}
 	return nil
 }

@@ -67,6 +67,7 @@ func recordCommand() *cli.Command {
 			&cli.StringFlag{Name: "key-file", Usage: "client key for mTLS to the upstreams"},
 			&cli.StringFlag{Name: "server-name", Usage: "name to check in Maestro's certificate"},
 			&cli.StringFlag{Name: "upstream-token-file", Usage: "bearer token `file` sent to the upstreams on every call (needs TLS); without it and without --token-file, the clients' own authorization passes through"},
+			&cli.IntFlag{Name: "upstream-conns", Usage: "share `N` upstream connections per port among all clients (0: one per client connection, as Maestro sees them without the proxy; for thousands of agents, 16 needs much less memory)"},
 			&cli.StringFlag{Name: "metrics-listen", Usage: "`host:port` serving Prometheus /metrics"},
 			&cli.DurationFlag{Name: "seal-every", Value: record.DefaultSealEvery, Usage: "seal a segment and rewrite the manifest at least this often"},
 			&cli.Int64Flag{Name: "segment-size", Value: format.DefaultSegmentSize, Usage: "seal a segment at this many `bytes` of records"},
@@ -106,6 +107,7 @@ func runRecord(c *cli.Context) error {
 		SealEvery:      c.Duration("seal-every"),
 		SegmentSize:    c.Int64("segment-size"),
 		KeepHeartbeats: c.Bool("keep-heartbeats"),
+		UpstreamConns:  c.Int("upstream-conns"),
 		Version:        version,
 		Command:        strings.Join(os.Args, " "),
 		// One line per failed call (clients see the same error) and one
