@@ -3,7 +3,6 @@ package replay
 import (
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -16,13 +15,7 @@ import (
 // closedURL returns a metrics URL on a loopback port nothing listens on.
 func closedURL(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr + "/metrics"
+	return "http://" + deadAddr(t) + "/metrics"
 }
 
 // A replay with --target-metrics stores sim's CPU and RSS samples in the
