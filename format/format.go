@@ -157,6 +157,9 @@ const (
 	// trigger: a spec that failed, was not sent or never arrived) did
 	// not happen.
 	OutcomeNotTriggered OutcomeStatus = 7
+	// OutcomeNotSent: not sent because the run ended first (interrupted,
+	// or stopped for a reason its summary gives).
+	OutcomeNotSent OutcomeStatus = 8
 )
 
 var outcomeNames = [...]string{
@@ -167,10 +170,11 @@ var outcomeNames = [...]string{
 	OutcomeDelivered:    "delivered",
 	OutcomeMissing:      "missing",
 	OutcomeNotTriggered: "not-triggered",
+	OutcomeNotSent:      "not-sent",
 }
 
 // Valid reports whether s is one of the defined statuses.
-func (s OutcomeStatus) Valid() bool { return s >= OutcomeSent && s <= OutcomeNotTriggered }
+func (s OutcomeStatus) Valid() bool { return s >= OutcomeSent && s <= OutcomeNotSent }
 
 // String returns the status name ("sent", "dropped-late", ...).
 func (s OutcomeStatus) String() string {
@@ -182,7 +186,7 @@ func (s OutcomeStatus) String() string {
 
 // ParseOutcomeStatus parses a name printed by OutcomeStatus.String.
 func ParseOutcomeStatus(s string) (OutcomeStatus, error) {
-	for o := OutcomeSent; o <= OutcomeNotTriggered; o++ {
+	for o := OutcomeSent; o <= OutcomeNotSent; o++ {
 		if outcomeNames[o] == s {
 			return o, nil
 		}

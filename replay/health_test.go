@@ -60,7 +60,7 @@ func TestReplayNothingListening(t *testing.T) {
 	}
 	outs := checkAccounting(t, trace, out)
 	for i, o := range outs {
-		if f := o[0].Flow; !f.Subscribe() && (o[0].Outcome.Status != format.OutcomeSkipped || o[0].Outcome.Note != "not sent: could not subscribe") {
+		if f := o[0].Flow; !f.Subscribe() && (o[0].Outcome.Status != format.OutcomeNotSent || o[0].Outcome.Note != "not sent: could not subscribe") {
 			t.Errorf("record %d (%s): outcome %+v, want not sent", i, f, o[0].Outcome)
 		}
 	}

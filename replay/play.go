@@ -228,7 +228,7 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 			}
 			rec := keep(rec)
 			r.pace(ctx, r.t0.Add(r.untriggeredDue(rec, lastDue)), func() {
-				r.out.emit(m, format.Outcome{Status: format.OutcomeSkipped, Note: r.notSentNote()})
+				r.out.emit(m, format.Outcome{Status: format.OutcomeNotSent, Note: r.notSentNote()})
 			}, func() {
 				r.sends.add()
 				go func() {
@@ -308,7 +308,7 @@ func (r *runner) notPlayed(tr *traceReader, done *atomic.Int64) {
 		}
 		done.Add(1)
 		if rec.Type == format.TypeEvent {
-			r.out.emit(metaOf(i, rec), format.Outcome{Status: format.OutcomeSkipped, Note: note})
+			r.out.emit(metaOf(i, rec), format.Outcome{Status: format.OutcomeNotSent, Note: note})
 		}
 	}
 }
@@ -470,7 +470,7 @@ func (r *runner) connectPhase(ctx context.Context, tr *traceReader, man *format.
 	wg.Wait()
 	for _, j := range jobs[sent:] {
 		if j.rec != nil {
-			r.out.emit(j.m, format.Outcome{Status: format.OutcomeSkipped, Note: r.notSentNote()})
+			r.out.emit(j.m, format.Outcome{Status: format.OutcomeNotSent, Note: r.notSentNote()})
 		}
 	}
 	// An interrupted connect phase is not an error of the run: the

@@ -516,7 +516,7 @@ func (r *runner) summary(man *format.Manifest, end time.Time) *Summary {
 	s.AgentsPerAddr, s.SourcesPerAddr = r.streamsPerAddr()
 
 	failed := o.byStatus[format.OutcomeFailed]
-	missing := o.byStatus[format.OutcomeMissing] + o.byStatus[format.OutcomeNotTriggered] + o.byStatus[format.OutcomeSkipped] - o.shard
+	missing := o.byStatus[format.OutcomeMissing] + o.byStatus[format.OutcomeNotTriggered] + o.byStatus[format.OutcomeNotSent] + o.byStatus[format.OutcomeSkipped] - o.shard
 	dropped := o.byStatus[format.OutcomeDroppedLate]
 	if failed > r.cfg.AllowFailed {
 		s.Problems = append(s.Problems, fmt.Sprintf("%d sends failed (allowed %d)", failed, r.cfg.AllowFailed))

@@ -138,7 +138,7 @@ func (r *runner) sendSpec(ctx context.Context, m recMeta, rec *format.Record, du
 		}
 		j.ungate = func() bool { return r.tr.ungate(s) }
 	}
-	r.pace(ctx, j.due, func() { j.notSent(r.skipped()) }, func() { r.release(ctx, j) })
+	r.pace(ctx, j.due, func() { j.notSent(r.notSentOutcome()) }, func() { r.release(ctx, j) })
 }
 
 func plainOutcome(late, lat time.Duration, code uint32, msg string) format.Outcome {
@@ -185,7 +185,7 @@ func (r *runner) sendPlain(ctx context.Context, m recMeta, rec *format.Record, d
 		}
 		r.out.emit(m, plainOutcome(late, lat, code, msg))
 	}
-	r.pace(ctx, j.due, func() { j.notSent(r.skipped()) }, func() { r.release(ctx, j) })
+	r.pace(ctx, j.due, func() { j.notSent(r.notSentOutcome()) }, func() { r.release(ctx, j) })
 }
 
 // addStatus hands a status reply to the tracker, which fires it once the
@@ -269,9 +269,9 @@ func (s *indexSet) has(i uint64) bool {
 	return int(i/64) < len(s.bits) && s.bits[i/64]&(1<<(i%64)) != 0
 }
 
-// skipped is the outcome of a send the run ended before.
-func (r *runner) skipped() format.Outcome {
-	return format.Outcome{Status: format.OutcomeSkipped, Note: r.notSentNote()}
+// notSentOutcome is the outcome of a send the run ended before.
+func (r *runner) notSentOutcome() format.Outcome {
+	return format.Outcome{Status: format.OutcomeNotSent, Note: r.notSentNote()}
 }
 
 // noteRunEnded is the note of a status reply that fell due after the
@@ -307,9 +307,9 @@ type sendJob struct {
 func (r *runner) release(ctx context.Context, j sendJob) {
 	if !r.take(ctx, j.slots) {
 		if j.reply {
-			j.notSent(format.Outcome{Status: format.OutcomeSkipped, Note: noteRunEnded})
+			j.notSent(format.Outcome{Status: format.OutcomeNotSent, Note: noteRunEnded})
 		} else {
-			j.notSent(r.skipped())
+			j.notSent(r.notSentOutcome())
 		}
 		return
 	}

@@ -719,7 +719,7 @@ func (t *tracker) finish() {
 	t.mu.Lock()
 	for s := range t.gated {
 		t.specTo(s, failed)
-		out = append(out, outcomeOf{s.meta, format.Outcome{Status: format.OutcomeSkipped, Lateness: s.lateness,
+		out = append(out, outcomeOf{s.meta, format.Outcome{Status: format.OutcomeNotSent, Lateness: s.lateness,
 			Note: "not sent: the spec before it on this resource was never settled"}})
 		out = append(out, t.failWaiters(s, "its spec was not sent")...)
 	}
@@ -759,7 +759,7 @@ func (t *tracker) finish() {
 				Note: "published, never forwarded to its source; " + noteCallInFlight}})
 			out = append(out, t.statusWaitersMissing(st, "its status was never forwarded")...)
 		default:
-			out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: still waiting at the end of the run"}})
+			out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeNotSent, Note: "not sent: still waiting at the end of the run"}})
 			out = append(out, t.statusWaitersMissing(st, "its status was not sent")...)
 		}
 	}

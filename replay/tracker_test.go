@@ -203,10 +203,10 @@ func TestTrackerStatusAfterFinish(t *testing.T) {
 		t.Fatal("forward of status 8 not matched")
 	}
 	h.tr.finish()
-	h.tr.statusNotSent(queued, format.Outcome{Status: format.OutcomeSkipped, Note: "not sent: the run ended"})
+	h.tr.statusNotSent(queued, format.Outcome{Status: format.OutcomeNotSent, Note: "not sent: the run ended"})
 	h.tr.statusSent(publishing, time.Millisecond, 14, "unavailable")
 	h.tr.statusSent(forwarded, time.Millisecond, 0, "")
-	if o := h.only(t, 1, format.OutcomeSkipped); o.Note != "not sent: still waiting at the end of the run" {
+	if o := h.only(t, 1, format.OutcomeNotSent); o.Note != "not sent: still waiting at the end of the run" {
 		t.Fatalf("queued status: %+v", o)
 	}
 	if o := h.only(t, 2, format.OutcomeMissing); !strings.Contains(o.Note, noteCallInFlight) {
@@ -273,7 +273,7 @@ func TestTrackerGatesTheNextSpecOfAResource(t *testing.T) {
 	if <-done {
 		t.Fatal("a spec still gated at the end was sent")
 	}
-	if o := h.only(t, 4, format.OutcomeSkipped); !strings.Contains(o.Note, "never settled") {
+	if o := h.only(t, 4, format.OutcomeNotSent); !strings.Contains(o.Note, "never settled") {
 		t.Errorf("gated spec's note: %q", o.Note)
 	}
 	h.only(t, 2, format.OutcomeMissing)

@@ -39,12 +39,13 @@ func replayCommand() *cli.Command {
 			"arrived, after the recorded delay. Status replies get the resourceversion the agent\n" +
 			"received and a fresh node-1 snowflake sequenceid; --run-id remaps resource ids so a trace\n" +
 			"can be replayed into the same Maestro again. Every record ends with one outcome (sent,\n" +
-			"failed with its gRPC code, dropped late, skipped, delivered, missing, not-triggered), written to --out\n" +
-			"with run.json and summary.json. Exit status 0 only when everything was sent and delivered\n" +
-			"(see --allow-*). A damaged trace fails the run: with --verify-first (the default for\n" +
-			"small traces) it is refused before anything is sent; otherwise every segment is checked\n" +
-			"before its first record is played, the run stops at the damage and the summary names the\n" +
-			"file, offset and record.\n\n" +
+			"failed with its gRPC code, dropped late, skipped (another shard, outside --limit),\n" +
+			"delivered, missing, not-triggered (its spec failed), not-sent (the run ended first)),\n" +
+			"written to --out with run.json and summary.json. Exit status 0 only when everything was\n" +
+			"sent and delivered (see --allow-*). A damaged trace fails the run: with --verify-first\n" +
+			"(the default for small traces) it is refused before anything is sent; otherwise every\n" +
+			"segment is checked before its first record is played, the run stops at the damage and\n" +
+			"the summary names the file, offset and record.\n\n" +
 			traceArgUsage + " A URL is read as the trace is\n" +
 			"played, a few segments ahead, and nothing is stored on disk; it is read once more to\n" +
 			"verify first (--verify-first) and once more to weigh the clusters of a --shard run.\n\n" +
