@@ -41,6 +41,7 @@ func WriteHTML(w io.Writer, rep *Report) error {
 func WriteJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
 

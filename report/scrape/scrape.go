@@ -25,6 +25,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/cereplay/cereplay/internal/jsonl"
 )
 
 // File is the name of the samples file in a run folder.
@@ -151,11 +153,10 @@ func (s *Scraper) loop(ctx context.Context) {
 }
 
 func (s *Scraper) write(sc Scrape) {
-	b, err := json.Marshal(sc)
+	b, err := jsonl.Line(sc)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err == nil {
-		b = append(b, '\n')
 		_, err = s.w.Write(b)
 	}
 	if err != nil && s.err == nil {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/cereplay/cereplay/internal/jsonl"
 )
 
 // Files of a run folder.
@@ -197,10 +199,10 @@ func (r *Recorder) cut(from, to time.Time) {
 		}
 		h.Reset()
 	}
-	b, err := json.Marshal(iv)
+	b, err := jsonl.Line(iv)
 	r.fail(err)
 	if err == nil {
-		_, err = r.w.Write(append(b, '\n'))
+		_, err = r.w.Write(b)
 		r.fail(err)
 		r.fail(r.w.Flush()) // the file is current while the run goes on
 	}
