@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cereplay/cereplay/maestro"
 	"google.golang.org/grpc/status"
 )
 
@@ -44,6 +45,22 @@ func (a *accounting) received(side, kind string) {
 	case "heartbeat":
 		a.heartbeats.Add(1)
 	}
+}
+
+// heard decodes the keys of a message received on a stream of side and
+// reports whether the stream has more to do with it: an undecodable
+// message and a heartbeat are only counted, here.
+func (a *accounting) heard(side string, b []byte) (maestro.Keys, bool) {
+	k, err := maestro.ExtractKeys(b)
+	switch {
+	case err != nil:
+		a.received(side, "undecodable")
+		return k, false
+	case k.Type == maestro.TypeHeartbeat:
+		a.received(side, "heartbeat")
+		return k, false
+	}
+	return k, true
 }
 
 // delivered records a spec's delivery latency.

@@ -49,12 +49,9 @@ func (a *agent) connect(ctx context.Context) error {
 // are counted, spec events matched to the specs the replay sent; nothing
 // else is decoded.
 func (a *agent) handle(b []byte, at time.Time) {
-	k, err := maestro.ExtractKeys(b)
+	k, ok := a.r.heard("agent", b)
 	switch {
-	case err != nil:
-		a.r.received("agent", "undecodable")
-	case k.Type == maestro.TypeHeartbeat:
-		a.r.received("agent", "heartbeat")
+	case !ok:
 	case maestro.IsSpec(k.Type):
 		a.r.received("agent", "spec")
 		switch {

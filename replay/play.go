@@ -163,13 +163,9 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 			}
 			return nil // interrupted: account for what was sent
 		}
-		rec, i, err := tr.read()
-		if errors.Is(err, io.EOF) {
-			readAll = true
-			return nil
-		}
-		if err != nil {
-			r.damaged(i, err)
+		rec, i := r.next(tr)
+		if rec == nil {
+			readAll = r.damage == nil
 			return nil
 		}
 		if done.Add(1)%1024 == 0 {
@@ -240,6 +236,19 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 	}
 }
 
+// next reads the trace's next record and its index. At the end of the
+// trace, or where it is damaged (recorded by damaged), it returns nil.
+func (r *runner) next(tr *traceReader) (*format.Record, uint64) {
+	rec, i, err := tr.read()
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			r.damaged(i, err)
+		}
+		return nil, i
+	}
+	return rec, i
+}
+
 // damaged records that the trace could not be read past record i: the
 // run goes on to account for what was sent, and fails.
 func (r *runner) damaged(i uint64, err error) {
@@ -298,12 +307,8 @@ func nextMark(left time.Duration) time.Duration {
 func (r *runner) notPlayed(tr *traceReader, done *atomic.Int64) {
 	note := r.notSentNote()
 	for {
-		rec, i, err := tr.read()
-		if errors.Is(err, io.EOF) {
-			return
-		}
-		if err != nil {
-			r.damaged(i, err)
+		rec, i := r.next(tr)
+		if rec == nil {
 			return
 		}
 		done.Add(1)
@@ -396,12 +401,8 @@ func (r *runner) connectPhase(ctx context.Context, tr *traceReader, man *format.
 	}
 	var jobs []job
 	for {
-		rec, i, err := tr.read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			r.damaged(i, err)
+		rec, i := r.next(tr)
+		if rec == nil {
 			break
 		}
 		if rec.Type != format.TypeEvent || !rec.Flow.Subscribe() {

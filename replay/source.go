@@ -36,12 +36,9 @@ func (s *source) connect(ctx context.Context) error {
 // handle processes one message received on the source's stream: forwarded
 // statuses are matched by the sequence id the replay gave them.
 func (s *source) handle(b []byte, at time.Time) {
-	k, err := maestro.ExtractKeys(b)
+	k, ok := s.r.heard("source", b)
 	switch {
-	case err != nil:
-		s.r.received("source", "undecodable")
-	case k.Type == maestro.TypeHeartbeat:
-		s.r.received("source", "heartbeat")
+	case !ok:
 	case maestro.IsStatus(k.Type):
 		s.r.received("source", "status")
 		if d, ok := s.r.tr.forwarded(k, at); ok {
