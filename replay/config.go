@@ -75,6 +75,9 @@ type Config struct {
 	LateWarn time.Duration
 	// Shard plays only the clusters of one shard.
 	Shard Shard
+	// Only plays one side of the traffic (see Side): the source against
+	// real agents, or the agents against a real source.
+	Only Side
 
 	// RunID remaps resource ids so the trace can be replayed again into
 	// the same Maestro.
@@ -230,6 +233,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, configErr("connect rate %v: must be >= 0", c.ConnectRate)
 	case c.AgentsPerConn < 0 || c.MaxInflight < 0 || c.ConnectWorkers < 0:
 		return c, configErr("counts must be >= 0")
+	case c.Only != SideBoth && c.Only != SideSource && c.Only != SideAgents:
+		return c, configErr("--only %q: want %q or %q", c.Only, SideSource, SideAgents)
 	}
 	if c.Speed == 0 {
 		c.Speed = 1

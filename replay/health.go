@@ -219,9 +219,13 @@ func (r *runner) watch(ctx context.Context) {
 			return
 		}
 		waiting := r.tr.specsWaiting()
-		if stall.stalled(time.Now(), waiting, r.specDelivery.Count(), r.cfg.StallTimeout) {
-			r.stop("the target delivered nothing", fmt.Sprintf("no spec delivered for %v (--stall-timeout) while %d waited: "+
-				"the target accepts Publish but delivers nothing to agents", r.cfg.StallTimeout, waiting))
+		if stall.stalled(time.Now(), waiting, r.tr.deliveredCount(), r.cfg.StallTimeout) {
+			why := "the target accepts Publish but delivers nothing to agents"
+			if r.cfg.Only == SideAgents {
+				why = "is the real source sending (--only agents)?"
+			}
+			r.stop("the target delivered nothing", fmt.Sprintf("no spec delivered for %v (--stall-timeout) while %d waited: %s",
+				r.cfg.StallTimeout, waiting, why))
 			return
 		}
 	}

@@ -171,7 +171,9 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 		if done.Add(1)%1024 == 0 {
 			r.tr.prune(rec.Offset - replyHorizon)
 		}
-		if r.cfg.Max {
+		if r.cfg.Max || !r.playsSource() {
+			// Without a schedule of its own (--only agents reads ahead
+			// of a real source) only the backpressure bounds the read.
 			r.backpressure(ctx)
 		}
 		if rec.Type != format.TypeEvent {
@@ -195,10 +197,18 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 				continue
 			}
 			lastDue = due
+			if !r.playsSource() {
+				r.expectSpec(m, rec)
+				continue
+			}
 			r.sendSpec(ctx, m, rec, due)
 		case format.FlowAgentToServer:
 			if rec.HasTrigger {
 				if cut && !r.tr.known(rec.Trigger) {
+					continue
+				}
+				if !r.playsAgents() {
+					r.expectReply(m, rec)
 					continue
 				}
 				r.addStatus(m, rec)
@@ -207,14 +217,26 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 			if cut {
 				continue
 			}
+			if !r.playsAgents() {
+				r.otherSide(m)
+				continue
+			}
 			r.sendPlain(ctx, m, rec, r.untriggeredDue(rec, lastDue))
 		case format.FlowServerToAgent:
 			if cut && !r.tr.known(rec.Trigger) || r.answersOtherShard(m, rec) {
 				continue
 			}
+			if !r.playsAgents() {
+				r.otherSide(m)
+				continue
+			}
 			r.tr.expectDelivery(m, rec.Trigger, rec.HasTrigger)
 		case format.FlowServerToSource:
 			if cut && !r.tr.known(rec.Trigger) || r.answersOtherShard(m, rec) {
+				continue
+			}
+			if !r.playsSource() {
+				r.otherSide(m)
 				continue
 			}
 			r.tr.expectForward(m, rec.Trigger, rec.HasTrigger)
@@ -412,14 +434,14 @@ func (r *runner) connectPhase(ctx context.Context, tr *traceReader, man *format.
 		done.Add(1)
 		jobs = append(jobs, job{metaOf(i, rec), keep(rec)})
 	}
-	if man.CountsByFlow[format.FlowAgentSubscribe.String()] == 0 {
+	if man.CountsByFlow[format.FlowAgentSubscribe.String()] == 0 && r.playsAgents() {
 		for _, c := range man.Consumers {
 			if r.cfg.Shard.Owns(c) {
 				jobs = append(jobs, job{recMeta{flow: format.FlowAgentSubscribe, actor: c}, nil})
 			}
 		}
 	}
-	if man.CountsByFlow[format.FlowSourceSubscribe.String()] == 0 {
+	if man.CountsByFlow[format.FlowSourceSubscribe.String()] == 0 && r.playsSource() {
 		for _, s := range man.Sources {
 			jobs = append(jobs, job{recMeta{flow: format.FlowSourceSubscribe, actor: s}, nil})
 		}
@@ -488,6 +510,10 @@ func (r *runner) connectPhase(ctx context.Context, tr *traceReader, man *format.
 
 // subscribeRecord plays a subscribe record and writes its outcome.
 func (r *runner) subscribeRecord(m recMeta, rec *format.Record) {
+	if rec.Flow == format.FlowAgentSubscribe && !r.playsAgents() || rec.Flow == format.FlowSourceSubscribe && !r.playsSource() {
+		r.otherSide(m)
+		return
+	}
 	if rec.Flow == format.FlowAgentSubscribe {
 		if r.otherShard(m, rec.Actor) {
 			return

@@ -49,11 +49,15 @@ type RunInfo struct {
 
 // Summary is summary.json, and what Run returns.
 type Summary struct {
-	TraceDigest string  `json:"trace_digest"`
-	RunID       string  `json:"run_id,omitempty"`
-	Mode        string  `json:"mode"`
-	WallSeconds float64 `json:"wall_seconds"` // T0 to the end of the settle wait
-	SendSeconds float64 `json:"send_seconds"` // T0 to the last send
+	TraceDigest string `json:"trace_digest"`
+	RunID       string `json:"run_id,omitempty"`
+	Mode        string `json:"mode"`
+	// Only is the side played (--only), and NotChecked what a run of one
+	// side cannot check, since the other side's real clients play it.
+	Only        string   `json:"only,omitempty"`
+	NotChecked  []string `json:"not_checked,omitempty"`
+	WallSeconds float64  `json:"wall_seconds"` // T0 to the end of the settle wait
+	SendSeconds float64  `json:"send_seconds"` // T0 to the last send
 	// SpecsPerSecond and EventsPerSecond are over WallSeconds, the time
 	// the run took: sends that went out in a burst and then waited long
 	// for deliveries do not make a high rate.
@@ -180,6 +184,7 @@ type outcomeCounts struct {
 	// exist in the target (see missingConsumer).
 	noConsumer int64
 	shard      int64 // skipped because another shard plays them
+	side       int64 // skipped because the other side's real clients play them (--only)
 }
 
 func newOutbox(start time.Time, c pace.Clock, m *metrics) *outbox {
@@ -235,6 +240,9 @@ func (o *outbox) emit(m recMeta, out format.Outcome) {
 	}
 	if out.Status == format.OutcomeSkipped && out.Note == noteOtherShard {
 		o.n.shard++
+	}
+	if out.Status == format.OutcomeSkipped && out.Note == noteOtherSide {
+		o.n.side++
 	}
 	o.cond.Signal()
 	o.mu.Unlock()
@@ -365,6 +373,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 	}
 	p.printf("replay %s: %s, %d%s records in %.1fs (%.0f specs/s, %.0f events/s)\n",
 		verdict, s.Mode, s.Records, of, s.WallSeconds, s.SpecsPerSecond, s.EventsPerSecond)
+	if s.Only != "" {
+		p.printf("  only the %s side played; not checked: %s\n", s.Only, strings.Join(s.NotChecked, "; "))
+	}
 	p.printf("  outcomes:")
 	for _, k := range sortedKeys(s.Outcomes) {
 		p.printf(" %s %d", k, s.Outcomes[k])

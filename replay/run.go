@@ -192,6 +192,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	r.out = newOutbox(r.start, r.clock, r.m)
 	r.tr = newTracker(r.out.emit, func(s *statusState) { r.disp.schedule(s) }, r.replyDelay)
+	r.tr.side = cfg.Only
 	r.disp = newDispatcher(r.clock, r.fireStatus)
 
 	// Outcome records are small; small segments and one worker keep the
@@ -412,6 +413,7 @@ func (r *runner) settings() map[string]string {
 	add("late_warn", c.LateWarn.String(), !c.Max)
 	add("connect_rate", strconv.FormatFloat(c.ConnectRate, 'g', -1, 64), c.ConnectRate > 0)
 	add("shard", c.Shard.String(), c.Shard.Count > 1)
+	add("only", string(c.Only), c.Only != SideBoth)
 	if c.Shard.Planned() {
 		own := c.Shard.plan.Shards[c.Shard.Index]
 		s["shard_plan"] = fmt.Sprintf("by events: %d clusters, %d events, %d bytes", own.Clusters, own.Events, own.Bytes)
@@ -453,12 +455,21 @@ func (r *runner) settle(ctx context.Context) {
 	deadline := time.Now().Add(r.cfg.Settle)
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
-	for r.tr.pending() > 0 && time.Now().Before(deadline) {
+	last := r.tr.pending()
+	for last > 0 && time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		// With --only agents the sends are the real source's, which may
+		// go on long after the trace is read: the wait is from the last
+		// delivery, not from the end of the reading.
+		n := r.tr.pending()
+		if n != last && !r.playsSource() {
+			deadline = time.Now().Add(r.cfg.Settle)
+		}
+		last = n
 	}
 }
 
@@ -470,6 +481,8 @@ func (r *runner) summary(man *format.Manifest, end time.Time) *Summary {
 		TraceDigest:        man.Digest,
 		RunID:              r.cfg.RunID,
 		Mode:               r.cfg.mode(),
+		Only:               string(r.cfg.Only),
+		NotChecked:         r.cfg.Only.notChecked(),
 		Records:            o.records,
 		TraceRecords:       man.Records,
 		TraceDamage:        r.damage,
@@ -516,7 +529,7 @@ func (r *runner) summary(man *format.Manifest, end time.Time) *Summary {
 	s.AgentsPerAddr, s.SourcesPerAddr = r.streamsPerAddr()
 
 	failed := o.byStatus[format.OutcomeFailed]
-	missing := o.byStatus[format.OutcomeMissing] + o.byStatus[format.OutcomeNotTriggered] + o.byStatus[format.OutcomeNotSent] + o.byStatus[format.OutcomeSkipped] - o.shard
+	missing := o.byStatus[format.OutcomeMissing] + o.byStatus[format.OutcomeNotTriggered] + o.byStatus[format.OutcomeNotSent] + o.byStatus[format.OutcomeSkipped] - o.shard - o.side
 	dropped := o.byStatus[format.OutcomeDroppedLate]
 	if failed > r.cfg.AllowFailed {
 		s.Problems = append(s.Problems, fmt.Sprintf("%d sends failed (allowed %d)", failed, r.cfg.AllowFailed))

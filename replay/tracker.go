@@ -29,14 +29,16 @@ type specState struct {
 	meta     recMeta
 	cluster  string
 	wireRID  string // the resource id on the wire (remapped under a run id)
+	external bool   // sent by a real source, not this replay (--only agents)
 	sentAt   time.Time
 	lateness time.Duration
 	latency  time.Duration
 
-	phase   phase
-	at      time.Time // its delivery
-	version int64
-	hasVer  bool
+	phase     phase
+	published bool      // handed to Publish (addSpec)
+	at        time.Time // its delivery
+	version   int64
+	hasVer    bool
 
 	statuses []*statusState // replies waiting for the delivery
 	expects  []recMeta      // server>agent records waiting for the delivery
@@ -56,14 +58,15 @@ type specState struct {
 // statusState follows one status reply from the delivery of its spec to
 // its arrival on the source's stream.
 type statusState struct {
-	meta   recMeta
-	spec   *specState
-	agent  string
-	delay  time.Duration
-	data   []byte // the recorded event, until it is sent
-	due    time.Time
-	seq    string
-	sentAt time.Time
+	meta     recMeta
+	spec     *specState
+	agent    string
+	external bool // sent by a real agent, not this replay (--only source)
+	delay    time.Duration
+	data     []byte // the recorded event, until it is sent
+	due      time.Time
+	seq      string
+	sentAt   time.Time
 
 	lateness, latency time.Duration
 	phase             phase
@@ -159,6 +162,15 @@ type tracker struct {
 	pendingStatuses int // read, not finished (waiting, scheduled, in flight or not forwarded)
 	unsent          int // read, not yet handed to Publish: each holds its event
 
+	// side is the part of the traffic the replay plays (--only). With
+	// SideSource no delivery is seen, and statuses sent by real agents
+	// are matched on their forward by resource id (awaiting, early); with
+	// SideAgents no forward is seen.
+	side     Side
+	awaiting map[string][]*statusState // wire resource id -> statuses awaited from real agents (FIFO)
+	early    map[string][]time.Time    // wire resource id -> forwards that came before their status was read
+
+	deliveries         int64 // specs delivered as expected: the stall watch's progress
 	unexpectedSpecs    int64 // deliveries with no spec waiting for them
 	unexpectedStatuses int64 // forwards with an unknown sequence id
 	duplicateForwards  int64 // the same status forwarded again
@@ -295,9 +307,13 @@ func (t *tracker) ungate(s *specState) bool {
 func (t *tracker) addSpec(s *specState) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	s.published = true
+	t.specTo(s, calling)
+	if t.side == SideSource {
+		return // no agent of this replay receives it
+	}
 	t.undelivered[s.wireRID] = append(t.undelivered[s.wireRID], s)
 	t.pendingSpecs++
-	t.specTo(s, calling)
 }
 
 // specNotSent records a spec that was never published (dropped as late,
@@ -328,9 +344,16 @@ func (t *tracker) specSent(s *specState, latency time.Duration, code uint32, not
 		out = append(out, outcomeOf{s.meta, format.Outcome{Status: format.OutcomeFailed, Code: code, Lateness: s.lateness, Latency: latency, Note: note}})
 		out = append(out, t.failWaiters(s, "its spec failed to publish")...)
 	} else {
-		t.specTo(s, s.phase.onCallOK())
-		if s.phase == delivered {
-			out = append(out, outcomeOf{s.meta, t.specOutcome(s)})
+		switch t.side {
+		case SideSource:
+			// Nothing will arrive: its outcome is written now.
+			t.specTo(s, delivered)
+			out = append(out, outcomeOf{s.meta, format.Outcome{Status: format.OutcomeSent, Lateness: s.lateness, Latency: latency, Note: noteSpecNotSeen}})
+		default:
+			t.specTo(s, s.phase.onCallOK())
+			if s.phase == delivered {
+				out = append(out, outcomeOf{s.meta, t.specOutcome(s)})
+			}
 		}
 	}
 	t.settle(s)
@@ -381,6 +404,9 @@ func (t *tracker) removeUndelivered(s *specState) {
 }
 
 func (t *tracker) specOutcome(s *specState) format.Outcome {
+	if s.external {
+		return format.Outcome{Status: format.OutcomeDelivered, Note: noteSpecNotSent}
+	}
 	return format.Outcome{Status: format.OutcomeDelivered, Lateness: s.lateness, Latency: s.latency, Delivery: s.at.Sub(s.sentAt)}
 }
 
@@ -421,9 +447,13 @@ func (t *tracker) delivered(k maestro.Keys, at time.Time) (time.Duration, bool) 
 		t.undelivered[k.ResourceID] = q[1:]
 	}
 	t.pendingSpecs--
+	t.deliveries++
 	s.at = at
 	s.version, s.hasVer = k.ResourceVersion, k.HasResourceVersion
-	d := at.Sub(s.sentAt)
+	var d time.Duration
+	if !s.external {
+		d = at.Sub(s.sentAt)
+	}
 	t.specTo(s, s.phase.onArrival())
 	if s.phase == delivered {
 		out = append(out, outcomeOf{s.meta, t.specOutcome(s)})
@@ -443,7 +473,7 @@ func (t *tracker) delivered(k maestro.Keys, at time.Time) (time.Duration, bool) 
 	for _, st := range fire {
 		t.fire(st)
 	}
-	return d, true
+	return d, !s.external
 }
 
 // expectDelivery handles a server>agent record: the trace says the spec
@@ -567,6 +597,10 @@ func (t *tracker) statusSent(st *statusState, latency time.Duration, code uint32
 		delete(t.bySeq, st.seq)
 		out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeFailed, Code: code, Lateness: st.lateness, Latency: latency, Note: note}})
 		out = append(out, t.statusWaitersMissing(st, "its status failed to publish")...)
+	} else if t.side == SideAgents {
+		// Nothing will arrive: its outcome is written now.
+		t.statusTo(st, delivered)
+		out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeSent, Lateness: st.lateness, Latency: latency, Note: noteStatusNotSeen}})
 	} else {
 		t.statusTo(st, st.phase.onCallOK())
 		if st.phase == delivered {
@@ -584,6 +618,9 @@ func (t *tracker) statusOutcome(st *statusState) format.Outcome {
 // forwarded handles a status event on a source's stream, matched by the
 // sequence id the replay minted for it.
 func (t *tracker) forwarded(k maestro.Keys, at time.Time) (time.Duration, bool) {
+	if t.side == SideSource {
+		return t.forwardedByResource(k, at)
+	}
 	var out []outcomeOf
 	t.mu.Lock()
 	st := t.bySeq[k.SequenceID]
@@ -728,8 +765,11 @@ func (t *tracker) finish() {
 	for _, q := range t.undelivered {
 		for _, s := range q {
 			if !s.phase.reported() {
-				out = append(out, outcomeOf{s.meta, format.Outcome{Status: format.OutcomeMissing, Lateness: s.lateness, Latency: s.latency,
-					Note: "sent, never delivered to agent " + s.cluster}})
+				note := "sent, never delivered to agent " + s.cluster
+				if s.external {
+					note = "never delivered to agent " + s.cluster + " (--only agents: sent by another source, if at all)"
+				}
+				out = append(out, outcomeOf{s.meta, format.Outcome{Status: format.OutcomeMissing, Lateness: s.lateness, Latency: s.latency, Note: note}})
 			}
 			t.specTo(s, failed)
 			out = append(out, t.failWaiters(s, "its spec was never delivered")...)
@@ -743,18 +783,24 @@ func (t *tracker) finish() {
 		}
 		was := st.phase
 		t.statusTo(st, ended)
-		switch was {
-		case sent:
+		switch {
+		case st.external && st.spec.phase == failed:
+			out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeNotTriggered, Note: "its spec was not sent"}})
+			out = append(out, t.statusWaitersMissing(st, "its spec was not sent")...)
+		case st.external:
+			out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeMissing, Note: noteStatusNeverSeen}})
+			out = append(out, t.statusWaitersMissing(st, "its status was never forwarded")...)
+		case was == sent:
 			out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeMissing, Lateness: st.lateness, Latency: st.latency,
 				Note: "sent, never forwarded to its source"}})
 			out = append(out, t.statusWaitersMissing(st, "its status was never forwarded")...)
-		case arrivedEarly:
+		case was == arrivedEarly:
 			// Its Publish call had not returned, but the forward proves
 			// the event went out.
 			o := t.statusOutcome(st)
 			o.Note = noteCallInFlight
 			out = append(out, outcomeOf{st.meta, o})
-		case calling:
+		case was == calling:
 			out = append(out, outcomeOf{st.meta, format.Outcome{Status: format.OutcomeMissing, Lateness: st.lateness,
 				Note: "published, never forwarded to its source; " + noteCallInFlight}})
 			out = append(out, t.statusWaitersMissing(st, "its status was never forwarded")...)

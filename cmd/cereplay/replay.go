@@ -86,6 +86,8 @@ func replayCommand() *cli.Command {
 				DefaultText: "adaptive"},
 			&cli.DurationFlag{Name: "late-drop", Usage: "drop (and count) sends later than this; 0 sends everything"},
 			&cli.DurationFlag{Name: "late-warn", Value: replay.DefaultLateWarn, Usage: "the summary says the schedule was not kept when more than 1% of sends left later than this"},
+			&cli.StringFlag{Name: "only", Usage: "play one side only against real clients: 'source' publishes the specs on schedule and matches the statuses real agents send " +
+				"(no agent streams), 'agents' opens every agent stream and answers the specs a real source sends with the trace's statuses and delays (a fleet simulator)"},
 			&cli.StringFlag{Name: "shard", Usage: "play only shard INDEX/COUNT of the clusters, e.g. 0/4: clusters are spread by their events, by one plan every shard makes alike from the trace (inspect --shards COUNT prints it)"},
 			&cli.StringFlag{Name: "run-id", Usage: "remap resource ids under this id, to replay into the same Maestro again"},
 			&cli.IntFlag{Name: "clusters-multiplier", Value: 1, Usage: "play every cluster `K` times, copy c >= 1 as <cluster>-x<c+1> with resource ids UUIDv5 of the original and c: K times the agents, works and statuses from the same trace (outcomes numbered record×K+copy; run.json names the rewrite)"},
@@ -254,6 +256,12 @@ func replayConfig(c *cli.Context, dir string) (replay.Config, error) {
 			return cfg, usagef("replay: %v", err)
 		}
 		cfg.StartAt = t
+	}
+	switch o := replay.Side(c.String("only")); o {
+	case replay.SideBoth, replay.SideSource, replay.SideAgents:
+		cfg.Only = o
+	default:
+		return cfg, usagef("replay: --only %q: want source or agents", o)
 	}
 	if s := c.String("shard"); s != "" {
 		sh, err := replay.ParseShard(s)
