@@ -1,34 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/cereplay/cereplay/internal/syncbuf"
 )
 
 // termBuffer is a buffer that passes for a terminal, so the progress bar
 // draws into it.
-type termBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+type termBuffer struct{ syncbuf.Buffer }
 
 func (t *termBuffer) IsTerminal() bool { return true }
-
-func (t *termBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.b.Write(p)
-}
-
-func (t *termBuffer) take() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := t.b.String()
-	t.b.Reset()
-	return s
-}
 
 // The bar of replay --create-consumers is driven through both phases as
 // replay drives it: the consumers' bar runs to its end (and finishes),
@@ -45,11 +28,11 @@ func TestProgressBothPhases(t *testing.T) {
 	consumers, records := bar.phaseCallback("consumers", "consumers"), bar.callback()
 	consumers(1, 4)
 	consumers(4, 4)
-	if out := w.take(); !strings.Contains(out, "consumers") || !strings.Contains(out, "/4, ") {
+	if out := w.Take(); !strings.Contains(out, "consumers") || !strings.Contains(out, "/4, ") {
 		t.Fatalf("consumers phase drew %q", out)
 	}
 	records(0, 29)
-	if out := w.take(); !strings.Contains(out, "replay") || !strings.Contains(out, "(0/29, ") || !strings.Contains(out, "records") {
+	if out := w.Take(); !strings.Contains(out, "replay") || !strings.Contains(out, "(0/29, ") || !strings.Contains(out, "records") {
 		t.Fatalf("the replay phase drew %q; want its bar at 0/29 records", out)
 	}
 	bar.Finish()

@@ -5,32 +5,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/cereplay/cereplay/internal/syncbuf"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
-
-// syncBuffer is a bytes.Buffer the scraper writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // waitFor polls cond until it holds or 10 s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -44,7 +27,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func count(t *testing.T, buf *syncBuffer) (ok, gaps int) {
+func count(t *testing.T, buf *syncbuf.Buffer) (ok, gaps int) {
 	t.Helper()
 	// The buffer may end in a partial line while the scraper writes.
 	s := buf.String()
@@ -77,7 +60,7 @@ func TestScrapeGapsWhenTargetDies(t *testing.T) {
 	reg.MustRegister(depth, lat, other)
 	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	// Without keep-alive every scrape dials, so none reuses a connection
 	// that outlived Close.
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}

@@ -7,25 +7,16 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cereplay/cereplay/internal/syncbuf"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
 
 // Values observed from several goroutines while intervals are cut all end
 // up in exactly one interval: the merge equals a histogram of them all.
 // Counters are stored as each interval's growth, gauges as they were.
 func TestRecorderIntervalsMergeExactly(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	var sent atomic.Int64
 	sample := func() (map[string]float64, map[string]float64) {
 		return map[string]float64{"sent": float64(sent.Load()), "flat": 5}, map[string]float64{"g": 1}
@@ -54,7 +45,7 @@ func TestRecorderIntervalsMergeExactly(t *testing.T) {
 	if err := rec.Stop(end); err != nil {
 		t.Fatal(err)
 	}
-	ivs, err := Read(&buf.b)
+	ivs, err := Read(strings.NewReader(buf.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,14 +111,12 @@ func FuzzRead(f *testing.F) {
 // timer won the race with it) still ends with a well-formed interval.
 func TestRecorderStopBeforeLastCut(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	start := time.Now()
 	rec := Start(&buf, start, time.Millisecond, func() (map[string]float64, map[string]float64) { return nil, nil })
 	// Wait until at least two intervals have been cut, then stop "in the past".
 	for {
-		buf.mu.Lock()
-		n := bytes.Count(buf.b.Bytes(), []byte("\n"))
-		buf.mu.Unlock()
+		n := strings.Count(buf.String(), "\n")
 		if n >= 2 {
 			break
 		}
@@ -136,7 +125,7 @@ func TestRecorderStopBeforeLastCut(t *testing.T) {
 	if err := rec.Stop(start); err != nil {
 		t.Fatal(err)
 	}
-	ivs, err := Read(&buf.b)
+	ivs, err := Read(strings.NewReader(buf.String()))
 	if err != nil {
 		t.Fatalf("the timeline does not read back: %v", err)
 	}
@@ -150,14 +139,14 @@ func TestRecorderStopBeforeLastCut(t *testing.T) {
 // on the grid, none longer than the step.
 func TestRecorderStopPastBoundaries(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	start := time.Now()
 	every := 20 * time.Millisecond
 	rec := Start(&buf, start, every, func() (map[string]float64, map[string]float64) { return nil, nil })
 	if err := rec.Stop(start.Add(5*every + every/2)); err != nil {
 		t.Fatal(err)
 	}
-	ivs, err := Read(&buf.b)
+	ivs, err := Read(strings.NewReader(buf.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
