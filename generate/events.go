@@ -64,9 +64,15 @@ type encoder struct {
 	cache map[statusKey]statusEntry
 
 	// scratch, reused between events
-	meta, data, hashJSON []byte
-	times                [4][]byte
-	attrs                [10]wire.Attr
+	meta, hashJSON, hashHex []byte
+	times                   [4][]byte
+	attrs                   [10]wire.Attr
+
+	// The values of the status last rendered (statusData's and
+	// statusHash's slots), kept for a Deleted status's data, which is
+	// filled straight into the event.
+	statusTimes [4][]byte
+	statusVals  [5][]byte
 }
 
 // statusKey is what a status's content depends on: phase and the seconds
@@ -277,34 +283,50 @@ func (e *encoder) appendStatus(dst []byte, in *statusInput) ([]byte, error) {
 	a[7] = wire.Attr{Key: maestro.AttrStatusHash, Kind: wire.AttrString, Str: st.hash}
 	a[8] = timeAttr(in.at)
 	a[9] = wire.Attr{Key: maestro.AttrContentType, Kind: wire.AttrString, Str: contentTypeJSON}
-	return wire.AppendEvent(dst, &wire.Event{
+	dst = wire.AppendEvent(dst, &wire.Event{
 		ID: in.id, Source: in.agentID, SpecVersion: specVersion, Type: typeStatusUpdate,
 		Attrs: a, Data: st.data,
-	}), nil
+	})
+	if st.data == nil {
+		// A Deleted status: its data is used once, so it is filled where
+		// it goes rather than built apart and copied.
+		t := &e.statusData[in.phase]
+		dst = wire.AppendDataHead(dst, t.size(e.statusVals[:]...))
+		dst = t.fill(dst, e.statusVals[:]...)
+	}
+	return dst, nil
 }
 
 // status returns the data and statushash of a status, rendering them only
-// the first time a content is seen (a Deleted status names its cluster:
-// it is rendered every time).
+// the first time a content is seen. A Deleted status names its cluster,
+// so it is rendered every time, and its data is left for the caller to
+// fill from statusVals (its entry's data is nil; its hash is valid until
+// the next status).
 func (e *encoder) status(ph Phase, t StatusTimes, deleted time.Time, cluster []byte) (statusEntry, error) {
 	key := statusKey{phase: ph, applied: t.Applied.Unix(), available: t.Available.Unix(), ready: t.Ready.Unix()}
-	if st, ok := e.cache[key]; ok && ph != PhaseDeleted {
-		return st, nil
+	if ph != PhaseDeleted {
+		if st, ok := e.cache[key]; ok {
+			return st, nil
+		}
 	}
 	if int(ph) >= len(e.statusData) || e.statusData[ph].parts == nil {
 		return statusEntry{}, fmt.Errorf("generate: status shape %s has no phase %d", e.shape, ph)
 	}
-	e.times[0] = t.Applied.UTC().AppendFormat(e.times[0][:0], time.RFC3339)
-	e.times[1] = t.Available.UTC().AppendFormat(e.times[1][:0], time.RFC3339)
-	e.times[2] = t.Ready.UTC().AppendFormat(e.times[2][:0], time.RFC3339)
-	e.times[3] = deleted.UTC().AppendFormat(e.times[3][:0], time.RFC3339)
-	v := [...][]byte{e.times[0], e.times[1], e.times[2], e.times[3], cluster}
-	data := e.statusData[ph].fill(make([]byte, 0, e.statusData[ph].size(v[:]...)), v[:]...)
-	e.hashJSON = e.statusHash[ph].fill(e.hashJSON[:0], v[:]...)
+	for i, at := range [...]time.Time{t.Applied, t.Available, t.Ready, deleted} {
+		e.statusTimes[i] = at.UTC().AppendFormat(e.statusTimes[i][:0], time.RFC3339)
+		e.statusVals[i] = e.statusTimes[i]
+	}
+	e.statusVals[4] = cluster
+	v := e.statusVals[:]
+	e.hashJSON = e.statusHash[ph].fill(e.hashJSON[:0], v...)
 	sum := sha256.Sum256(e.hashJSON)
-	st := statusEntry{data: data, hash: []byte(hex.EncodeToString(sum[:]))}
 	if ph == PhaseDeleted {
-		return st, nil
+		e.hashHex = hex.AppendEncode(e.hashHex[:0], sum[:])
+		return statusEntry{hash: e.hashHex}, nil
+	}
+	st := statusEntry{
+		data: e.statusData[ph].fill(make([]byte, 0, e.statusData[ph].size(v...)), v...),
+		hash: hex.AppendEncode(nil, sum[:]),
 	}
 	if len(e.cache) >= maxCachedStatuses {
 		clear(e.cache)

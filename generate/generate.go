@@ -383,7 +383,7 @@ func (g *generator) workEncoder(work uint32, generation int32) (*encoder, error)
 	c, i := g.ref(work)
 	entry := g.mix.pick(g.p.Seed, work)
 	g.name = g.mix.appendWorkName(g.name[:0], entry, g.names[c], i)
-	return g.mix.encoder(entry, work, WorkData{Cluster: g.clusters[c], Work: string(g.name), Index: i}, generation)
+	return g.mix.encoder(entry, work, g.clusters[c], g.name, i, generation)
 }
 
 // spec fills g.rec with the spec.create_request of a work and schedules

@@ -117,16 +117,18 @@ func (m *workloadMix) appendWorkName(dst []byte, entry int, cluster []byte, i in
 
 // encoder returns the encoder of a work at a generation: its spec data is
 // the bundle of the work's create (generation 1) or of its update
-// generation-1, and its statuses report that generation.
-func (m *workloadMix) encoder(entry int, work uint32, d WorkData, generation int32) (*encoder, error) {
+// generation-1, and its statuses report that generation. The work is
+// named by its cluster, name and index; its WorkData is made only when
+// its documents are rendered.
+func (m *workloadMix) encoder(entry int, work uint32, cluster string, name []byte, index int, generation int32) (*encoder, error) {
 	e := &m.entries[entry]
-	d.Update = int(generation - traceResourceVersion)
+	update := int(generation - traceResourceVersion)
 	if e.fixed != nil {
 		k := encKey{entry: entry, generation: generation}
 		if enc := m.fixedEnc[k]; enc != nil {
 			return enc, nil
 		}
-		enc, err := m.newEncoder(e.fixed, d.Update, generation)
+		enc, err := m.newEncoder(e.fixed, update, generation)
 		if err != nil {
 			return nil, err
 		}
@@ -137,11 +139,11 @@ func (m *workloadMix) encoder(entry int, work uint32, d WorkData, generation int
 	if enc := m.workEnc[k]; enc != nil {
 		return enc, nil
 	}
-	w, err := e.custom.forWork(d)
+	w, err := e.custom.forWork(WorkData{Cluster: cluster, Work: string(name), Index: index, Update: update})
 	if err != nil {
 		return nil, fmt.Errorf("--workload %s: %w", e.spec, err)
 	}
-	enc, err := m.newEncoder(w, d.Update, generation)
+	enc, err := m.newEncoder(w, update, generation)
 	if err != nil {
 		return nil, fmt.Errorf("--workload %s: %w", e.spec, err)
 	}

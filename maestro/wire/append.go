@@ -55,10 +55,18 @@ func AppendEvent(b []byte, e *Event) []byte {
 		b = a.appendValue(b)
 	}
 	if len(e.Data) > 0 {
-		b = protowire.AppendTag(b, fieldBinaryData, protowire.BytesType)
-		b = protowire.AppendBytes(b, e.Data)
+		b = append(AppendDataHead(b, len(e.Data)), e.Data...)
 	}
 	return b
+}
+
+// AppendDataHead appends the tag and length of a CloudEvent's binary_data
+// of n bytes (n > 0): after an AppendEvent without Data, a caller can
+// write the data in place instead of building it apart and copying it.
+// Data is the event's last field, so the result is AppendEvent's with it.
+func AppendDataHead(b []byte, n int) []byte {
+	b = protowire.AppendTag(b, fieldBinaryData, protowire.BytesType)
+	return protowire.AppendVarint(b, uint64(n))
 }
 
 func appendString(b []byte, num protowire.Number, s []byte) []byte {
