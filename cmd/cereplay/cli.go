@@ -192,3 +192,12 @@ func oneArg(c *cli.Context, name string) (string, error) {
 		return "", usagef("%s: takes one %s argument, got %d", c.Command.Name, name, c.NArg())
 	}
 }
+
+// plural writes a count with its noun, "1 segment" and "3 segments", so a
+// one-segment trace or a one-shard merge does not read as a typo.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

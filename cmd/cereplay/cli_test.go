@@ -9,8 +9,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cereplay/cereplay/format"
+	"github.com/cereplay/cereplay/maestro"
 )
 
 // generatedTrace makes a small trace with the generate command itself.
@@ -161,6 +163,49 @@ func TestInspectFitsTerminal(t *testing.T) {
 	for _, want := range []string{"digest   " + m.Digest + "\n", "  type status.update_request  ", prefix + "3", "works-per-cluster  1\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("inspect lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// A recording's facts (its tool and version, its command, the upstreams
+// it came from) fit the terminal too: the digest stays whole beside them,
+// the tool's version is not run into its command line, and one segment is
+// not "1 segments".
+func TestInspectRecordingFacts(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rec")
+	w, err := format.Create(dir, format.WriterOptions{Provenance: format.Provenance{Tool: "cereplay record", Version: "v1.2.3",
+		Command:   "cereplay record --out rec --source-upstream maestro:8090 --broker-upstream maestro:8091",
+		Upstreams: []string{"maestro:8090", "maestro:8091"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := proto.Marshal(maestro.AgentSubscription("maestro-cluster-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(&format.Record{Type: format.TypeEvent, Flow: format.FlowAgentSubscribe, Actor: "maestro-cluster-1", Data: sub}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := format.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runCLI(t, "inspect", dir)
+	if code != 0 {
+		t.Fatalf("inspect: exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{" " + m.Digest + "\n", "made by  cereplay record, version v1.2.3\n",
+		"command  cereplay record --out rec", "from     maestro:8090, maestro:8091\n", "1 in 1 segment\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect lacks %q:\n%s", want, out)
+		}
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if n := utf8.RuneCountInString(l); n > 80 {
+			t.Errorf("line of %d columns: %q", n, l)
 		}
 	}
 }

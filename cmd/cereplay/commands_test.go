@@ -76,7 +76,7 @@ func TestInspect(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("inspect: %d %s", code, stderr)
 	}
-	for _, want := range []string{"digest", "sha256:", "consumers", "maestro-cluster-1", "records", "4 in 1 segments",
+	for _, want := range []string{"digest", "sha256:", "consumers", "maestro-cluster-1", "records", "4 in 1 segment",
 		"flow source>server", "type status.update_request", "time span", "1.01s", "ratio"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("inspect output lacks %q:\n%s", want, out)

@@ -99,11 +99,11 @@ func runGenerate(c *cli.Context) error {
 		return err
 	}
 	took := time.Since(start)
-	_, err = fmt.Fprintf(c.App.Writer, "generated %s: %d records (%d spec events, %d statuses, %d subscribes) spanning %s in %s; %s raw, %s in %d segments; digest %s\n",
+	_, err = fmt.Fprintf(c.App.Writer, "generated %s: %d records (%d spec events, %d statuses, %d subscribes) spanning %s in %s; %s raw, %s in %s; digest %s\n",
 		dir, m.Records, m.CountsByFlow["source>server"], m.CountsByFlow["agent>server"],
 		m.CountsByFlow["agent-subscribe"]+m.CountsByFlow["source-subscribe"],
 		(m.LastOffset - m.FirstOffset).Round(time.Second), took.Round(time.Millisecond),
-		humanBytes(m.RawBytes), humanBytes(m.CompressedBytes), len(m.Segments), m.Digest)
+		humanBytes(m.RawBytes), humanBytes(m.CompressedBytes), plural(len(m.Segments), "segment"), m.Digest)
 	return err
 }
 

@@ -61,6 +61,15 @@ func inspectCommand() *cli.Command {
 	}
 }
 
+// madeBy names the tool that made the trace and its version ("cereplay
+// generate, version 1"); the command line goes on a row of its own.
+func madeBy(p format.Provenance) string {
+	if p.Version == "" {
+		return p.Tool
+	}
+	return p.Tool + ", version " + p.Version
+}
+
 // printManifest writes the human form of a manifest: one fact per line,
 // counts sorted by name so two traces can be compared with diff, and no
 // line wider than an 80-column terminal. Event types of ManifestWork
@@ -69,12 +78,15 @@ func printManifest(w io.Writer, dir string, m *format.Manifest) error {
 	p := m.Provenance
 	// Short keys beside the digest, so that it fits on its line whole.
 	id := []row{{"trace", dir}, {"format", fmt.Sprintf("version %d", m.FormatVersion)}, {"digest", m.Digest},
-		{"made by", strings.Join(strings.Fields(p.Tool+" "+p.Version+" "+p.Command), " ")}}
+		{"made by", madeBy(p)}}
+	if p.Command != "" {
+		id = append(id, row{"command", p.Command})
+	}
 	if p.Seed != 0 {
 		id = append(id, row{"seed", strconv.FormatInt(p.Seed, 10)})
 	}
 	if len(p.Upstreams) > 0 {
-		id = append(id, row{"upstream", strings.Join(p.Upstreams, ", ")})
+		id = append(id, row{"from", strings.Join(p.Upstreams, ", ")})
 	}
 	var params []row
 	for _, k := range sortedKeys(p.Params) {
@@ -86,7 +98,7 @@ func printManifest(w io.Writer, dir string, m *format.Manifest) error {
 		{"consumers", fmt.Sprintf("%d%s", len(m.Consumers), sample(m.Consumers))},
 		{"sources", fmt.Sprintf("%d%s", len(m.Sources), sample(m.Sources))},
 	}
-	content := []row{{"records", fmt.Sprintf("%d in %d segments", m.Records, len(m.Segments))}}
+	content := []row{{"records", fmt.Sprintf("%d in %s", m.Records, plural(len(m.Segments), "segment"))}}
 	if m.Outcomes > 0 {
 		what := "a replay's results"
 		if m.Provenance.Tool == record.Tool {

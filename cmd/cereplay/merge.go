@@ -40,7 +40,7 @@ func mergeCommand() *cli.Command {
 			if err := sum.WriteText(c.App.Writer); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.App.Writer, "  merged %d runs into %s\n", c.NArg(), out)
+			fmt.Fprintf(c.App.Writer, "  merged %s into %s\n", plural(c.NArg(), "run"), out)
 			if !sum.OK {
 				return fmt.Errorf("merge: %s", strings.Join(sum.Problems, "; "))
 			}

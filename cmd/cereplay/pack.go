@@ -47,15 +47,15 @@ func packCommand() *cli.Command {
 				if err != nil {
 					return fmt.Errorf("pack %s: %w", src, err)
 				}
-				_, err = fmt.Fprintf(c.App.ErrWriter, "packed %s: %d segments, digest %s\n", src, len(m.Segments), m.Digest)
+				_, err = fmt.Fprintf(c.App.ErrWriter, "packed %s: %s, digest %s\n", src, plural(len(m.Segments), "segment"), m.Digest)
 				return err
 			}
 			m, size, err := packFile(c, src, out, opts)
 			if err != nil {
 				return fmt.Errorf("pack %s: %w", src, err)
 			}
-			_, err = fmt.Fprintf(c.App.Writer, "packed %s into %s: %d segments, %s, digest %s\n",
-				src, out, len(m.Segments), humanBytes(size), m.Digest)
+			_, err = fmt.Fprintf(c.App.Writer, "packed %s into %s: %s, %s, digest %s\n",
+				src, out, plural(len(m.Segments), "segment"), humanBytes(size), m.Digest)
 			return err
 		},
 	}

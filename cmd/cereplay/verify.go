@@ -32,8 +32,8 @@ func verifyCommand() *cli.Command {
 			if len(errs) > 0 {
 				return fmt.Errorf("verify %s: %w", src, errs[0])
 			}
-			_, err = fmt.Fprintf(c.App.Writer, "ok %s: %d records in %d segments, %s raw, digest %s\n",
-				src, m.Records, len(m.Segments), humanBytes(m.RawBytes), m.Digest)
+			_, err = fmt.Fprintf(c.App.Writer, "ok %s: %d records in %s, %s raw, digest %s\n",
+				src, m.Records, plural(len(m.Segments), "segment"), humanBytes(m.RawBytes), m.Digest)
 			return err
 		},
 	}
