@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cereplay/cereplay/internal/testwait"
+
 	"github.com/cereplay/cereplay/format"
-	"github.com/cereplay/cereplay/internal/sdkclient"
 	"github.com/cereplay/cereplay/record"
 	"github.com/cereplay/cereplay/sim"
 )
@@ -73,5 +74,5 @@ func readTrace(t testing.TB, dir string) (*format.Manifest, []format.Record) {
 	}
 }
 
-// eventually waits for cond (see sdkclient.Eventually).
-var eventually = sdkclient.Eventually
+// eventually waits for cond (see testwait.Until).
+var eventually = testwait.Until

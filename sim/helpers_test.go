@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cereplay/cereplay/internal/testwait"
+
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -169,14 +171,5 @@ func getJSON(t testing.TB, url string, into any) int {
 	return resp.StatusCode
 }
 
-// eventually polls cond until it holds or 10s pass.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// eventually waits for cond (see testwait.Until).
+var eventually = testwait.Until

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cereplay/cereplay/internal/testwait"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -135,7 +137,7 @@ func Lifecycle(t testing.TB, ctx context.Context, agent, source *work.ClientHold
 	}
 	id := maestro.ResourceID(sourceID, cluster, "work-1")
 	var got *workv1.ManifestWork
-	Eventually(t, "agent receives the work", func() bool {
+	testwait.Until(t, "agent receives the work", func() bool {
 		var err error
 		got, err = agent.ManifestWorks(cluster).Get(ctx, id, metav1.GetOptions{})
 		return err == nil
@@ -148,7 +150,7 @@ func Lifecycle(t testing.TB, ctx context.Context, agent, source *work.ClientHold
 	if _, err := agent.ManifestWorks(cluster).Patch(ctx, id, kubetypes.MergePatchType, StatusPatch(t, applied), metav1.PatchOptions{}, "status"); err != nil {
 		t.Fatalf("agent status patch: %v", err)
 	}
-	Eventually(t, "source sees Applied", func() bool {
+	testwait.Until(t, "source sees Applied", func() bool {
 		sw, err := source.ManifestWorks(cluster).Get(ctx, "work-1", metav1.GetOptions{})
 		return err == nil && meta.IsStatusConditionTrue(sw.Status.Conditions, "Applied")
 	})
@@ -158,7 +160,7 @@ func Lifecycle(t testing.TB, ctx context.Context, agent, source *work.ClientHold
 	if err := source.ManifestWorks(cluster).Delete(ctx, "work-1", metav1.DeleteOptions{}); err != nil {
 		t.Fatalf("source delete: %v", err)
 	}
-	Eventually(t, "agent sees deletionTimestamp", func() bool {
+	testwait.Until(t, "agent sees deletionTimestamp", func() bool {
 		aw, err := agent.ManifestWorks(cluster).Get(ctx, id, metav1.GetOptions{})
 		return err == nil && aw.DeletionTimestamp != nil
 	})
@@ -167,22 +169,9 @@ func Lifecycle(t testing.TB, ctx context.Context, agent, source *work.ClientHold
 	if _, err := agent.ManifestWorks(cluster).Patch(ctx, id, kubetypes.MergePatchType, StatusPatch(t, applied, deleted), metav1.PatchOptions{}, "status"); err != nil {
 		t.Fatalf("agent Deleted patch: %v", err)
 	}
-	Eventually(t, "source sees the work removed", func() bool {
+	testwait.Until(t, "source sees the work removed", func() bool {
 		_, err := source.ManifestWorks(cluster).Get(ctx, "work-1", metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
 	})
 	return id
-}
-
-// Eventually waits for cond, checking every few milliseconds, for up to
-// 10 s, and fails the test when it does not come.
-func Eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

@@ -8,24 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cereplay/cereplay/internal/testwait"
+
 	"github.com/cereplay/cereplay/internal/syncbuf"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
-
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func count(t *testing.T, buf *syncbuf.Buffer) (ok, gaps int) {
 	t.Helper()
@@ -65,11 +55,11 @@ func TestScrapeGapsWhenTargetDies(t *testing.T) {
 	// that outlived Close.
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	s := Start(Config{Targets: []string{srv.URL + "/metrics"}, Interval: 10 * time.Millisecond, Client: client}, &buf)
-	waitFor(t, "3 scrapes", func() bool { ok, _ := count(t, &buf); return ok >= 3 })
+	testwait.Until(t, "3 scrapes", func() bool { ok, _ := count(t, &buf); return ok >= 3 })
 	srv.Close()
 	ok, gaps := count(t, &buf)
 	closed := ok + gaps // scrapes written when Close returned
-	waitFor(t, "2 gaps", func() bool { _, gaps := count(t, &buf); return gaps >= 2 })
+	testwait.Until(t, "2 gaps", func() bool { _, gaps := count(t, &buf); return gaps >= 2 })
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
