@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cereplay/cereplay/internal/cputime"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -126,13 +127,6 @@ func waitCount(b *testing.B, n *atomic.Int64, want int64, what string) {
 	}
 }
 
-// cpuTime is the process's user+system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func (e *benchEnv) createSpecs(b *testing.B, from, to int) {
 	spec := golden(b, "01-source-spec-create_request")
 	parallel(b, from, to, spec, func(w, i int, ev *pbv1.CloudEvent) error {
@@ -155,14 +149,14 @@ func BenchmarkPublishSpec(b *testing.B) {
 	b.Run(fmt.Sprintf("agents=%d", benchAgents), func(b *testing.B) {
 		b.SetBytes(int64(proto.Size(golden(b, "01-source-spec-create_request"))))
 		start := e.specs.Load()
-		cpu := cpuTime()
+		cpu := cputime.Process()
 		b.ResetTimer()
 		e.createSpecs(b, n, n+b.N)
 		waitCount(b, &e.specs, start+int64(b.N), "spec events at agents")
 		b.StopTimer()
 		n += b.N
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-		b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+		b.ReportMetric(float64((cputime.Process()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
 	})
 }
 
@@ -181,7 +175,7 @@ func BenchmarkPublishStatus(b *testing.B) {
 		e.createSpecs(b, n, n+b.N)
 		waitCount(b, &e.specs, specsBefore+int64(b.N), "spec events at agents")
 		start := e.statuses.Load()
-		cpu := cpuTime()
+		cpu := cputime.Process()
 		b.ResetTimer()
 		parallel(b, n, n+b.N, status, func(w, i int, ev *pbv1.CloudEvent) error {
 			cluster := e.clusters[i%benchAgents]
@@ -198,6 +192,6 @@ func BenchmarkPublishStatus(b *testing.B) {
 		b.StopTimer()
 		n += b.N
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-		b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+		b.ReportMetric(float64((cputime.Process()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
 	})
 }
