@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -104,7 +106,7 @@ func replayCommand() *cli.Command {
 			&cli.BoolFlag{Name: "verify-first", Usage: "check every segment's checksums before sending anything (--verify-first=false: check each segment as it is reached, so a damaged trace is played up to its damage, and fails)",
 				DefaultText: fmt.Sprintf("on for traces up to %d MiB decompressed", replay.VerifyAutoMaxRaw>>20)},
 			digestFlag(),
-			&cli.StringFlag{Name: "out", Usage: "results folder (default runs/<UTC timestamp>)"},
+			&cli.StringFlag{Name: "out", Usage: "results folder (default runs/<UTC timestamp>, with -2, -3, ... when a run of the same second has it)"},
 			&cli.StringFlag{Name: "metrics-listen", Usage: "serve Prometheus metrics here during the run, e.g. 127.0.0.1:9100"},
 			&cli.StringFlag{Name: "target-metrics", Usage: "Prometheus URL(s) of the targets, comma-separated (e.g. http://maestro:8080/metrics), scraped every --interval into the run folder; a failed scrape is stored as a gap"},
 			&cli.DurationFlag{Name: "interval", Value: replay.DefaultInterval, Usage: "step of the run's timeline and of the target scrapes"},
@@ -156,12 +158,30 @@ func replayAction(c *cli.Context) error {
 	return nil
 }
 
+// outDir is --out, or else a folder under root named by the UTC second,
+// with -2, -3, ... appended while that name is taken: two replays started
+// within one second (a script's back-to-back short runs) each get a folder
+// instead of the second failing on the first one's results.
+func outDir(out, root string, now time.Time) string {
+	if out != "" {
+		return out
+	}
+	base := filepath.Join(root, now.UTC().Format("20060102T150405Z"))
+	dir := base
+	for i := 2; ; i++ {
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			return dir
+		}
+		dir = fmt.Sprintf("%s-%d", base, i)
+	}
+}
+
 // replayConfig maps the flags to a replay.Config, returning usage errors
 // for values that cannot be right.
 func replayConfig(c *cli.Context, dir string) (replay.Config, error) {
 	cfg := replay.Config{
 		Trace:              dir,
-		Out:                c.String("out"),
+		Out:                outDir(c.String("out"), "runs", time.Now()),
 		SourceAddrs:        []string{c.String("source-addr")},
 		BrokerAddrs:        []string{c.String("broker-addr")},
 		RESTURL:            c.String("rest-url"),

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cereplay/cereplay/generate"
 	"github.com/cereplay/cereplay/internal/testpki"
@@ -163,5 +164,53 @@ func TestReplayCommandTLSToken(t *testing.T) {
 	}
 	if strings.Contains(stdout+stderr, token) {
 		t.Fatalf("the token is printed:\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+}
+
+// Without --out a replay writes runs/<UTC second>; when a run of the same
+// second already holds that folder (a script's back-to-back short runs),
+// it takes the name with -2 instead of failing on the other run's results.
+func TestReplayDefaultOutTaken(t *testing.T) {
+	s, trace := simAndTrace(t, 2, 1)
+	t.Chdir(t.TempDir())
+	// The folders of the next seconds are all taken, whenever the replay starts.
+	now := time.Now()
+	for i := range 30 {
+		dir := filepath.Join("runs", now.Add(time.Duration(i)*time.Second).UTC().Format("20060102T150405Z"))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, replay.RunFile), []byte("{}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, stderr := runCLI(t, "replay", "--max", "--create-consumers", "--quiet",
+		"--source-addr", s.SourceAddr(), "--broker-addr", s.BrokerAddr(), "--rest-url", s.RESTURL(), trace)
+	if code != 0 {
+		t.Fatalf("replay: exit %d: %s%s", code, out, stderr)
+	}
+	runs, err := filepath.Glob(filepath.Join("runs", "*-2", replay.SummaryFile))
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("summaries in runs/*-2: %v (err %v); output:\n%s", runs, err, out)
+	}
+}
+
+func TestOutDir(t *testing.T) {
+	root := t.TempDir()
+	now := time.Date(2026, 12, 6, 7, 0, 0, 0, time.UTC)
+	if got := outDir("mine", root, now); got != "mine" {
+		t.Errorf("--out mine gave %s", got)
+	}
+	first := filepath.Join(root, "20261206T070000Z")
+	if got := outDir("", root, now); got != first {
+		t.Errorf("free: %s, want %s", got, first)
+	}
+	for _, taken := range []string{first, first + "-2"} {
+		if err := os.Mkdir(taken, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := outDir("", root, now); got != first+"-3" {
+		t.Errorf("two taken: %s, want %s-3", got, first)
 	}
 }
