@@ -122,6 +122,25 @@ func TestUsageErrorsAreOneLine(t *testing.T) {
 	}
 }
 
+// A required flag or argument left out is a usage error naming the
+// command and the flag, with the help to read, as for every command
+// (merge and pack said only 'Required flag "out" not set').
+func TestMissingRequiredNamesCommand(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"merge", "runs/a"}, "cereplay: merge: --out DIR is required (see 'cereplay merge --help')\n"},
+		{[]string{"pack", "traces/tiny"}, "cereplay: pack: --out FILE is required (see 'cereplay pack --help')\n"},
+		{[]string{"compare", "runs/a"}, "cereplay: compare: takes BASE and NEW run folders, got 1 argument (see"},
+	} {
+		code, stdout, stderr := runCLI(t, tc.args...)
+		if code != 2 || stdout != "" || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and %q", tc.args, code, stdout, stderr, tc.want)
+		}
+	}
+}
+
 func TestHelpCommand(t *testing.T) {
 	code, stdout, stderr := runCLI(t, "help", "replay")
 	if code != 0 || !strings.Contains(stdout, "cereplay replay TRACE") || stderr != "" {

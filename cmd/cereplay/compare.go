@@ -45,7 +45,7 @@ func compareCommand() *cli.Command {
 
 func compareAction(c *cli.Context) error {
 	if c.NArg() != 2 {
-		return usagef("compare: takes BASE and NEW run folders, got %d arguments (see 'cereplay compare --help')", c.NArg())
+		return usagef("compare: takes BASE and NEW run folders, got %s (see 'cereplay compare --help')", plural(c.NArg(), "argument"))
 	}
 	var ths []report.Threshold
 	var err error

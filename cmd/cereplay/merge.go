@@ -25,12 +25,15 @@ func mergeCommand() *cli.Command {
 			"   cereplay merge runs/shard-0 runs/shard-1 runs/shard-2 --out runs/merged\n" +
 			"   cereplay merge /results/run-1/shard-* --out /results/run-1/merged",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "the merged run folder to write", Required: true},
+			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "the merged run folder to write (required)"},
 			&cli.BoolFlag{Name: "allow-partial", Usage: "merge even when some shards are missing"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usagef("merge: missing RUN arguments (see 'cereplay merge --help')")
+			}
+			if c.String("out") == "" {
+				return usagef("merge: --out DIR is required (see 'cereplay merge --help')")
 			}
 			out := c.String("out")
 			sum, err := merge.Merge(c.Args().Slice(), out, merge.Options{AllowPartial: c.Bool("allow-partial"), Version: version})

@@ -29,10 +29,13 @@ func packCommand() *cli.Command {
 			"   cereplay pack /data/scale -o - | ssh host 'cat > /srv/traces/scale.crp'\n" +
 			"   cereplay replay --digest sha256:c076... https://traces.example.com/tiny.crp",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "the packed file to write (- for stdout)", Required: true},
+			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "the packed file to write (- for stdout; required)"},
 			digestFlag(),
 		},
 		Action: func(c *cli.Context) error {
+			if c.String("out") == "" {
+				return usagef("pack: --out FILE is required (see 'cereplay pack --help')")
+			}
 			src, opts, err := traceSource(c)
 			if err != nil {
 				return err
