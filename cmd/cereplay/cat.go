@@ -55,10 +55,13 @@ func catCommand() *cli.Command {
 			}
 			r, err := format.OpenSource(c.Context, src, opts)
 			if err != nil {
-				return err
+				return fmt.Errorf("cat %s: %w", src, err)
 			}
 			defer r.Close()
-			return catRecords(c.App.Writer, r, f, c.Int64("limit"), c.Bool("data"))
+			if err := catRecords(c.App.Writer, r, f, c.Int64("limit"), c.Bool("data")); err != nil {
+				return fmt.Errorf("cat %s: %w", src, err)
+			}
+			return nil
 		},
 	}
 }

@@ -141,6 +141,21 @@ func TestMissingRequiredNamesCommand(t *testing.T) {
 	}
 }
 
+// A trace that cannot be opened is named with the command that tried, as
+// verify and pack name it.
+func TestTraceErrorNamesCommand(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nonexist")
+	for _, cmd := range []string{"cat", "inspect", "verify", "pack"} {
+		code, _, stderr := runCLI(t, cmd, missing, "--out", filepath.Join(t.TempDir(), "p.crp"))
+		if cmd != "pack" {
+			code, _, stderr = runCLI(t, cmd, missing)
+		}
+		if want := "cereplay: " + cmd + " " + missing + ": "; code != 1 || !strings.HasPrefix(stderr, want) {
+			t.Errorf("%s of a missing trace: exit %d, stderr %q; want exit 1 and %q first", cmd, code, stderr, want)
+		}
+	}
+}
+
 func TestHelpCommand(t *testing.T) {
 	code, stdout, stderr := runCLI(t, "help", "replay")
 	if code != 0 || !strings.Contains(stdout, "cereplay replay TRACE") || stderr != "" {

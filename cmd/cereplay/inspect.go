@@ -49,7 +49,7 @@ func inspectCommand() *cli.Command {
 			}
 			m, err := format.ReadSourceManifest(c.Context, src, opts)
 			if err != nil {
-				return err
+				return fmt.Errorf("inspect %s: %w", src, err)
 			}
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
