@@ -217,7 +217,10 @@ func (r *runner) fireStatus(st *statusState) {
 				return
 			}
 			st.seq, st.sentAt, st.lateness = seq, r.clock.Now(), late
-			r.tr.statusSending(st)
+			if !r.tr.statusSending(st) {
+				r.recycle(ce, 0)
+				return
+			}
 			lat, code, msg := r.call(r.streamCtx, a.cc, a.addr, ce, released)
 			r.recycle(ce, code)
 			r.statusesSent.Add(1)

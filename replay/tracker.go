@@ -558,12 +558,18 @@ func (t *tracker) statusVersion(st *statusState) (int64, bool) {
 }
 
 // statusSending registers the sequence id of a status about to be
-// published, so its forward can be matched.
-func (t *tracker) statusSending(st *statusState) {
+// published, so its forward can be matched, and reports whether to publish
+// it: not when the run's end (finish) already gave it its outcome while it
+// was being prepared, which would give it a second.
+func (t *tracker) statusSending(st *statusState) bool {
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if st.phase.reported() {
+		return false
+	}
 	t.bySeq[st.seq] = st
 	t.statusTo(st, calling)
-	t.mu.Unlock()
+	return true
 }
 
 // statusNotSent ends a status dropped before sending.

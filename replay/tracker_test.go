@@ -196,6 +196,10 @@ func TestTrackerStatusAfterFinish(t *testing.T) {
 	h.tr.addStatus(queued, 0, true)
 	h.tr.addStatus(publishing, 0, true)
 	h.tr.addStatus(forwarded, 0, true)
+	// Being prepared by the dispatcher when finish runs: its call starts
+	// after finish (and fails as the streams close).
+	firing := &statusState{meta: recMeta{index: 4, flow: format.FlowAgentToServer}}
+	h.tr.addStatus(firing, 0, true)
 	publishing.seq, forwarded.seq = "7", "8"
 	h.tr.statusSending(publishing)
 	h.tr.statusSending(forwarded)
@@ -206,8 +210,15 @@ func TestTrackerStatusAfterFinish(t *testing.T) {
 	h.tr.statusNotSent(queued, format.Outcome{Status: format.OutcomeNotSent, Note: "not sent: the run ended"})
 	h.tr.statusSent(publishing, time.Millisecond, 14, "unavailable")
 	h.tr.statusSent(forwarded, time.Millisecond, 0, "")
+	firing.seq = "9"
+	if h.tr.statusSending(firing) {
+		h.tr.statusSent(firing, time.Millisecond, 1, "context canceled")
+	}
 	if o := h.only(t, 1, format.OutcomeNotSent); o.Note != "not sent: still waiting at the end of the run" {
 		t.Fatalf("queued status: %+v", o)
+	}
+	if o := h.only(t, 4, format.OutcomeNotSent); o.Note != "not sent: still waiting at the end of the run" {
+		t.Fatalf("status fired after finish: %+v", o)
 	}
 	if o := h.only(t, 2, format.OutcomeMissing); !strings.Contains(o.Note, noteCallInFlight) {
 		t.Fatalf("status in flight: %+v", o)
