@@ -30,6 +30,9 @@ type agent struct {
 	// restart asks the stream to reconnect at once (a subscribe record of
 	// an agent already subscribed: the trace's reconnect).
 	restart chan struct{}
+	// up receives (capacity 1) each time the agent's stream subscribes,
+	// so a trace's reconnect is played only once the stream is back.
+	up chan struct{}
 }
 
 // connect opens the agent's stream once and then keeps it open in the
@@ -41,7 +44,7 @@ func (a *agent) connect(ctx context.Context) error {
 	}
 	return a.r.keepSubscribed(ctx, subscription{
 		who: "agent " + a.cluster, addr: a.addr, cc: a.cc, req: a.subReq, handle: a.handle,
-		up: a.r.m.agents.Inc, down: a.r.m.agents.Dec, resumed: a.resync, restart: a.restart,
+		up: a.isUp, down: a.r.m.agents.Dec, resumed: a.resync, restart: a.restart,
 	})
 }
 
@@ -91,11 +94,33 @@ func (a *agent) resyncRequest() ([]byte, error) {
 	return maestro.Marshal(ev)
 }
 
-// reconnect asks the agent's stream to subscribe again at once.
-func (a *agent) reconnect() {
+// isUp counts the agent's stream as connected and says it is up.
+func (a *agent) isUp() {
+	a.r.m.agents.Inc()
+	select {
+	case a.up <- struct{}{}:
+	default:
+	}
+}
+
+// reconnect asks the agent's stream to subscribe again at once and waits
+// until it has (or ctx ends), so the reconnect has happened when the run
+// accounts for it, and a resync request the trace sends next finds the
+// stream it answers on.
+func (a *agent) reconnect(ctx context.Context) error {
+	select {
+	case <-a.up: // an earlier subscribe's
+	default:
+	}
 	select {
 	case a.restart <- struct{}{}:
 	default: // one is pending already
+	}
+	select {
+	case <-a.up:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

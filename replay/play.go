@@ -525,8 +525,12 @@ func (r *runner) subscribeRecord(m recMeta, rec *format.Record) {
 		if a.started.Load() {
 			// A subscribe of an agent already subscribed is a reconnect
 			// in the trace: the stream is closed and opened again.
-			a.reconnect()
-			r.out.emit(m, format.Outcome{Status: format.OutcomeSent, Note: "reconnected"})
+			start := time.Now()
+			if err := a.reconnect(r.streamCtx); err != nil {
+				r.out.emit(m, format.Outcome{Status: format.OutcomeNotSent, Note: "not sent: the run ended while the stream reconnected"})
+				return
+			}
+			r.out.emit(m, format.Outcome{Status: format.OutcomeSent, Latency: time.Since(start), Note: "reconnected"})
 			return
 		}
 		start := time.Now()
