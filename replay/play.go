@@ -392,7 +392,7 @@ func (r *runner) pacer(ctx context.Context, in <-chan release) {
 // makes the whole run slower and the target bigger.
 func (r *runner) backpressure(ctx context.Context) {
 	hold, pend := 4*r.cfg.MaxInflight, 8*r.cfg.MaxInflight
-	for (r.tr.holding() > hold || r.tr.pending() > pend) && ctx.Err() == nil {
+	for (r.tr.holding() > hold || r.tr.backlog() > pend) && ctx.Err() == nil {
 		time.Sleep(time.Millisecond)
 	}
 }

@@ -149,6 +149,7 @@ func (t *tracker) awaitReply(st *statusState, trigger uint64, has bool) {
 	// (not unsent) and holds no later spec back (no open reply).
 	st.phase = sent
 	t.pendingStatuses++
+	t.awaited++
 	if at, ok := t.takeEarly(s); ok {
 		out = t.answered(st, at)
 	} else {
@@ -230,6 +231,7 @@ func (t *tracker) setAwaiting(rid string, q []*statusState) {
 func (t *tracker) answered(st *statusState, at time.Time) []outcomeOf {
 	st.fwdAt, st.sentAt = at, st.spec.sentAt
 	t.statusTo(st, delivered)
+	t.awaited--
 	d := st.forwardDelay()
 	out := []outcomeOf{{st.meta, format.Outcome{Status: format.OutcomeDelivered, Delivery: d, Note: noteStatusAnswered}}}
 	for _, e := range st.expects {
@@ -237,6 +239,17 @@ func (t *tracker) answered(st *statusState, at time.Time) []outcomeOf {
 	}
 	st.expects = nil
 	return out
+}
+
+// backlog is what the target still owes this replay, for the backpressure
+// at --max: pending less the statuses awaited from real agents (--only
+// source), which are the fleet's to send, not the target's queue, and hold
+// no event; a sink that answers Publish and forwards nothing (bench/ghz.sh)
+// must not stop the reading.
+func (t *tracker) backlog() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pendingSpecs + t.pendingStatuses - t.awaited + len(t.gated)
 }
 
 // deliveredCount returns how many awaited specs were delivered so far.

@@ -170,6 +170,7 @@ type tracker struct {
 	awaiting map[string][]*statusState // wire resource id -> statuses awaited from real agents (FIFO)
 	early    map[string][]time.Time    // wire resource id -> forwards that came before their status was read
 
+	awaited            int   // statuses awaited from real agents (--only source), of pendingStatuses
 	deliveries         int64 // specs delivered as expected: the stall watch's progress
 	unexpectedSpecs    int64 // deliveries with no spec waiting for them
 	unexpectedStatuses int64 // forwards with an unknown sequence id
@@ -816,6 +817,7 @@ func (t *tracker) finish() {
 		}
 	}
 	t.pendingStatuses = 0
+	t.awaited = 0
 	t.unsent = 0
 	t.mu.Unlock()
 	t.emitAll(out)
