@@ -116,6 +116,11 @@ func (p *packStore) manifest() (*Manifest, []byte, error) {
 
 func (p *packStore) segment(i int, info *SegmentInfo) ([]byte, string, error) {
 	name := SegmentName(i + 1)
+	if p.err != nil {
+		// An earlier member failed: the stream stopped there, and that
+		// error is the one to report, not the order of this request.
+		return nil, name, errUnreadable
+	}
 	if p.members() != i+1 {
 		return nil, name, fmt.Errorf("format: pack %s: segment %d asked out of order", p.name, i+1)
 	}
