@@ -3,8 +3,10 @@
 // and parsers of wire messages, snowflake sequence ids, resource-id
 // derivation and the consumer REST client.
 //
-// The facts behind every constant are in ../shared/protocol/PROTOCOL.md
-// (sections 2 to 8); the names follow open-cluster-management.io/sdk-go.
+// The facts behind every constant are in the project's wire reference,
+// PROTOCOL.md (sections 2 to 8; kept beside the repository, not in it; the
+// golden messages it describes are in testdata/protocol); the names follow
+// open-cluster-management.io/sdk-go.
 package maestro
 
 import (

@@ -88,7 +88,7 @@ func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 		case <-timer.C:
 		}
 	}
-	spinUntil(ctx, t)
+	spinUntil(ctx, t, nil)
 	return ctx.Err()
 }
 
@@ -124,15 +124,21 @@ func fineSleepAtMost(t time.Time, d time.Duration) {
 }
 
 // spinUntil busy-waits until t, yielding the processor while more than
-// pureSpin remains.
-func spinUntil(ctx context.Context, t time.Time) {
+// pureSpin remains. It returns early when ctx ends, and with woken true
+// when something arrives on wake (nil: never).
+func spinUntil(ctx context.Context, t time.Time, wake <-chan struct{}) (woken bool) {
 	for i := 0; ; i++ {
 		left := time.Until(t)
 		if left <= 0 {
-			return
+			return false
 		}
 		if i&255 == 0 && ctx.Err() != nil {
-			return
+			return false
+		}
+		select {
+		case <-wake:
+			return true
+		default:
 		}
 		if left > pureSpin {
 			runtime.Gosched()

@@ -2,7 +2,6 @@ package pace
 
 import (
 	"context"
-	"runtime"
 	"time"
 )
 
@@ -47,25 +46,10 @@ func WaitUntil(ctx context.Context, c Clock, t time.Time, wake <-chan struct{}) 
 			default:
 			}
 		default:
-			for i := 0; ; i++ {
-				left := time.Until(t)
-				if left <= 0 {
-					return false, nil
-				}
-				if i&255 == 0 {
-					if ctx.Err() != nil {
-						return false, ctx.Err()
-					}
-				}
-				select {
-				case <-wake:
-					return true, nil
-				default:
-				}
-				if left > pureSpin {
-					runtime.Gosched()
-				}
+			if spinUntil(ctx, t, wake) {
+				return true, nil
 			}
+			return false, ctx.Err()
 		}
 	}
 }

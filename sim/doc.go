@@ -11,8 +11,9 @@
 // the consumers and resource-bundles REST API (:8000); Prometheus metrics
 // (:8080); and the health check (:8083).
 //
-// What it checks, accepts, ignores and returns follows
-// ../shared/protocol/PROTOCOL.md (sections 6, 7 and 16, the behaviour
+// What it checks, accepts, ignores and returns follows the project's wire
+// reference, PROTOCOL.md (kept beside the repository, not in it; sections
+// 6, 7 and 16, the behaviour
 // observed on a real Maestro): error codes and messages, version and
 // sequence-id rules, the re-encoding of spec events for agents (keys
 // sorted, source "maestro", current resource version, metadata name set to
