@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -60,7 +61,7 @@ func replayCommand() *cli.Command {
 			"--max-inflight calls in flight). Between sends 8 ms or more apart (low rates) the pacer\n" +
 			"runs on a real-time (SCHED_FIFO) thread where the process may: as root, or after\n" +
 			"'sudo setcap cap_sys_nice+ep cereplay'; run.json records pacer_priority.\n" +
-			"--metrics-listen also serves /debug/pprof/ of the replayer.\n\n" +
+			"--metrics-listen also serves /debug/pprof/ of the replayer; --cpuprofile FILE profiles a whole run.\n\n" +
 			"Every run also writes a timeline (timeline.jsonl: counts, gauges and full HDR histograms per\n" +
 			"--interval; histograms.json for the whole run) and, with --target-metrics, the targets' own\n" +
 			"Prometheus samples (target-metrics.jsonl); 'cereplay report' and 'cereplay compare' read them.",
@@ -111,6 +112,7 @@ func replayCommand() *cli.Command {
 			&cli.StringFlag{Name: "target-metrics", Usage: "Prometheus URL(s) of the targets, comma-separated (e.g. http://maestro:8080/metrics), scraped every --interval into the run folder; a failed scrape is stored as a gap"},
 			&cli.DurationFlag{Name: "interval", Value: replay.DefaultInterval, Usage: "step of the run's timeline and of the target scrapes"},
 			&cli.Int64Flag{Name: "memory-limit-mib", Value: 400, Usage: "soft memory limit of the Go runtime in MiB (GOMEMLIMIT wins when set; 0: none)"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the replayer, from opening the trace to the summary, to `FILE` (go tool pprof FILE)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar and notes, only the summary"},
 		},
 		Action: replayAction,
@@ -142,7 +144,14 @@ func replayAction(c *cli.Context) error {
 	cfg.Progress = bar.callback()
 	cfg.ConsumerProgress = bar.phaseCallback("consumers", "consumers")
 	defer bar.Finish()
+	stopProfile, err := startCPUProfile(c.String("cpuprofile"))
+	if err != nil {
+		return err
+	}
 	res, err := replay.Run(ctx, cfg)
+	if perr := stopProfile(); perr != nil && err == nil {
+		err = perr
+	}
 	if res != nil && res.Summary != nil {
 		if werr := res.Summary.WriteText(c.App.Writer); werr != nil && err == nil {
 			err = werr
@@ -156,6 +165,29 @@ func replayAction(c *cli.Context) error {
 		return fmt.Errorf("replay: %s", strings.Join(res.Summary.Problems, "; "))
 	}
 	return nil
+}
+
+// startCPUProfile starts writing a CPU profile to file (none when file is
+// ""), and returns what stops it and closes the file.
+func startCPUProfile(file string) (func() error, error) {
+	if file == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("replay: --cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("replay: --cpuprofile %s: %w", file, err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("replay: --cpuprofile: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // outDir is --out, or else a folder under root named by the UTC second,

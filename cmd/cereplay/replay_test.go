@@ -1,9 +1,11 @@
 package main
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -212,5 +214,41 @@ func TestOutDir(t *testing.T) {
 	}
 	if got := outDir("", root, now); got != first+"-3" {
 		t.Errorf("two taken: %s, want %s-3", got, first)
+	}
+}
+
+// --cpuprofile writes a gzip-compressed profile of the run (what go tool
+// pprof reads); a file that cannot be created fails before anything is
+// sent, naming the flag.
+func TestReplayCPUProfile(t *testing.T) {
+	s, trace := simAndTrace(t, 2, 2)
+	dir := t.TempDir()
+	prof := filepath.Join(dir, "cpu.pprof")
+	args := func(out, prof string) []string {
+		return []string{"replay", "--max", "--create-consumers", "--quiet", "--cpuprofile", prof,
+			"--source-addr", s.SourceAddr(), "--broker-addr", s.BrokerAddr(), "--rest-url", s.RESTURL(),
+			"--out", out, trace}
+	}
+	if code, stdout, stderr := runCLI(t, args(filepath.Join(dir, "run"), prof)...); code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	f, err := os.Open(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("profile is not gzip-compressed: %v", err)
+	}
+	if b, err := io.ReadAll(zr); err != nil || len(b) == 0 {
+		t.Fatalf("profile: %d bytes, %v", len(b), err)
+	}
+	code, _, stderr := runCLI(t, args(filepath.Join(dir, "run2"), filepath.Join(dir, "no", "such", "cpu.pprof"))...)
+	if code != 1 || !strings.Contains(stderr, "--cpuprofile") {
+		t.Fatalf("unwritable profile: exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "run2")); err == nil {
+		t.Fatal("a run whose profile could not be written left a results folder")
 	}
 }
