@@ -16,9 +16,11 @@ import (
 // hand off to a goroutine) without a target, so only the scheduler is
 // measured. It reports lateness percentiles in microseconds, and the CPU
 // the process spent per second of schedule (cpu-ms/s), for the default
-// clock (a fine sleep, then a short spin; at 20/s on a real-time thread
-// where the process may have one) and for one that spins its last 1.5 ms,
-// which at 2,000/s means spinning all the time.
+// clock (a fine sleep, then a spin as long as recent wake-ups needed; at
+// 20/s on a real-time thread where the process may have one), for one
+// that spins a fixed 100 µs before every send (the zero PreciseClock), and
+// for one that spins its last 1.5 ms, which at 2,000/s means spinning all
+// the time.
 //
 //	go test -run '^$' -bench ScheduleLateness -benchtime 10s ./pace/
 func BenchmarkScheduleLateness(b *testing.B) {
@@ -26,7 +28,7 @@ func BenchmarkScheduleLateness(b *testing.B) {
 		for _, clock := range []struct {
 			name string
 			c    PreciseClock
-		}{{"fine", PreciseClock{}}, {"spin", PreciseClock{SpinWindow: 1500 * time.Microsecond}}} {
+		}{{"adapted", NewPreciseClock(0)}, {"fixed", PreciseClock{}}, {"spin", PreciseClock{SpinWindow: 1500 * time.Microsecond}}} {
 			b.Run("rate="+strconv.FormatFloat(rate, 'g', -1, 64)+"/clock="+clock.name, func(b *testing.B) {
 				ctx := context.Background()
 				pacer := RatePacer{Rate: rate}

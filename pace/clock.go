@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,11 +31,60 @@ var (
 // clock_nanosleep with 1 ns of timer slack); elsewhere it is a Go timer.
 type PreciseClock struct {
 	// SpinWindow is the busy-wait span before each due time; a negative
-	// value disables spinning. 0 means DefaultSpinWindow, widened for long
-	// waits to 2% of the wait (at most maxSpinWindow): a wait of 50 ms (20
-	// events/s) spins its last millisecond, which covers any lateness of
-	// the sleep before it for 2% of a core.
+	// value disables spinning. 0 means DefaultSpinWindow, narrowed on a
+	// clock made by NewPreciseClock to what its recent wake-ups needed
+	// (see wakeLag), and widened for long waits to 2% of the wait (at most
+	// maxSpinWindow): a wait of 50 ms (20 events/s) spins its last
+	// millisecond, which covers any lateness of the sleep before it for 2%
+	// of a core.
 	SpinWindow time.Duration
+
+	// lag, when set, follows how late the sleeps before the spin woke;
+	// shared by the copies of the clock (the pacer's and the reply
+	// dispatcher's), which sleep on the same machine.
+	lag *wakeLag
+}
+
+// NewPreciseClock returns a PreciseClock with the given SpinWindow whose
+// default window follows its wake-ups: it spins only as long as its recent
+// sleeps needed, not a fixed DefaultSpinWindow before every send.
+func NewPreciseClock(spinWindow time.Duration) PreciseClock {
+	return PreciseClock{SpinWindow: spinWindow, lag: new(wakeLag)}
+}
+
+// wakeLag follows how late a clock's sleeps before the spin window have
+// woken lately: the largest lag seen, decaying by 1/lagDecay at each
+// wake, so one late wake-up widens the window at once and a run of prompt
+// ones narrows it again within a few hundred sends. The spin is there to
+// cover that lag (the kernel's wake-up, the Go scheduler's hand-over of a
+// processor): spinning longer than the lag burns a core for nothing, which
+// at hundreds of sends per second is a large share of the replayer's CPU.
+type wakeLag struct{ ns atomic.Int64 }
+
+// lagDecay is how many wake-ups halve (roughly, 1/e) an old lag's weight.
+const lagDecay = 64
+
+// minSpinWindow is the narrowest adapted spin window, and spinMargin what
+// it adds to the lag seen: reading the clock and handing the send over
+// take a few microseconds themselves.
+const (
+	minSpinWindow = 10 * time.Microsecond
+	spinMargin    = 5 * time.Microsecond
+)
+
+// observe records the lag of one wake-up. Two waiters racing may lose one
+// update, which the next wake-up makes good.
+func (w *wakeLag) observe(lag time.Duration) {
+	old := w.ns.Load()
+	w.ns.Store(max(int64(lag), old-old/lagDecay))
+}
+
+// window is the spin window the lag seen calls for: a quarter more than
+// the lag plus spinMargin, between minSpinWindow and ceiling (never longer
+// than the fixed window it replaces).
+func (w *wakeLag) window(ceiling time.Duration) time.Duration {
+	lag := time.Duration(w.ns.Load())
+	return min(max(lag+lag/4+spinMargin, minSpinWindow), ceiling)
 }
 
 // maxSpinWindow caps the widened default spin window.
@@ -46,12 +96,22 @@ func (PreciseClock) Now() time.Time { return time.Now() }
 // spinWindow resolves the SpinWindow setting.
 func (c PreciseClock) spinWindow() time.Duration {
 	switch {
+	case c.SpinWindow == 0 && c.lag != nil:
+		return c.lag.window(DefaultSpinWindow)
 	case c.SpinWindow == 0:
 		return DefaultSpinWindow
 	case c.SpinWindow < 0:
 		return 0
 	}
 	return c.SpinWindow
+}
+
+// woke records how late a sleep meant to end at spinFrom ended, for the
+// adapted spin window.
+func (c PreciseClock) woke(spinFrom time.Time) {
+	if c.lag != nil {
+		c.lag.observe(max(time.Since(spinFrom), 0))
+	}
 }
 
 // SleepUntil sleeps until the spin window before t, then spins until t.
@@ -75,6 +135,7 @@ func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 		spin = max(spin, min(time.Until(t)/50, maxSpinWindow))
 	}
 	spinFrom := t.Add(-spin)
+	slept := time.Until(spinFrom) > 0
 	if kernelSleeps && time.Until(spinFrom) >= dedicateAbove {
 		sleepDedicated(ctx, spinFrom)
 	} else if kernelSleeps {
@@ -87,6 +148,9 @@ func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 			return ctx.Err()
 		case <-timer.C:
 		}
+	}
+	if slept && ctx.Err() == nil {
+		c.woke(spinFrom)
 	}
 	spinUntil(ctx, t, nil)
 	return ctx.Err()

@@ -149,7 +149,7 @@ func TestPreciseClockNeverEarly(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	// Without a spin (-1) the fine sleep alone must not wake early either.
-	for _, c := range []PreciseClock{{}, {SpinWindow: -1}, {SpinWindow: 20 * time.Microsecond}} {
+	for _, c := range []PreciseClock{{}, NewPreciseClock(0), {SpinWindow: -1}, {SpinWindow: 20 * time.Microsecond}} {
 		for _, d := range []time.Duration{0, 50 * time.Microsecond, 700 * time.Microsecond, 1600 * time.Microsecond, 3 * time.Millisecond, 3*sleepChunk/2 + time.Millisecond} {
 			due := time.Now().Add(d)
 			if err := c.SleepUntil(ctx, due); err != nil {
@@ -169,5 +169,42 @@ func TestPreciseClockNeverEarly(t *testing.T) {
 	}
 	if time.Since(start) > 5*time.Second {
 		t.Fatal("SleepUntil ignored cancellation")
+	}
+}
+
+// The adapted spin window follows the wake-ups' lag: narrow while they are
+// prompt, wide at once after a late one, narrow again as it fades, and
+// never outside its bounds.
+func TestWakeLagWindow(t *testing.T) {
+	var w wakeLag
+	if got := w.window(DefaultSpinWindow); got != minSpinWindow {
+		t.Fatalf("no wake-up seen: window %v, want the narrowest, %v", got, minSpinWindow)
+	}
+	for range 10 {
+		w.observe(8 * time.Microsecond)
+	}
+	if got, want := w.window(DefaultSpinWindow), 8*time.Microsecond+2*time.Microsecond+spinMargin; got != want {
+		t.Fatalf("prompt wake-ups (8µs late): window %v, want %v", got, want)
+	}
+	w.observe(60 * time.Microsecond)
+	if got, want := w.window(DefaultSpinWindow), 75*time.Microsecond+spinMargin; got != want {
+		t.Fatalf("after one wake-up 60µs late: window %v, want %v", got, want)
+	}
+	w.observe(time.Millisecond)
+	if got := w.window(DefaultSpinWindow); got != DefaultSpinWindow {
+		t.Fatalf("after a wake-up 1ms late: window %v, want the ceiling %v", got, DefaultSpinWindow)
+	}
+	for range 8 * lagDecay {
+		w.observe(5 * time.Microsecond)
+	}
+	if got := w.window(DefaultSpinWindow); got > 20*time.Microsecond {
+		t.Fatalf("after %d prompt wake-ups the late one still counts: window %v", 8*lagDecay, got)
+	}
+	// A clock with a fixed window, or none, does not adapt.
+	if got := (PreciseClock{SpinWindow: 300 * time.Microsecond, lag: &w}).spinWindow(); got != 300*time.Microsecond {
+		t.Fatalf("--spin-window 300µs: window %v", got)
+	}
+	if got := (PreciseClock{}).spinWindow(); got != DefaultSpinWindow {
+		t.Fatalf("zero PreciseClock: window %v, want %v", got, DefaultSpinWindow)
 	}
 }

@@ -39,7 +39,11 @@ func WaitUntil(ctx context.Context, c Clock, t time.Time, wake <-chan struct{}) 
 			case <-timer.C:
 			}
 		case wait > spin:
-			fineSleepAtMost(t.Add(-spin), fineStep)
+			spinFrom := t.Add(-spin)
+			fineSleepAtMost(spinFrom, fineStep)
+			if !time.Now().Before(spinFrom) {
+				pc.woke(spinFrom)
+			}
 			select {
 			case <-wake:
 				return true, nil

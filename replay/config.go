@@ -283,7 +283,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	c.TargetMetrics = splitAddrs(c.TargetMetrics)
 	if c.Clock == nil {
-		c.Clock = pace.PreciseClock{}
+		c.Clock = pace.NewPreciseClock(0)
 	}
 	if err := CheckStartAt(c.StartAt, c.Clock.Now(), c.LateDrop); err != nil {
 		return c, configErr("%v", err)

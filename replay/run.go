@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -424,6 +425,7 @@ func (r *runner) settings() map[string]string {
 		add("spin_window", pc.SpinWindow.String(), pc.SpinWindow != 0)
 		add("pacer_priority", pace.Priority(r.realtime), pace.Dedicated(c.Clock, c.Pacer))
 	}
+	add("gomaxprocs", strconv.Itoa(runtime.GOMAXPROCS(0)), true)
 	add("rest_url", c.RESTURL, c.RESTURL != "")
 	add("interval", c.Interval.String(), true)
 	add("target_metrics", strings.Join(c.TargetMetrics, ","), len(c.TargetMetrics) > 0)

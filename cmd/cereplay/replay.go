@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -60,7 +61,9 @@ func replayCommand() *cli.Command {
 			"model: a slow target shows in the Publish latency, not in the schedule (up to\n" +
 			"--max-inflight calls in flight). Between sends 8 ms or more apart (low rates) the pacer\n" +
 			"runs on a real-time (SCHED_FIFO) thread where the process may: as root, or after\n" +
-			"'sudo setcap cap_sys_nice+ep cereplay'; run.json records pacer_priority.\n" +
+			"'sudo setcap cap_sys_nice+ep cereplay'; run.json records pacer_priority. Paced on\n" +
+			"one CPU (taskset, a one-CPU container), the replay runs two Go processors unless\n" +
+			"GOMAXPROCS is set; run.json records gomaxprocs.\n" +
 			"--metrics-listen also serves /debug/pprof/ of the replayer; --cpuprofile FILE profiles a whole run.\n\n" +
 			"Every run also writes a timeline (timeline.jsonl: counts, gauges and full HDR histograms per\n" +
 			"--interval; histograms.json for the whole run) and, with --target-metrics, the targets' own\n" +
@@ -85,7 +88,7 @@ func replayCommand() *cli.Command {
 			&cli.Int64Flag{Name: "limit", Usage: "play only the first N spec events (and their replies)"},
 			&cli.DurationFlag{Name: "duration", Usage: "play only the sends due in the first D after the start"},
 			&cli.StringFlag{Name: "start-at", Usage: "start instant (RFC 3339), so several replayers share one schedule; refused when more than a minute (or --late-drop) in the past; a future one is counted down"},
-			&cli.DurationFlag{Name: "spin-window", Usage: "busy-wait this long before each send instead of the default (100µs, up to 1ms for long waits); 1.5ms spins all the time at 2,000/s: more precise, one core busy; negative: never spin",
+			&cli.DurationFlag{Name: "spin-window", Usage: "busy-wait this long before each send instead of the default (as long as recent wake-ups from the sleep before it needed, 10-100µs; up to 1ms for long waits); 1.5ms spins all the time at 2,000/s: more precise, one core busy; negative: never spin",
 				DefaultText: "adaptive"},
 			&cli.DurationFlag{Name: "late-drop", Usage: "drop (and count) sends later than this; 0 sends everything"},
 			&cli.DurationFlag{Name: "late-warn", Value: replay.DefaultLateWarn, Usage: "the summary says the schedule was not kept when more than 1% of sends left later than this"},
@@ -134,6 +137,7 @@ func replayAction(c *cli.Context) error {
 	if mib := c.Int64("memory-limit-mib"); mib > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(mib << 20)
 	}
+	pacerProcessor(cfg.Max)
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -190,6 +194,20 @@ func startCPUProfile(file string) (func() error, error) {
 	}, nil
 }
 
+// pacerProcessor gives a paced replay two Go processors where the process
+// may use one CPU only (taskset, a one-CPU container), unless GOMAXPROCS is
+// set. With one processor the pacer, woken from its sleep, waits in the run
+// queue behind the stream goroutines that hold the processor (runtime
+// traces of such runs showed it waiting for milliseconds after its kernel
+// sleep ended without a free processor); with two, a woken pacer usually
+// finds the second one free, and the kernel shares the CPU between their
+// threads by priority, where the pacer's real-time thread comes first.
+func pacerProcessor(max bool) {
+	if !max && os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
+	}
+}
+
 // outDir is --out, or else a folder under root named by the UTC second,
 // with -2, -3, ... appended while that name is taken: two replays started
 // within one second (a script's back-to-back short runs) each get a folder
@@ -228,7 +246,7 @@ func replayConfig(c *cli.Context, dir string) (replay.Config, error) {
 		Duration:           c.Duration("duration"),
 		LateDrop:           c.Duration("late-drop"),
 		LateWarn:           c.Duration("late-warn"),
-		Clock:              pace.PreciseClock{SpinWindow: c.Duration("spin-window")},
+		Clock:              pace.NewPreciseClock(c.Duration("spin-window")),
 		RunID:              c.String("run-id"),
 		ClustersMultiplier: c.Int("clusters-multiplier"),
 		Settle:             c.Duration("settle"),

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/cereplay/cereplay/replay"
+)
+
+// A replay confined to one CPU (taskset) runs with two Go processors when
+// paced, so the pacer does not wait behind the streams for the only one,
+// and with one at --max, where there is no schedule to keep; GOMAXPROCS
+// set by the user wins. run.json says which.
+func TestPacedReplayOnOneCPUHasTwoProcessors(t *testing.T) {
+	if os.Getenv("CEREPLAY_TEST_CHILD") == "1" {
+		os.Exit(run(append([]string{"cereplay"}, flag.Args()...), os.Stdout, os.Stderr))
+	}
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		t.Skip("taskset (util-linux) not installed")
+	}
+	s, trace := simAndTrace(t, 2, 2)
+	for _, c := range []struct {
+		name, env string
+		timing    []string
+		want      string
+	}{
+		{"paced", "", []string{"--rate", "200", "--late-warn", "1h"}, "2"},
+		{"max", "", []string{"--max"}, "1"},
+		{"paced, GOMAXPROCS=1 set", "GOMAXPROCS=1", []string{"--rate", "200", "--late-warn", "1h"}, "1"},
+	} {
+		out := filepath.Join(t.TempDir(), "run")
+		args := append([]string{"-c", "0", os.Args[0], "-test.run=^TestPacedReplayOnOneCPUHasTwoProcessors$", "--",
+			"replay", "--quiet", "--create-consumers", "--run-id", "procs-" + c.timing[0] + c.env, "--out", out,
+			"--source-addr", s.SourceAddr(), "--broker-addr", s.BrokerAddr(), "--rest-url", s.RESTURL()}, c.timing...)
+		cmd := exec.Command(taskset, append(args, trace)...)
+		cmd.Env = append(os.Environ(), "CEREPLAY_TEST_CHILD=1")
+		if c.env != "" {
+			cmd.Env = append(cmd.Env, c.env)
+		}
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", c.name, err, b)
+		}
+		b, err := os.ReadFile(filepath.Join(out, "run.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var info replay.RunInfo
+		if err := json.Unmarshal(b, &info); err != nil {
+			t.Fatal(err)
+		}
+		if got := info.Settings["gomaxprocs"]; got != c.want {
+			t.Errorf("%s on one CPU: run.json gomaxprocs = %q, want %q", c.name, got, c.want)
+		}
+	}
+}
