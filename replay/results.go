@@ -270,16 +270,20 @@ func typeLabel(t string) string {
 }
 
 // writeLoop writes outcomes until close is called and the buffer is empty.
+// Two buffers take turns: emit fills one while the other is written, so
+// a steady run appends into room it had before instead of growing a new
+// buffer for every batch (copying each outcome again at each doubling).
 func (o *outbox) writeLoop(w *format.Writer) {
 	defer close(o.done)
 	var last time.Duration
+	var spare []format.Record
 	for {
 		o.mu.Lock()
 		for len(o.buf) == 0 && !o.closed {
 			o.cond.Wait()
 		}
 		batch := o.buf
-		o.buf = nil
+		o.buf = spare
 		closed := o.closed
 		o.mu.Unlock()
 		for i := range batch {
@@ -295,8 +299,18 @@ func (o *outbox) writeLoop(w *format.Writer) {
 		if closed && len(batch) == 0 {
 			return
 		}
+		// Written: the records' strings must not be kept alive. A
+		// buffer grown by a burst (the end of a run) is not kept.
+		clear(batch)
+		spare = nil
+		if cap(batch) <= maxSpareOutcomes {
+			spare = batch[:0]
+		}
 	}
 }
+
+// maxSpareOutcomes bounds the outcome buffer writeLoop keeps for reuse.
+const maxSpareOutcomes = 1 << 14
 
 // close stops writeLoop after the remaining outcomes and returns the first
 // write error.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -21,10 +22,14 @@ type sendPath struct {
 	stSem chan struct{} // Publish calls in flight: status replies
 	sends counter       // publish goroutines in flight
 	bufs  bufPool       // buffers of the events being sent
+	// handoff gives a released send to a publishing goroutine that is
+	// waiting for one (see publishOn); idle counts those waiting.
+	handoff chan publishing
+	idle    atomic.Int32
 }
 
 func newSendPath(inflight int) sendPath {
-	return sendPath{sem: make(chan struct{}, inflight), stSem: make(chan struct{}, inflight)}
+	return sendPath{sem: make(chan struct{}, inflight), stSem: make(chan struct{}, inflight), handoff: make(chan publishing)}
 }
 
 // take and give hold an in-flight slot of sem: r.sem for specs and other
@@ -125,8 +130,9 @@ func (r *runner) sendSpec(ctx context.Context, m recMeta, rec *format.Record, du
 		}
 		r.out.emit(m, plainOutcome(late, lat, code, msg))
 	}}
-	j.notSent = func(o format.Outcome) { r.out.emit(m, o) }
-	if tracked {
+	if !tracked {
+		j.notSent = func(o format.Outcome) { r.out.emit(m, o) }
+	} else {
 		j.notSent = func(o format.Outcome) { r.tr.specNotSent(s, o) }
 		// The resource's spec before this one must be settled first: a
 		// spec that waits goes when it is, timed from then (its lateness
@@ -338,7 +344,7 @@ func (r *runner) release(ctx context.Context, j sendJob) {
 		return
 	}
 	r.sends.add()
-	go r.publish(j, late, now, released)
+	r.publishOn(publishing{j, late, now, released})
 }
 
 // publish runs a released event's call and gives back its slot and its
@@ -347,6 +353,49 @@ func (r *runner) publish(j sendJob, late time.Duration, sentAt, released time.Ti
 	defer r.sends.done()
 	defer r.give(j.slots)
 	j.publish(late, sentAt, released)
+}
+
+// publishing is a released send on its way to a publishing goroutine.
+type publishing struct {
+	j                sendJob
+	late             time.Duration
+	sentAt, released time.Time
+}
+
+// maxIdlePublishers bounds the goroutines that wait for the next send
+// after their call: enough for --max's default in-flight calls, few
+// enough that a burst of a paced run's thousands leaves no crowd behind.
+const maxIdlePublishers = 256
+
+// publishOn runs p's call on a goroutine that finished a call before and
+// waits for the next, or on a new one when none waits. A Publish runs
+// deep in gRPC, so a new goroutine grows its stack (copies it) on every
+// call; one that is reused keeps its stack grown.
+func (r *runner) publishOn(p publishing) {
+	select {
+	case r.handoff <- p:
+	default:
+		go r.publisher(p)
+	}
+}
+
+// publisher runs p's call, then the calls handed to it while it waits
+// (up to maxIdlePublishers wait), until the run's streams end.
+func (r *runner) publisher(p publishing) {
+	for {
+		r.publish(p.j, p.late, p.sentAt, p.released)
+		if r.idle.Add(1) > maxIdlePublishers {
+			r.idle.Add(-1)
+			return
+		}
+		select {
+		case p = <-r.handoff:
+			r.idle.Add(-1)
+		case <-r.streamCtx.Done():
+			r.idle.Add(-1)
+			return
+		}
+	}
 }
 
 // bufPool recycles the byte buffers of the events the replay sends. Every

@@ -3,10 +3,12 @@ package replay
 import (
 	"context"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cereplay/cereplay/format"
+	"github.com/cereplay/cereplay/internal/testwait"
 	"github.com/cereplay/cereplay/pace"
 )
 
@@ -101,4 +103,30 @@ func TestCounterWaitsForLateAdds(t *testing.T) {
 	}
 	c.done()
 	<-waited
+}
+
+// Released sends run on goroutines that, after their call, wait for the
+// next send instead of ending: every send runs once, the goroutines that
+// made the calls wait afterwards (no more than the calls in flight), and
+// they end with the run's streams.
+func TestPublishersWaitForTheNextSend(t *testing.T) {
+	t.Parallel()
+	streams, endStreams := context.WithCancel(context.Background())
+	defer endStreams()
+	r := &runner{cfg: Config{Max: true}, clock: pace.NewFakeClock(time.Now()), accounting: newAccounting(),
+		sendPath: newSendPath(4), streamCtx: streams}
+	var ran atomic.Int64
+	for range 100 {
+		r.release(context.Background(), sendJob{slots: r.sem, publish: func(time.Duration, time.Time, time.Time) { ran.Add(1) }})
+	}
+	r.sends.wait()
+	if n := ran.Load(); n != 100 {
+		t.Fatalf("%d of 100 sends ran", n)
+	}
+	testwait.Until(t, "a publishing goroutine waiting for the next send", func() bool { return r.idle.Load() > 0 })
+	if n := r.idle.Load(); n > 4 {
+		t.Fatalf("%d publishing goroutines wait, more than the 4 calls in flight", n)
+	}
+	endStreams()
+	testwait.Until(t, "the waiting goroutines to end with the streams", func() bool { return r.idle.Load() == 0 })
 }

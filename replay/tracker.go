@@ -759,8 +759,10 @@ const noteCallInFlight = "its Publish call was still in flight at the end of the
 // returned, by whether its forward came). Call once, after the settle
 // time.
 func (t *tracker) finish() {
-	var out []outcomeOf
 	t.mu.Lock()
+	// Mostly one outcome per status still open: room for them up front
+	// (a run whose statuses never came ends with tens of thousands).
+	out := make([]outcomeOf, 0, len(t.statusByIdx)+len(t.gated))
 	for s := range t.gated {
 		t.specTo(s, failed)
 		out = append(out, outcomeOf{s.meta, format.Outcome{Status: format.OutcomeNotSent, Lateness: s.lateness,
