@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -60,9 +61,20 @@ func (r *runner) call(ctx context.Context, cc *grpc.ClientConn, addr string, ce 
 	if cc == nil {
 		return 0, uint32(codes.Unavailable), "no connection to " + addr
 	}
-	cctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
-	defer cancel()
+	// --publish-timeout is a timer that cancels the call, not a deadline
+	// on its context: gRPC would send a deadline to the target as a
+	// grpc-timeout header, which the SDK's clients do not send (their
+	// Publish carries their caller's context), and for which the target
+	// arms a timer of its own on every call.
+	cctx, cancel := context.WithCancelCause(ctx)
+	timer := time.AfterFunc(r.cfg.PublishTimeout, func() { cancel(errPublishTimeout) })
 	err := publish(cctx, cc, ce)
+	timer.Stop()
+	timedOut := errors.Is(context.Cause(cctx), errPublishTimeout)
+	cancel(nil)
+	if err != nil && timedOut {
+		err = status.Errorf(codes.DeadlineExceeded, "no answer within %v (--publish-timeout)", r.cfg.PublishTimeout)
+	}
 	// The call's latency is real time whatever clock paces the run (the
 	// target answers in real time); the instant of the last send is the
 	// run's, as T0 is, since the summary reports one from the other.
@@ -74,6 +86,10 @@ func (r *runner) call(ctx context.Context, cc *grpc.ClientConn, addr string, ce 
 	}
 	return lat, 0, ""
 }
+
+// errPublishTimeout is the cause of a Publish call cancelled because it
+// took longer than --publish-timeout.
+var errPublishTimeout = errors.New("replay: publish timeout")
 
 // isSpecRequest reports whether a source event is a spec the agent must
 // receive (create, update, delete); status resync requests are not.

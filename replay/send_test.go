@@ -3,9 +3,12 @@ package replay
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
 
 	"github.com/cereplay/cereplay/format"
 	"github.com/cereplay/cereplay/internal/testwait"
@@ -129,4 +132,41 @@ func TestPublishersWaitForTheNextSend(t *testing.T) {
 	}
 	endStreams()
 	testwait.Until(t, "the waiting goroutines to end with the streams", func() bool { return r.idle.Load() == 0 })
+}
+
+// A Publish the target does not answer within --publish-timeout fails
+// with DeadlineExceeded and a note naming the flag, once for each spec,
+// and everything is accounted; the statuses that answer it are never
+// sent.
+func TestReplayPublishTimeout(t *testing.T) {
+	t.Parallel()
+	c := simConfig()
+	c.PublishLatency = 5 * time.Second
+	s := startSim(t, c)
+	trace, out := t.TempDir(), filepath.Join(t.TempDir(), "run")
+	testTrace{Clusters: 2, Works: 2}.write(t, trace)
+	cfg := baseConfig(s, trace, out)
+	cfg.Max, cfg.CreateConsumers, cfg.PublishTimeout, cfg.Settle = true, true, 100*time.Millisecond, 100*time.Millisecond
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := checkAccounting(t, trace, out)
+	failed := 0
+	for _, o := range outs {
+		if o[0].Flow != format.FlowSourceToServer {
+			continue
+		}
+		oc := o[0].Outcome
+		if oc.Status != format.OutcomeFailed || codes.Code(oc.Code) != codes.DeadlineExceeded || !strings.Contains(oc.Note, "--publish-timeout") {
+			t.Errorf("spec outcome %s %s %q, want failed DeadlineExceeded naming --publish-timeout", oc.Status, codes.Code(oc.Code), oc.Note)
+		}
+		if oc.Latency > 4*time.Second {
+			t.Errorf("spec call took %v, want about the 100ms timeout", oc.Latency)
+		}
+		failed++
+	}
+	if failed != 4 || res.Summary.SpecsSent != 4 || res.Summary.StatusesSent != 0 {
+		t.Fatalf("%d spec outcomes, %d specs and %d statuses sent; want 4, 4, 0: %v", failed, res.Summary.SpecsSent, res.Summary.StatusesSent, res.Summary.Outcomes)
+	}
 }
