@@ -47,8 +47,12 @@ if [ -z "${GHZ:-}" ]; then
 fi
 # The CloudEvent proto ghz reads is the one in the sdk-go module the
 # project builds with.
-go mod download open-cluster-management.io/sdk-go
-proto_dir=$(go list -m -f '{{.Dir}}' open-cluster-management.io/sdk-go)/pkg/cloudevents/generic/options/grpc/protobuf/v1
+sdk_dir=$(go list -m -f '{{.Dir}}' open-cluster-management.io/sdk-go)
+if [ -z "$sdk_dir" ]; then
+	go mod download open-cluster-management.io/sdk-go
+	sdk_dir=$(go list -m -f '{{.Dir}}' open-cluster-management.io/sdk-go)
+fi
+proto_dir=$sdk_dir/pkg/cloudevents/generic/options/grpc/protobuf/v1
 go build -o "$work/sink" ./bench/sink
 go run ./bench/onespec -o "$work/spec.bin" -n "$CALLS" "$TRACE"
 
