@@ -59,6 +59,9 @@ go run ./bench/onespec -o "$work/spec.bin" -n "$CALLS" "$TRACE"
 sink_pid=
 # start_sink: a fresh sink on a free loopback port; sets SINK.
 start_sink() {
+	# Not the last sink's address: its file goes first (the shell may
+	# open the new one after the loop below has read the old).
+	rm -f "$work/sink.out"
 	"$work/sink" > "$work/sink.out" 2> "$work/sink.err" &
 	sink_pid=$!
 	for _ in $(seq 100); do
