@@ -64,10 +64,7 @@ start_sink() {
 	rm -f "$work/sink.out"
 	"$work/sink" > "$work/sink.out" 2> "$work/sink.err" &
 	sink_pid=$!
-	for _ in $(seq 100); do
-		grep -q '^sink' "$work/sink.out" 2>/dev/null && break
-		sleep 0.1
-	done
+	await_line "$work/sink.out" sink
 	SINK=$(awk '$1=="sink"{print $2}' "$work/sink.out")
 	[ -n "$SINK" ] || { echo "sink did not start:"; cat "$work/sink.err"; exit 1; }
 }

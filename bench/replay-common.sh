@@ -34,15 +34,21 @@ trace() {
 	TRACE=$dir
 }
 
+# await_line FILE WORD: wait (up to 10 s) for a line starting with WORD
+# in FILE, where a server started in the background prints its address.
+await_line() {
+	for _ in $(seq 100); do
+		grep -q "^$2" "$1" 2>/dev/null && return
+		sleep 0.1
+	done
+}
+
 # start_sim: a sim on free loopback ports; sets SOURCE, BROKER, REST.
 start_sim() {
 	${SIM_PREFIX:-} "$BIN" sim --source-listen 127.0.0.1:0 --broker-listen 127.0.0.1:0 --rest-listen 127.0.0.1:0 \
 		--metrics-listen 127.0.0.1:0 --health-listen 127.0.0.1:0 "$@" > "$work/sim.out" 2> "$work/sim.err" &
 	sim_pid=$!
-	for _ in $(seq 100); do
-		grep -q '^health' "$work/sim.out" 2>/dev/null && break
-		sleep 0.1
-	done
+	await_line "$work/sim.out" health
 	SOURCE=$(awk '$1=="source"{print $2}' "$work/sim.out")
 	BROKER=$(awk '$1=="broker"{print $2}' "$work/sim.out")
 	REST=$(awk '$1=="rest"{print $2}' "$work/sim.out")
@@ -75,10 +81,7 @@ start_record() {
 		--source-listen 127.0.0.1:0 --source-upstream "$SOURCE" \
 		--broker-listen 127.0.0.1:0 --broker-upstream "$BROKER" "$@" > "$work/record.out" 2> "$work/record.err" &
 	record_pid=$!
-	for _ in $(seq 100); do
-		grep -q '^broker' "$work/record.out" 2>/dev/null && break
-		sleep 0.1
-	done
+	await_line "$work/record.out" broker
 	SOURCE=$(awk '$1=="source"{print $2}' "$work/record.out")
 	BROKER=$(awk '$1=="broker"{print $2}' "$work/record.out")
 	[ -n "$SOURCE" ] && [ -n "$BROKER" ] || { echo "record did not start:"; cat "$work/record.err"; exit 1; }
