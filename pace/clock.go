@@ -107,10 +107,11 @@ func (c PreciseClock) spinWindow() time.Duration {
 }
 
 // woke records how late a sleep meant to end at spinFrom ended, for the
-// adapted spin window.
+// adapted spin window; a sleep that ended before spinFrom (a step of a
+// longer wait) says nothing about the lag.
 func (c PreciseClock) woke(spinFrom time.Time) {
-	if c.lag != nil {
-		c.lag.observe(max(time.Since(spinFrom), 0))
+	if lag := time.Since(spinFrom); c.lag != nil && lag >= 0 {
+		c.lag.observe(lag)
 	}
 }
 
@@ -135,13 +136,13 @@ func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 		spin = max(spin, min(time.Until(t)/50, maxSpinWindow))
 	}
 	spinFrom := t.Add(-spin)
-	slept := time.Until(spinFrom) > 0
-	if kernelSleeps && time.Until(spinFrom) >= dedicateAbove {
+	sleep := time.Until(spinFrom)
+	if kernelSleeps && sleep >= dedicateAbove {
 		sleepDedicated(ctx, spinFrom)
 	} else if kernelSleeps {
 		kernelSleepUntil(ctx, spinFrom)
-	} else if d := time.Until(spinFrom); d > 0 {
-		timer := time.NewTimer(d)
+	} else if sleep > 0 {
+		timer := time.NewTimer(sleep)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -149,7 +150,7 @@ func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 		case <-timer.C:
 		}
 	}
-	if slept && ctx.Err() == nil {
+	if sleep > 0 && ctx.Err() == nil {
 		c.woke(spinFrom)
 	}
 	spinUntil(ctx, t, nil)

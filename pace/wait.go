@@ -41,9 +41,7 @@ func WaitUntil(ctx context.Context, c Clock, t time.Time, wake <-chan struct{}) 
 		case wait > spin:
 			spinFrom := t.Add(-spin)
 			fineSleepAtMost(spinFrom, fineStep)
-			if !time.Now().Before(spinFrom) {
-				pc.woke(spinFrom)
-			}
+			pc.woke(spinFrom)
 			select {
 			case <-wake:
 				return true, nil
