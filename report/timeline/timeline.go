@@ -145,26 +145,40 @@ func (r *Recorder) loop() {
 		select {
 		case end := <-r.stop:
 			t.Stop()
-			// The timer may have won the race with a stop asked for just
-			// before its deadline: the last interval never ends before it
-			// starts.
-			if end.Before(from) {
-				end = from
-			}
-			// A stop past the next boundary (the timer fired late, or not
-			// yet): the intervals stay on their grid, so that the shards
-			// of one run can be merged interval by interval.
-			for to := from.Add(r.every); end.After(to); to = from.Add(r.every) {
-				r.cut(from, to)
-				from = to
-			}
-			r.cut(from, end)
+			r.finish(from, end)
 			return
 		case <-t.C:
+			// A loop that fell behind finds its timer and a stop ready
+			// at once; the stop goes first, so that the run's end, not
+			// a boundary past it, ends the last interval.
+			select {
+			case end := <-r.stop:
+				r.finish(from, end)
+				return
+			default:
+			}
 			r.cut(from, to)
 			from = to
 		}
 	}
+}
+
+// finish cuts the intervals from from to the run's end.
+func (r *Recorder) finish(from, end time.Time) {
+	// The timer may have cut a boundary past a stop whose caller read
+	// the clock just before it: the last interval never ends before it
+	// starts.
+	if end.Before(from) {
+		end = from
+	}
+	// A stop past the next boundary (the timer fired late, or not yet):
+	// the intervals stay on their grid, so that the shards of one run can
+	// be merged interval by interval.
+	for to := from.Add(r.every); end.After(to); to = from.Add(r.every) {
+		r.cut(from, to)
+		from = to
+	}
+	r.cut(from, end)
 }
 
 // cut ends the interval [from, to): it takes the histograms recorded so
