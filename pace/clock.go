@@ -117,19 +117,20 @@ func (c PreciseClock) woke(spinFrom time.Time) {
 
 // SleepUntil sleeps until the spin window before t, then spins until t.
 //
-// The sleep is in the kernel where it can be (kernelSleeps), in chunks of
-// at most sleepChunk so that ctx is seen. A Go timer only fires when some
-// processor runs the scheduler: while the garbage collector's idle mark
-// workers or a long computation (a trace segment decompressing) hold every
-// processor, it fires milliseconds late. A thread sleeping in the kernel
-// wakes on time by itself and only needs a processor to go on, which idle
-// mark workers give up at once (they watch the run queue, not timers).
-// bench/RESULTS.md has the side-by-side figures.
+// On Linux the sleep is in the kernel, in chunks of at most sleepChunk so
+// that ctx is seen. A Go timer only fires when some processor runs the
+// scheduler, and the runtime waits for timers with millisecond resolution:
+// short sleeps end up to a millisecond late. A short wait (below
+// dedicateAbove, as between the sends of a high rate) is a pollTimer read,
+// which parks the goroutine until the kernel's timer fires; idle mark
+// workers of the garbage collector look at the poller between their work,
+// so they give a processor up at once.
 //
-// A long wait (dedicateAbove, as between the sends of a low rate) ends
-// with a yield and a last stretch slept holding the processor
-// (sleepDedicated); a replay's pacer goroutine also takes a real-time
-// thread of its own for such waits (Thread).
+// A long wait (dedicateAbove, as between the sends of a low rate) is
+// slept in system calls instead and ends with a yield and a last stretch
+// slept holding the processor (sleepDedicated); a replay's pacer goroutine
+// also takes a real-time thread of its own for such waits (Thread).
+// bench/RESULTS.md has the side-by-side figures.
 func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 	spin := c.spinWindow()
 	if c.SpinWindow == 0 {
@@ -140,7 +141,7 @@ func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 	if kernelSleeps && sleep >= dedicateAbove {
 		sleepDedicated(ctx, spinFrom)
 	} else if kernelSleeps {
-		kernelSleepUntil(ctx, spinFrom)
+		pollSleepUntil(ctx, spinFrom)
 	} else if sleep > 0 {
 		timer := time.NewTimer(sleep)
 		select {
@@ -190,8 +191,8 @@ func fineSleepAtMost(t time.Time, d time.Duration) {
 
 // spinUntil busy-waits until t, yielding the processor while more than
 // pureSpin remains. It returns early when ctx ends, and with woken true
-// when something arrives on wake (nil: never).
-func spinUntil(ctx context.Context, t time.Time, wake <-chan struct{}) (woken bool) {
+// when wake is set (nil: never).
+func spinUntil(ctx context.Context, t time.Time, wake *atomic.Bool) (woken bool) {
 	for i := 0; ; i++ {
 		left := time.Until(t)
 		if left <= 0 {
@@ -200,10 +201,8 @@ func spinUntil(ctx context.Context, t time.Time, wake <-chan struct{}) (woken bo
 		if i&255 == 0 && ctx.Err() != nil {
 			return false
 		}
-		select {
-		case <-wake:
+		if wake != nil && wake.Load() {
 			return true
-		default:
 		}
 		if left > pureSpin {
 			runtime.Gosched()

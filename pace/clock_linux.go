@@ -20,10 +20,6 @@ const DefaultSpinWindow = 100 * time.Microsecond
 // kernelSleeps says PreciseClock sleeps with fineSleep all the way.
 const kernelSleeps = true
 
-// fineSlack is how early the status dispatcher's Go timer hands over to
-// fineSleep: Go timers oversleep by up to about 1 ms for short sleeps.
-const fineSlack = 1500 * time.Microsecond
-
 // fineSleep sleeps until t (at most sleepChunk away) with the kernel's
 // high-resolution timer. A Go timer cannot: the runtime waits for timers
 // with millisecond resolution. The thread's timer slack, 50 µs by default,

@@ -17,9 +17,6 @@ const DefaultSpinWindow = 1500 * time.Microsecond
 // kernelSleeps is false: PreciseClock sleeps with a Go timer.
 const kernelSleeps = false
 
-// fineSlack is zero: there is no fine sleep, the spin covers the slack.
-const fineSlack = 0
-
 // fineSleep has nothing finer than the Go timer to offer here.
 func fineSleep(time.Time) {}
 

@@ -85,37 +85,65 @@ func TestPacerModes(t *testing.T) {
 	}
 }
 
-// WaitUntil returns at the due time when nothing wakes it, at once when
-// something is already queued, and early when something arrives while it
-// waits, on the precise and on the fake clock.
-func TestWaitUntil(t *testing.T) {
+// An Alarm's WaitUntil returns at the due time when nothing wakes it, at
+// once when a Wake came first, early when Wake comes while it waits, and
+// when its context ends, on the precise and on the fake clock; a Wake
+// after Close does nothing.
+func TestAlarm(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	for _, c := range []Clock{PreciseClock{}, NewFakeClock(time.Unix(1, 0))} {
-		wake := make(chan struct{}, 1)
-		due := c.Now().Add(3 * time.Millisecond)
-		woken, err := WaitUntil(ctx, c, due, wake)
-		if err != nil || woken || c.Now().Before(due) {
-			t.Fatalf("%T: nothing queued: woken %v, err %v, now %v before due %v", c, woken, err, c.Now(), due)
+	for _, c := range []Clock{NewPreciseClock(0), NewFakeClock(time.Unix(1, 0))} {
+		a, err := NewAlarm(c)
+		if err != nil {
+			t.Fatal(err)
 		}
-		wake <- struct{}{}
-		if woken, err := WaitUntil(ctx, c, c.Now().Add(time.Hour), wake); !woken || err != nil {
-			t.Fatalf("%T: queued wake-up: woken %v, err %v", c, woken, err)
+		for range 3 { // the same timer, again and again
+			due := c.Now().Add(3 * time.Millisecond)
+			woken, err := a.WaitUntil(ctx, due)
+			if err != nil || woken || c.Now().Before(due) {
+				t.Fatalf("%T: no wake-up: woken %v, err %v, now %v before due %v", c, woken, err, c.Now(), due)
+			}
 		}
+		a.Wake()
+		if woken, err := a.WaitUntil(ctx, c.Now().Add(time.Hour)); !woken || err != nil {
+			t.Fatalf("%T: wake-up before the wait: woken %v, err %v", c, woken, err)
+		}
+		// The wake-up was used up: the next wait runs to its due time.
+		due := c.Now().Add(2 * time.Millisecond)
+		if woken, err := a.WaitUntil(ctx, due); woken || err != nil || c.Now().Before(due) {
+			t.Fatalf("%T: wait after a used wake-up: woken %v, err %v", c, woken, err)
+		}
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		a.Wake()
 	}
-	wake := make(chan struct{}, 1)
-	done := make(chan bool)
-	go func() {
-		woken, _ := WaitUntil(ctx, PreciseClock{}, time.Now().Add(time.Hour), wake)
-		done <- woken
-	}()
-	wake <- struct{}{}
-	if !<-done {
-		t.Fatal("a wake-up during the wait did not end it early")
+	a, err := NewAlarm(NewPreciseClock(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for _, far := range []time.Duration{time.Hour, 500 * time.Microsecond} { // in the sleep, in the spin
+		done := make(chan bool)
+		waiting := make(chan struct{})
+		go func() {
+			close(waiting)
+			woken, _ := a.WaitUntil(ctx, time.Now().Add(far))
+			done <- woken
+		}()
+		<-waiting
+		a.Wake()
+		if !<-done && far == time.Hour {
+			t.Fatal("a wake-up during the wait did not end it early")
+		}
+		// A wait that reached its due time before the Wake leaves the
+		// wake-up for the next wait: use it up.
+		_, _ = a.WaitUntil(ctx, time.Now())
+		a.woken.Store(false)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := WaitUntil(cctx, PreciseClock{}, time.Now().Add(time.Hour), nil); err == nil {
+	if _, err := a.WaitUntil(cctx, time.Now().Add(time.Hour)); err == nil {
 		t.Fatal("WaitUntil outlived its context")
 	}
 }

@@ -104,3 +104,10 @@ func scale(d time.Duration, speed float64) time.Duration {
 	}
 	return time.Duration(math.Round(v))
 }
+
+// Dedicated reports whether a replay's pacer goroutine should wait on a
+// Thread: on the real clock, when there is a schedule to keep.
+func Dedicated(c Clock, p Pacer) bool {
+	_, precise := c.(PreciseClock)
+	return precise && p.Paced()
+}

@@ -3,6 +3,9 @@ package replay
 import (
 	"container/heap"
 	"context"
+	"fmt"
+	"math"
+	"sync/atomic"
 
 	"github.com/cereplay/cereplay/internal/queue"
 	"github.com/cereplay/cereplay/pace"
@@ -10,13 +13,21 @@ import (
 
 // dispatcher fires status replies at their due time (delivery of the spec
 // plus the scaled recorded delay). Due times arrive in any order, so it
-// keeps a heap and one goroutine that waits until the earliest one
-// (pace.WaitUntil) and wakes early when another is added, so replies leave
-// as precisely as spec events.
+// keeps a heap and one goroutine that sleeps on an Alarm until the
+// earliest one, so replies leave as precisely as spec events. A reply
+// scheduled while it sleeps wakes it only when it is due before the one
+// it sleeps for: at hundreds of replies a second, waking for each one
+// cost more than firing them.
 type dispatcher struct {
 	clock pace.Clock
 	fire  func(*statusState)
 	h     statusHeap
+	alarm *pace.Alarm
+
+	// sleepsFor is the due time (Unix nanoseconds) the dispatcher sleeps
+	// for, or math.MinInt64 while it waits on the queue with nothing in
+	// its heap (then every push wakes it).
+	sleepsFor atomic.Int64
 
 	// Statuses are handed over through an unbounded queue, never a
 	// blocking channel: schedule runs on an agent's stream goroutine, and
@@ -25,34 +36,52 @@ type dispatcher struct {
 	taken []*statusState // reused by drainAdds
 }
 
-func newDispatcher(c pace.Clock, fire func(*statusState)) *dispatcher {
-	return &dispatcher{clock: c, fire: fire, in: queue.New[*statusState]()}
+func newDispatcher(c pace.Clock, fire func(*statusState)) (*dispatcher, error) {
+	alarm, err := pace.NewAlarm(c)
+	if err != nil {
+		return nil, fmt.Errorf("replay: reply dispatcher: %w", err)
+	}
+	d := &dispatcher{clock: c, fire: fire, alarm: alarm, in: queue.New[*statusState]()}
+	d.sleepsFor.Store(math.MinInt64)
+	return d, nil
 }
 
-// schedule queues s without blocking.
-func (d *dispatcher) schedule(s *statusState) { d.in.Push(s) }
+// schedule queues s without blocking, and wakes the dispatcher if s is due
+// before what it sleeps for.
+func (d *dispatcher) schedule(s *statusState) {
+	d.in.Push(s)
+	if s.due.UnixNano() < d.sleepsFor.Load() {
+		d.alarm.Wake()
+	}
+}
 
 // run fires queued statuses until ctx ends.
 func (d *dispatcher) run(ctx context.Context) {
+	defer d.alarm.Close()
 	for {
+		d.drainAdds()
 		if d.h.Len() == 0 {
+			d.sleepsFor.Store(math.MinInt64)
 			select {
 			case <-d.in.Ready():
-				d.drainAdds()
 			case <-ctx.Done():
 				return
 			}
 			continue
 		}
 		next := d.h[0]
-		woken, err := pace.WaitUntil(ctx, d.clock, next.due, d.in.Ready())
+		d.sleepsFor.Store(next.due.UnixNano())
+		// A status pushed since the drain may have compared its due time
+		// with the one before: take it into the heap first.
+		if d.in.Len() > 0 {
+			continue
+		}
+		woken, err := d.alarm.WaitUntil(ctx, next.due)
 		if err != nil {
 			return
 		}
 		if woken {
-			// Something was queued: it may be due earlier than next.
-			d.drainAdds()
-			continue
+			continue // something due earlier was queued
 		}
 		heap.Pop(&d.h)
 		d.fire(next)

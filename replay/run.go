@@ -194,7 +194,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.out = newOutbox(r.start, r.clock, r.m)
 	r.tr = newTracker(r.out.emit, func(s *statusState) { r.disp.schedule(s) }, r.replyDelay)
 	r.tr.side = cfg.Only
-	r.disp = newDispatcher(r.clock, r.fireStatus)
+	if r.disp, err = newDispatcher(r.clock, r.fireStatus); err != nil {
+		return nil, err
+	}
 
 	// Outcome records are small; small segments and one worker keep the
 	// writer's buffers (about (2*Workers+1)*SegmentSize) out of the way.
