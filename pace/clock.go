@@ -3,6 +3,7 @@ package pace
 import (
 	"context"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,38 +54,55 @@ func NewPreciseClock(spinWindow time.Duration) PreciseClock {
 }
 
 // wakeLag follows how late a clock's sleeps before the spin window have
-// woken lately: the largest lag seen, decaying by 1/lagDecay at each
-// wake, so one late wake-up widens the window at once and a run of prompt
-// ones narrows it again within a few hundred sends. The spin is there to
-// cover that lag (the kernel's wake-up, the Go scheduler's hand-over of a
-// processor): spinning longer than the lag burns a core for nothing, which
-// at hundreds of sends per second is a large share of the replayer's CPU.
-type wakeLag struct{ ns atomic.Int64 }
+// woken lately: the lags of the last lagSamples wake-ups, of which the
+// window covers all but the latest tenth. The spin is there to cover that
+// lag (the kernel's wake-up, the Go scheduler's hand-over of a
+// processor), and it is paid before every send: a window that covered
+// the largest lag spun the difference between the largest and the usual
+// one at every send: on a virtual machine whose wake-ups are 40 to 80 µs
+// late, tens of microseconds of CPU a send, at hundreds of sends per
+// second. Covering nine in ten costs a few microseconds a send; the
+// tenth leaves late by what its wake-up was later than that, tens of
+// microseconds, which send_lateness shows.
+type wakeLag struct {
+	mu      sync.Mutex
+	lags    [lagSamples]time.Duration // a ring of the last lags
+	seen    int
+	sorted  [lagSamples]time.Duration // scratch for the quantile
+	covered atomic.Int64              // the lag the window covers, in ns
+}
 
-// lagDecay is how many wake-ups halve (roughly, 1/e) an old lag's weight.
-const lagDecay = 64
+// lagSamples is how many recent wake-ups the spin window follows: a run
+// of prompt ones narrows it again within a fraction of a second at
+// hundreds of sends per second.
+const lagSamples = 64
 
 // minSpinWindow is the narrowest adapted spin window, and spinMargin what
-// it adds to the lag seen: reading the clock and handing the send over
+// it adds to the lag covered: reading the clock and handing the send over
 // take a few microseconds themselves.
 const (
 	minSpinWindow = 10 * time.Microsecond
 	spinMargin    = 5 * time.Microsecond
 )
 
-// observe records the lag of one wake-up. Two waiters racing may lose one
-// update, which the next wake-up makes good.
+// observe records the lag of one wake-up.
 func (w *wakeLag) observe(lag time.Duration) {
-	old := w.ns.Load()
-	w.ns.Store(max(int64(lag), old-old/lagDecay))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lags[w.seen%lagSamples] = lag
+	w.seen++
+	n := min(w.seen, lagSamples)
+	recent := w.sorted[:n]
+	copy(recent, w.lags[:n])
+	slices.Sort(recent)
+	w.covered.Store(int64(recent[n*9/10]))
 }
 
-// window is the spin window the lag seen calls for: a quarter more than
-// the lag plus spinMargin, between minSpinWindow and ceiling (never longer
-// than the fixed window it replaces).
+// window is the spin window the lags seen call for: the lag covered plus
+// spinMargin, between minSpinWindow and ceiling (never longer than the
+// fixed window it replaces).
 func (w *wakeLag) window(ceiling time.Duration) time.Duration {
-	lag := time.Duration(w.ns.Load())
-	return min(max(lag+lag/4+spinMargin, minSpinWindow), ceiling)
+	return min(max(time.Duration(w.covered.Load())+spinMargin, minSpinWindow), ceiling)
 }
 
 // maxSpinWindow caps the widened default spin window.

@@ -208,25 +208,35 @@ func TestWakeLagWindow(t *testing.T) {
 	if got := w.window(DefaultSpinWindow); got != minSpinWindow {
 		t.Fatalf("no wake-up seen: window %v, want the narrowest, %v", got, minSpinWindow)
 	}
-	for range 10 {
+	for range lagSamples {
 		w.observe(8 * time.Microsecond)
 	}
-	if got, want := w.window(DefaultSpinWindow), 8*time.Microsecond+2*time.Microsecond+spinMargin; got != want {
+	if got, want := w.window(DefaultSpinWindow), 8*time.Microsecond+spinMargin; got != want {
 		t.Fatalf("prompt wake-ups (8µs late): window %v, want %v", got, want)
 	}
+	// Late wake-ups up to a tenth of the recent ones are not covered...
+	for range lagSamples / 10 {
+		w.observe(60 * time.Microsecond)
+	}
+	if got, want := w.window(DefaultSpinWindow), 8*time.Microsecond+spinMargin; got != want {
+		t.Fatalf("after %d wake-ups 60µs late: window %v, want %v", lagSamples/10, got, want)
+	}
+	// ... one more is.
 	w.observe(60 * time.Microsecond)
-	if got, want := w.window(DefaultSpinWindow), 75*time.Microsecond+spinMargin; got != want {
-		t.Fatalf("after one wake-up 60µs late: window %v, want %v", got, want)
+	if got, want := w.window(DefaultSpinWindow), 60*time.Microsecond+spinMargin; got != want {
+		t.Fatalf("after %d wake-ups 60µs late: window %v, want %v", lagSamples/10+1, got, want)
 	}
-	w.observe(time.Millisecond)
+	for range lagSamples / 5 {
+		w.observe(time.Millisecond)
+	}
 	if got := w.window(DefaultSpinWindow); got != DefaultSpinWindow {
-		t.Fatalf("after a wake-up 1ms late: window %v, want the ceiling %v", got, DefaultSpinWindow)
+		t.Fatalf("after wake-ups 1ms late: window %v, want the ceiling %v", got, DefaultSpinWindow)
 	}
-	for range 8 * lagDecay {
-		w.observe(5 * time.Microsecond)
+	for range lagSamples {
+		w.observe(3 * time.Microsecond)
 	}
-	if got := w.window(DefaultSpinWindow); got > 20*time.Microsecond {
-		t.Fatalf("after %d prompt wake-ups the late one still counts: window %v", 8*lagDecay, got)
+	if got := w.window(DefaultSpinWindow); got != minSpinWindow {
+		t.Fatalf("after %d prompt wake-ups the late ones still count: window %v", lagSamples, got)
 	}
 	// A clock with a fixed window, or none, does not adapt.
 	if got := (PreciseClock{SpinWindow: 300 * time.Microsecond, lag: &w}).spinWindow(); got != 300*time.Microsecond {
