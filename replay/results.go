@@ -167,8 +167,9 @@ type outbox struct {
 	clock  pace.Clock
 	m      *metrics
 
-	n    outcomeCounts // under mu; read with counts
-	done chan struct{}
+	n        outcomeCounts // under mu; read with counts
+	done     chan struct{}
+	stopping chan struct{} // closed by close: writeLoop lingers no more
 }
 
 // outcomeCounts is what the outbox counts of the outcomes it writes, for
@@ -189,7 +190,7 @@ type outcomeCounts struct {
 
 func newOutbox(start time.Time, c pace.Clock, m *metrics) *outbox {
 	o := &outbox{start: start, clock: c, m: m, n: outcomeCounts{byStatus: map[format.OutcomeStatus]int64{},
-		byFlow: map[string]map[string]int64{}, errors: map[string]int64{}}, done: make(chan struct{})}
+		byFlow: map[string]map[string]int64{}, errors: map[string]int64{}}, done: make(chan struct{}), stopping: make(chan struct{})}
 	o.cond = sync.NewCond(&o.mu)
 	return o
 }
@@ -269,6 +270,12 @@ func typeLabel(t string) string {
 	return maestro.ShortType(t)
 }
 
+// outboxLinger is how long writeLoop lets outcomes gather after writing a
+// batch. Every emit signals it, and at a paced rate each outcome would
+// otherwise wake it (and a thread) on its own; nothing reads the file
+// before the run ends, and the counts are kept by emit.
+const outboxLinger = 20 * time.Millisecond
+
 // writeLoop writes outcomes until close is called and the buffer is empty.
 // Two buffers take turns: emit fills one while the other is written, so
 // a steady run appends into room it had before instead of growing a new
@@ -277,6 +284,8 @@ func (o *outbox) writeLoop(w *format.Writer) {
 	defer close(o.done)
 	var last time.Duration
 	var spare []format.Record
+	linger := time.NewTimer(outboxLinger)
+	defer linger.Stop()
 	for {
 		o.mu.Lock()
 		for len(o.buf) == 0 && !o.closed {
@@ -306,6 +315,11 @@ func (o *outbox) writeLoop(w *format.Writer) {
 		if cap(batch) <= maxSpareOutcomes {
 			spare = batch[:0]
 		}
+		linger.Reset(outboxLinger)
+		select {
+		case <-linger.C:
+		case <-o.stopping:
+		}
 	}
 }
 
@@ -319,6 +333,7 @@ func (o *outbox) close() error {
 	o.closed = true
 	o.cond.Signal()
 	o.mu.Unlock()
+	close(o.stopping)
 	<-o.done
 	return o.err
 }
