@@ -85,22 +85,20 @@ func (a *Alarm) Close() error {
 // by its file's finalizer.
 var pollTimers sync.Pool
 
-// pollSleepUntil sleeps on a pooled pollTimer until t or until ctx ends,
-// and reports whether it slept at all. Without a timer (the process is
-// out of file descriptors) it sleeps like kernelSleepUntil.
-func pollSleepUntil(ctx context.Context, t time.Time) (slept bool) {
+// pollSleepUntil sleeps on a pooled pollTimer until t or until ctx ends.
+// Without a timer (the process is out of file descriptors) it sleeps like
+// kernelSleepUntil.
+func pollSleepUntil(ctx context.Context, t time.Time) {
 	pt, _ := pollTimers.Get().(*pollTimer)
 	if pt == nil {
 		var err error
 		if pt, err = newPollTimer(); err != nil {
-			slept = time.Until(t) > 0
 			kernelSleepUntil(ctx, t)
-			return slept
+			return
 		}
 	}
-	slept, _ = pt.sleepUntil(ctx, t, nil)
+	pt.sleepUntil(ctx, t, nil)
 	pollTimers.Put(pt)
-	return slept
 }
 
 // sleepUntil waits on the timer until t, in steps of at most sleepChunk so

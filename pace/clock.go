@@ -198,8 +198,7 @@ func kernelSleepUntil(ctx context.Context, t time.Time) {
 }
 
 // fineSleepAtMost sleeps with fineSleep until t, but for at most d: its
-// callers wake in steps to look at something else meanwhile (a cancelled
-// context, a wake-up for an earlier due time).
+// caller wakes in steps to look at its context meanwhile.
 func fineSleepAtMost(t time.Time, d time.Duration) {
 	if step := time.Now().Add(d); step.Before(t) {
 		t = step
