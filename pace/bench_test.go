@@ -16,7 +16,7 @@ import (
 // hand off to a goroutine) without a target, so only the scheduler is
 // measured. It reports lateness percentiles in microseconds, and the CPU
 // the process spent per second of schedule (cpu-ms/s), for the default
-// clock (a fine sleep, then a spin as long as recent wake-ups needed; at
+// clock (a sleep, then a spin as long as nine in ten recent wake-ups needed; at
 // 20/s on a real-time thread where the process may have one), for one
 // that spins a fixed 100 µs before every send (the zero PreciseClock), and
 // for one that spins its last 1.5 ms, which at 2,000/s means spinning all

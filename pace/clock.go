@@ -26,15 +26,16 @@ var (
 )
 
 // PreciseClock is the real clock. SleepUntil sleeps until shortly before t
-// and then spins: each send leaves within microseconds of its due time,
+// and then spins: most sends leave within microseconds of their due time,
 // and between sends the process sleeps, leaving the CPU to the target on a
-// small machine. On Linux the whole sleep is in the kernel (a
-// clock_nanosleep with 1 ns of timer slack); elsewhere it is a Go timer.
+// small machine. On Linux the whole sleep is on a kernel timer without
+// slack (a timerfd, or for long waits a clock_nanosleep with 1 ns of timer
+// slack); elsewhere it is a Go timer.
 type PreciseClock struct {
 	// SpinWindow is the busy-wait span before each due time; a negative
 	// value disables spinning. 0 means DefaultSpinWindow, narrowed on a
-	// clock made by NewPreciseClock to what its recent wake-ups needed
-	// (see wakeLag), and widened for long waits to 2% of the wait (at most
+	// clock made by NewPreciseClock to what nine in ten of its recent
+	// wake-ups needed (see wakeLag), and widened for long waits to 2% of the wait (at most
 	// maxSpinWindow): a wait of 50 ms (20 events/s) spins its last
 	// millisecond, which covers any lateness of the sleep before it for 2%
 	// of a core.
