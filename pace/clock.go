@@ -190,21 +190,16 @@ func Priority(realtime error) string {
 // stops waiting within this long.
 const sleepChunk = 50 * time.Millisecond
 
-// kernelSleepUntil sleeps in the kernel until t, in chunks of sleepChunk,
-// and returns early when ctx ends.
+// kernelSleepUntil sleeps in the kernel (fineSleep) until t, in chunks of
+// sleepChunk, and returns early when ctx ends.
 func kernelSleepUntil(ctx context.Context, t time.Time) {
 	for ctx.Err() == nil && time.Until(t) > 0 {
-		fineSleepAtMost(t, sleepChunk)
+		step := time.Now().Add(sleepChunk)
+		if t.Before(step) {
+			step = t
+		}
+		fineSleep(step)
 	}
-}
-
-// fineSleepAtMost sleeps with fineSleep until t, but for at most d: its
-// caller wakes in steps to look at its context meanwhile.
-func fineSleepAtMost(t time.Time, d time.Duration) {
-	if step := time.Now().Add(d); step.Before(t) {
-		t = step
-	}
-	fineSleep(t)
 }
 
 // spinUntil busy-waits until t, yielding the processor while more than

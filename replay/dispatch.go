@@ -19,7 +19,6 @@ import (
 // it sleeps for: at hundreds of replies a second, waking for each one
 // cost more than firing them.
 type dispatcher struct {
-	clock pace.Clock
 	fire  func(*statusState)
 	h     statusHeap
 	alarm *pace.Alarm
@@ -41,7 +40,7 @@ func newDispatcher(c pace.Clock, fire func(*statusState)) (*dispatcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replay: reply dispatcher: %w", err)
 	}
-	d := &dispatcher{clock: c, fire: fire, alarm: alarm, in: queue.New[*statusState]()}
+	d := &dispatcher{fire: fire, alarm: alarm, in: queue.New[*statusState]()}
 	d.sleepsFor.Store(math.MinInt64)
 	return d, nil
 }

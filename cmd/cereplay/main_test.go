@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"flag"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -12,6 +15,23 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	var out, errb bytes.Buffer
 	code = run(append([]string{"cereplay"}, args...), &out, &errb)
 	return code, out.String(), errb.String()
+}
+
+// runIfChild makes this test binary cereplay in a child started by
+// childCommand: it runs the command line after "--" and exits. A test that
+// starts children calls it first; in the parent it returns.
+func runIfChild() {
+	if os.Getenv("CEREPLAY_TEST_CHILD") == "1" {
+		os.Exit(run(append([]string{"cereplay"}, flag.Args()...), os.Stdout, os.Stderr))
+	}
+}
+
+// childCommand runs `cereplay args...` in a separate process: this test
+// binary again, running only test, which calls runIfChild.
+func childCommand(test string, args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^" + test + "$", "--"}, args...)...)
+	cmd.Env = append(os.Environ(), "CEREPLAY_TEST_CHILD=1")
+	return cmd
 }
 
 func TestVersion(t *testing.T) {

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"maps"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,9 +20,7 @@ import (
 // the trace exactly as one unsharded run does, and the merged histograms
 // are the shards' together.
 func TestShardProcessesMerge(t *testing.T) {
-	if os.Getenv("CEREPLAY_TEST_CHILD") == "1" {
-		os.Exit(run(append([]string{"cereplay"}, flag.Args()...), os.Stdout, os.Stderr))
-	}
+	runIfChild()
 	s, trace := simAndTrace(t, 7, 3)
 	t0 := time.Now().Add(2 * time.Second).UTC().Format(time.RFC3339Nano)
 	args := func(s *sim.Server, out string) []string {
@@ -39,8 +34,7 @@ func TestShardProcessesMerge(t *testing.T) {
 	for i := range dirs {
 		dirs[i] = filepath.Join(t.TempDir(), fmt.Sprintf("shard-%d", i))
 		a := append(args(s, dirs[i]), "--shard", fmt.Sprintf("%d/3", i), "--start-at", t0, trace)
-		cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestShardProcessesMerge$", "--"}, a...)...)
-		cmd.Env = append(os.Environ(), "CEREPLAY_TEST_CHILD=1")
+		cmd := childCommand("TestShardProcessesMerge", a...)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

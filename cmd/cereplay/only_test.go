@@ -2,9 +2,7 @@ package main
 
 import (
 	"bufio"
-	"flag"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -20,19 +18,13 @@ import (
 // for every record of the trace: what it played is sent or delivered,
 // what the other side plays is set apart, and nothing is missing.
 func TestOnlySourceAndOnlyAgents(t *testing.T) {
-	if os.Getenv("CEREPLAY_TEST_CHILD") == "1" {
-		os.Exit(run(append([]string{"cereplay"}, flag.Args()...), os.Stdout, os.Stderr))
-	}
+	runIfChild()
 	s, trace := simAndTrace(t, 5, 4)
 	man, err := format.ReadManifest(trace)
 	if err != nil {
 		t.Fatal(err)
 	}
-	child := func(args ...string) *exec.Cmd {
-		cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestOnlySourceAndOnlyAgents$", "--"}, args...)...)
-		cmd.Env = append(os.Environ(), "CEREPLAY_TEST_CHILD=1")
-		return cmd
-	}
+	child := func(args ...string) *exec.Cmd { return childCommand("TestOnlySourceAndOnlyAgents", args...) }
 	common := []string{"--create-consumers", "--settle", "10s", "--interval", "100ms",
 		"--source-addr", s.SourceAddr(), "--broker-addr", s.BrokerAddr(), "--rest-url", s.RESTURL()}
 	agentsDir, sourceDir := filepath.Join(t.TempDir(), "agents"), filepath.Join(t.TempDir(), "source")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,9 +15,7 @@ import (
 // and with one at --max, where there is no schedule to keep; GOMAXPROCS
 // set by the user wins. run.json says which.
 func TestPacedReplayOnOneCPUHasTwoProcessors(t *testing.T) {
-	if os.Getenv("CEREPLAY_TEST_CHILD") == "1" {
-		os.Exit(run(append([]string{"cereplay"}, flag.Args()...), os.Stdout, os.Stderr))
-	}
+	runIfChild()
 	taskset, err := exec.LookPath("taskset")
 	if err != nil {
 		t.Skip("taskset (util-linux) not installed")
@@ -34,11 +31,11 @@ func TestPacedReplayOnOneCPUHasTwoProcessors(t *testing.T) {
 		{"paced, GOMAXPROCS=1 set", "GOMAXPROCS=1", []string{"--rate", "200", "--late-warn", "1h"}, "1"},
 	} {
 		out := filepath.Join(t.TempDir(), "run")
-		args := append([]string{"-c", "0", os.Args[0], "-test.run=^TestPacedReplayOnOneCPUHasTwoProcessors$", "--",
-			"replay", "--quiet", "--create-consumers", "--run-id", "procs-" + c.timing[0] + c.env, "--out", out,
+		args := append([]string{"replay", "--quiet", "--create-consumers", "--run-id", "procs-" + c.timing[0] + c.env, "--out", out,
 			"--source-addr", s.SourceAddr(), "--broker-addr", s.BrokerAddr(), "--rest-url", s.RESTURL()}, c.timing...)
-		cmd := exec.Command(taskset, append(args, trace)...)
-		cmd.Env = append(os.Environ(), "CEREPLAY_TEST_CHILD=1")
+		child := childCommand("TestPacedReplayOnOneCPUHasTwoProcessors", append(args, trace)...)
+		cmd := exec.Command(taskset, append([]string{"-c", "0"}, child.Args...)...)
+		cmd.Env = child.Env
 		if c.env != "" {
 			cmd.Env = append(cmd.Env, c.env)
 		}

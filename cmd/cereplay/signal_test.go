@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,14 +17,11 @@ import (
 // written a segment: it must stop promptly, exit 1 with one line saying
 // why, and leave nothing behind.
 func TestGenerateStopsOnSignal(t *testing.T) {
-	if os.Getenv("CEREPLAY_TEST_CHILD") == "1" {
-		os.Exit(run(append([]string{"cereplay"}, flag.Args()...), os.Stdout, os.Stderr))
-	}
+	runIfChild()
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "trace")
-			cmd := exec.Command(os.Args[0], "-test.run=^TestGenerateStopsOnSignal$", "--", "generate", "--out", dir, "-q")
-			cmd.Env = append(os.Environ(), "CEREPLAY_TEST_CHILD=1")
+			cmd := childCommand("TestGenerateStopsOnSignal", "generate", "--out", dir, "-q")
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			if err := cmd.Start(); err != nil {
