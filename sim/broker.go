@@ -61,7 +61,9 @@ func (s *Server) agentStreamCount() int {
 }
 
 func (b *brokerServer) Publish(ctx context.Context, req *pbv1.PublishRequest) (*emptypb.Empty, error) {
-	b.s.sleepLatency(ctx)
+	if err := b.s.sleepLatency(ctx); err != nil {
+		return nil, err
+	}
 	if req.GetEvent() == nil {
 		return nil, status.Error(codes.InvalidArgument, "failed to convert protobuf to cloudevent: publish request has no event")
 	}

@@ -312,18 +312,23 @@ func (s *Server) Close() error {
 	return s.closeErr
 }
 
-// sleepLatency waits PublishLatency, or less if the call is cancelled.
-func (s *Server) sleepLatency(ctx context.Context) {
+// sleepLatency waits PublishLatency, or less if the call is cancelled, and
+// then returns the call's status if it was: a call its client gave up on
+// during the database's work is not stored, as Maestro's database calls
+// fail with the request's context.
+func (s *Server) sleepLatency(ctx context.Context) error {
 	if s.cfg.PublishLatency <= 0 {
-		return
+		return nil
 	}
 	t := time.NewTimer(s.cfg.PublishLatency)
 	defer t.Stop()
 	select {
 	case <-t.C:
 	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
 	case <-s.done:
 	}
+	return nil
 }
 
 // sdkLoggerUnary and sdkLoggerStream give the SDK broker, which logs

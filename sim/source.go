@@ -32,7 +32,9 @@ type sourceServer struct {
 // resync request.
 func (src *sourceServer) Publish(ctx context.Context, req *pbv1.PublishRequest) (*emptypb.Empty, error) {
 	s := src.s
-	s.sleepLatency(ctx)
+	if err := s.sleepLatency(ctx); err != nil {
+		return nil, err
+	}
 	if req.GetEvent() == nil {
 		return nil, errors.New("failed to convert to cloudevent: publish request has no event")
 	}
