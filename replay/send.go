@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -23,14 +22,14 @@ type sendPath struct {
 	stSem chan struct{} // Publish calls in flight: status replies
 	sends counter       // publish goroutines in flight
 	bufs  bufPool       // buffers of the events being sent
-	// handoff gives a released send to a publishing goroutine that is
-	// waiting for one (see publishOn); idle counts those waiting.
-	handoff chan publishing
-	idle    atomic.Int32
+	// idle are the channels of the publishing goroutines waiting for
+	// their next send, newest last (see publishOn).
+	idleMu sync.Mutex
+	idle   []chan publishing
 }
 
 func newSendPath(inflight int) sendPath {
-	return sendPath{sem: make(chan struct{}, inflight), stSem: make(chan struct{}, inflight), handoff: make(chan publishing)}
+	return sendPath{sem: make(chan struct{}, inflight), stSem: make(chan struct{}, inflight)}
 }
 
 // take and give hold an in-flight slot of sem: r.sem for specs and other
@@ -388,30 +387,75 @@ const maxIdlePublishers = 256
 // deep in gRPC, so a new goroutine grows its stack (copies it) on every
 // call; one that is reused keeps its stack grown.
 func (r *runner) publishOn(p publishing) {
-	select {
-	case r.handoff <- p:
-	default:
-		go r.publisher(p)
+	r.idleMu.Lock()
+	if n := len(r.idle); n > 0 {
+		next := r.idle[n-1]
+		r.idle = r.idle[:n-1]
+		next <- p // buffered, and sent under the lock: see publisher
+		r.idleMu.Unlock()
+		return
 	}
+	r.idleMu.Unlock()
+	go r.publisher(p)
 }
 
 // publisher runs p's call, then the calls handed to it while it waits
-// (up to maxIdlePublishers wait), until the run's streams end.
+// (up to maxIdlePublishers wait), until the run's streams end. It offers
+// itself for the next send before its call gives its in-flight slot back,
+// so a send released with that slot finds it waiting: there are never
+// more publishing goroutines than slots.
 func (r *runner) publisher(p publishing) {
+	next := make(chan publishing, 1)
 	for {
-		r.publish(p.j, p.late, p.sentAt, p.released)
-		if r.idle.Add(1) > maxIdlePublishers {
-			r.idle.Add(-1)
+		p.j.publish(p.late, p.sentAt, p.released)
+		waits := r.offer(next)
+		r.give(p.j.slots)
+		r.sends.done()
+		if !waits {
 			return
 		}
 		select {
-		case p = <-r.handoff:
-			r.idle.Add(-1)
+		case p = <-next:
 		case <-r.streamCtx.Done():
-			r.idle.Add(-1)
-			return
+			if r.withdraw(next) {
+				return
+			}
+			p = <-next // handed a send before the streams ended: run it
 		}
 	}
+}
+
+// offer puts a publishing goroutine's channel among the idle ones, unless
+// maxIdlePublishers wait already.
+func (r *runner) offer(next chan publishing) bool {
+	r.idleMu.Lock()
+	defer r.idleMu.Unlock()
+	if len(r.idle) >= maxIdlePublishers {
+		return false
+	}
+	r.idle = append(r.idle, next)
+	return true
+}
+
+// withdraw takes a publishing goroutine's channel from the idle ones and
+// reports whether it was there; if not, publishOn has sent it a send.
+func (r *runner) withdraw(next chan publishing) bool {
+	r.idleMu.Lock()
+	defer r.idleMu.Unlock()
+	for i, c := range r.idle {
+		if c == next {
+			r.idle = append(r.idle[:i], r.idle[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// idlePublishers is how many publishing goroutines wait for a send.
+func (r *runner) idlePublishers() int {
+	r.idleMu.Lock()
+	defer r.idleMu.Unlock()
+	return len(r.idle)
 }
 
 // bufPool recycles the byte buffers of the events the replay sends. Every

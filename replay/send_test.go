@@ -126,12 +126,12 @@ func TestPublishersWaitForTheNextSend(t *testing.T) {
 	if n := ran.Load(); n != 100 {
 		t.Fatalf("%d of 100 sends ran", n)
 	}
-	testwait.Until(t, "a publishing goroutine waiting for the next send", func() bool { return r.idle.Load() > 0 })
-	if n := r.idle.Load(); n > 4 {
+	testwait.Until(t, "a publishing goroutine waiting for the next send", func() bool { return r.idlePublishers() > 0 })
+	if n := r.idlePublishers(); n > 4 {
 		t.Fatalf("%d publishing goroutines wait, more than the 4 calls in flight", n)
 	}
 	endStreams()
-	testwait.Until(t, "the waiting goroutines to end with the streams", func() bool { return r.idle.Load() == 0 })
+	testwait.Until(t, "the waiting goroutines to end with the streams", func() bool { return r.idlePublishers() == 0 })
 }
 
 // A Publish the target does not answer within --publish-timeout fails
