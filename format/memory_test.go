@@ -2,9 +2,12 @@ package format
 
 import (
 	"io"
+	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/cereplay/cereplay/internal/testwait"
 )
 
 // TestReaderMemoryBounded reads a 160 MB trace of 1 MiB segments while
@@ -121,5 +124,59 @@ func TestReaderReuseBuffers(t *testing.T) {
 	// either way, and the race detector's bookkeeping allocates too.
 	if reused*3 > plain {
 		t.Errorf("reading with ReuseBuffers allocated %d bytes, plain %d: want under a third", reused, plain)
+	}
+}
+
+// TestWriterMemoryFollowsSegmentSize writes 1 MiB segments with one
+// compressor, as a replay's outcome writer does for a whole run, and
+// checks what the open Writer holds: its segment buffers and an encoder
+// sized to the segment, not zstd's default 8 MiB window (whose history
+// alone is 16 MiB).
+func TestWriterMemoryFollowsSegmentSize(t *testing.T) {
+	c := loadCorpus(t)
+	runtime.GC()
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	dir := t.TempDir()
+	w, err := Create(dir, WriterOptions{SegmentSize: 1 << 20, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	var r Record
+	var buf []byte
+	for i, raw := 0, 0; raw < 5<<20; i++ {
+		buf = c.makeRecord(i, &r, buf)
+		if err := w.Write(&r); err != nil {
+			t.Fatalf("write record %d: %v", i, err)
+		}
+		raw += len(r.Data)
+	}
+	// The compressor has run (and sized its history) once a segment is
+	// on disk.
+	testwait.Until(t, "segments written", func() bool {
+		segs, _ := filepath.Glob(filepath.Join(dir, "*"+SegmentExt))
+		return len(segs) >= 3
+	})
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("an open Writer of 1 MiB segments holds %d KiB", held>>10)
+	if limit := int64(10 << 20); held > limit {
+		t.Errorf("an open Writer of 1 MiB segments holds %d MiB; want under %d MiB", held>>20, limit>>20)
+	}
+	runtime.KeepAlive(w)
+}
+
+func TestEncoderWindow(t *testing.T) {
+	for _, c := range []struct{ segment, window int64 }{
+		{1 << 10, 1 << 10}, {1000, 1 << 10}, {1 << 20, 1 << 20}, {1<<20 + 1, 2 << 20},
+		{4 << 20, 4 << 20}, {8 << 20, 8 << 20}, {64 << 20, 8 << 20},
+	} {
+		if got := encoderWindow(c.segment); int64(got) != c.window {
+			t.Errorf("encoderWindow(%d) = %d, want %d", c.segment, got, c.window)
+		}
 	}
 }

@@ -138,6 +138,7 @@ func Create(dir string, o WriterOptions) (*Writer, error) {
 		enc, err := zstd.NewWriter(nil,
 			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(o.Level)),
 			zstd.WithEncoderConcurrency(1),
+			zstd.WithWindowSize(encoderWindow(o.SegmentSize)),
 			zstd.WithEncoderCRC(true))
 		if err != nil {
 			close(w.jobs)
@@ -152,6 +153,21 @@ func Create(dir string, o WriterOptions) (*Writer, error) {
 		w.commit = newCommitter(w)
 	}
 	return w, nil
+}
+
+// encoderWindow is the zstd window for segments of segmentSize: the
+// smallest power of two that holds one, at most zstd's default 8 MiB. Each
+// segment is a frame of its own, compressed in one call, so no match
+// reaches before its start and a larger window buys nothing; the encoder
+// keeps a history of twice its window, so the default window cost every
+// compressor 16 MiB where 8 serve 4 MiB segments (a replay's outcome
+// writer holds one for the whole run).
+func encoderWindow(segmentSize int64) int {
+	w := zstd.MinWindowSize
+	for w < 8<<20 && int64(w) < segmentSize {
+		w <<= 1
+	}
+	return w
 }
 
 func (w *Writer) newBuf() []byte {

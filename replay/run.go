@@ -198,9 +198,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 
-	// Outcome records are small; small segments and one worker keep the
-	// writer's buffers (about (2*Workers+1)*SegmentSize) out of the way.
-	ow, err := format.Create(filepath.Join(dir, OutcomesDir), format.WriterOptions{SegmentSize: 4 << 20, Workers: 1, Provenance: format.Provenance{
+	// Outcome records are small; 1 MiB segments and one worker keep the
+	// writer (about (2*Workers+1)*SegmentSize of buffers, and an encoder
+	// history of twice the segment size) to a few MiB. At --max the live
+	// heap sits close to the memory limit, and every MiB held for the
+	// whole run is a MiB less between garbage collections.
+	ow, err := format.Create(filepath.Join(dir, OutcomesDir), format.WriterOptions{SegmentSize: 1 << 20, Workers: 1, Provenance: format.Provenance{
 		Tool: "cereplay replay", Version: cfg.Version, Command: "replay", Params: r.settings(), Upstreams: []string{man.Digest},
 	}})
 	if err != nil {
