@@ -144,13 +144,16 @@ const (
 
 // ConnOptions are the transport settings of a client connection, after the
 // security options sec. Keepalive stays off (PROTOCOL.md §10: Maestro
-// punishes pings without streams), and buffers are smaller than gRPC's
-// 32 KiB defaults because a client may hold thousands of connections that
-// each carry a few KiB at a time.
+// punishes pings without streams).
 //
-// Agent connections also get static 64 KiB flow-control windows: the
-// dynamic (BDP) window can grow to megabytes per connection, which
-// thousands of agents cannot afford.
+// Agent connections, thousands of them each carrying a few KiB at a time,
+// get 32 KiB buffers that they hold only while they use them: gRPC lends a
+// connection its read buffer while bytes wait in it, and a shared write
+// buffer between flushes. A status then leaves in one write and a spec
+// arrives in one read; with 4 KiB buffers each took two or three system
+// calls. They also get static 64 KiB flow-control windows: the dynamic
+// (BDP) window can grow to megabytes per connection, which thousands of
+// agents cannot afford.
 //
 // A source's connection is the opposite: one connection carries every
 // Publish of a run and every forwarded status, so it gets 64 KiB buffers
@@ -168,8 +171,9 @@ func ConnOptions(sec []grpc.DialOption, reconnectMin, reconnectMax time.Duration
 	)
 	if c == AgentConn {
 		return append(opts,
-			grpc.WithReadBufferSize(4<<10),
-			grpc.WithWriteBufferSize(4<<10),
+			grpc.WithReadBufferSize(AgentBufferSize),
+			grpc.WithWriteBufferSize(AgentBufferSize),
+			grpc.WithSharedWriteBuffer(true),
 			grpc.WithStaticStreamWindowSize(64<<10),
 			grpc.WithStaticConnWindowSize(64<<10))
 	}
@@ -181,8 +185,9 @@ func ConnOptions(sec []grpc.DialOption, reconnectMin, reconnectMax time.Duration
 }
 
 // Transport sizes of the source port's connections, on both ends (see
-// ConnOptions and SourcePortOptions).
+// ConnOptions and SourcePortOptions), and of agent connections.
 const (
+	AgentBufferSize  = 32 << 10
 	SourceBufferSize = 64 << 10
 	SourceWindowSize = 16 << 20
 )
