@@ -193,7 +193,7 @@ func TestJobResourcesAndSecurity(t *testing.T) {
 	if req.Cpu().Cmp(resource.MustParse("500m")) < 0 || req.Memory().Cmp(resource.MustParse("256Mi")) < 0 {
 		t.Errorf("requests cpu %v memory %v: want at least half a core and 256Mi", req.Cpu(), req.Memory())
 	}
-	// The replayer's soft heap limit is 400 MiB (--memory-limit-mib).
+	// The replayer's soft heap limit is 464 MiB (--memory-limit-mib).
 	if lim.Memory().Cmp(resource.MustParse("512Mi")) < 0 || lim.Memory().Cmp(*req.Memory()) < 0 {
 		t.Errorf("memory limit %v: want at least 512Mi and the request", lim.Memory())
 	}

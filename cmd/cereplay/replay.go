@@ -114,13 +114,23 @@ func replayCommand() *cli.Command {
 			&cli.StringFlag{Name: "metrics-listen", Usage: "serve Prometheus metrics here during the run, e.g. 127.0.0.1:9100"},
 			&cli.StringFlag{Name: "target-metrics", Usage: "Prometheus URL(s) of the targets, comma-separated (e.g. http://maestro:8080/metrics), scraped every --interval into the run folder; a failed scrape is stored as a gap"},
 			&cli.DurationFlag{Name: "interval", Value: replay.DefaultInterval, Usage: "step of the run's timeline and of the target scrapes"},
-			&cli.Int64Flag{Name: "memory-limit-mib", Value: 400, Usage: "soft memory limit of the Go runtime in MiB (GOMEMLIMIT wins when set; 0: none)"},
+			&cli.Int64Flag{Name: "memory-limit-mib", Value: defaultReplayMemoryLimitMiB, Usage: "soft memory limit of the Go runtime in MiB (GOMEMLIMIT wins when set; 0: none)"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the replayer, from opening the trace to the summary, to `FILE` (go tool pprof FILE)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar and notes, only the summary"},
 		},
 		Action: replayAction,
 	}
 }
+
+// defaultReplayMemoryLimitMiB is the replayer's default soft memory limit.
+// A --max run of 3,000 agents holds a few hundred MiB live (their
+// connections, the events in flight), and what the limit leaves above that
+// is the room the heap grows into between collections: at --max the
+// collector runs each time that room is full, so its CPU falls steeply as
+// the room grows. 464 MiB leaves peak RSS under the 512 MB the full
+// default trace is held to (README's Performance table,
+// bench/replay-max.sh; bench/RESULTS.md has the side-by-side runs).
+const defaultReplayMemoryLimitMiB = 464
 
 func replayAction(c *cli.Context) error {
 	src, opts, err := traceSource(c)
@@ -133,7 +143,8 @@ func replayAction(c *cli.Context) error {
 	}
 	cfg.TraceDigest = opts.Digest
 	// Thousands of agent connections make garbage quickly; a soft limit
-	// makes the collector run before the heap doubles past it.
+	// makes the collector run before the heap doubles past it (see
+	// defaultReplayMemoryLimitMiB).
 	if mib := c.Int64("memory-limit-mib"); mib > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(mib << 20)
 	}
