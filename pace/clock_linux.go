@@ -52,9 +52,20 @@ const pureSpin = maxSpinWindow
 
 // dedicateAbove is the shortest wait (to the spin window) that PreciseClock
 // waits with sleepDedicated, and that puts a Thread on a real-time
-// thread: 8 ms, so rates up to about 100 sends per second get it, and
-// faster schedules keep the plain kernel sleep (see Thread).
-const dedicateAbove = 8 * time.Millisecond
+// thread: 1 ms, so rates up to about 500 sends per second get it, and
+// faster schedules keep the pollTimer sleep (see Thread).
+//
+// Down to a millisecond the dedicated wait is both more punctual and
+// cheaper. Its hold keeps a processor busy, so the runtime's monitor
+// (sysmon) never finds every processor idle: with the pollTimer, each
+// send found the process idle, and the system call that followed woke
+// the monitor from its deep sleep into a run of 20 µs polls, which cost
+// more than the sends. And the sleeping thread is the one the kernel wakes
+// at the due time, at real-time priority, so the garbage collector's
+// workers and a segment being decompressed on the same CPU do not hold
+// the send back. Below a millisecond the hold would keep one processor
+// from the rest of the replay for most of the time.
+const dedicateAbove = 1 * time.Millisecond
 
 // holdSpan is the last stretch before the spin window that sleepDedicated
 // sleeps without giving up its processor.
@@ -88,8 +99,9 @@ func sleepDedicated(ctx context.Context, spinFrom time.Time) {
 // Thread puts the goroutine that releases sends on a thread of its own at
 // real-time priority (where the process may: CheckRealtime) while its
 // waits are long, and takes it off while they are short. Long waits are
-// the low rates (the scale test's 20 works/s), where the pacer is idle but
-// for each send and must run the instant it is due; at high rates a
+// the rates up to about 500/s (the scale test's 20 works/s among them),
+// where the pacer is idle but for each send and must run the instant it
+// is due; at higher rates a
 // goroutine locked to its thread pays a switch of threads at every
 // reschedule (the runtime's preemption every 10 ms among them), which made
 // sends milliseconds late when it was locked at every rate. Raising and

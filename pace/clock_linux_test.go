@@ -35,7 +35,7 @@ func TestPacerThread(t *testing.T) {
 		t.Fatalf("after a long wait: policy %d, want %d", got, raised)
 	}
 	for i := 0; i < shortRun-1; i++ {
-		p.Fit(time.Millisecond)
+		p.Fit(dedicateAbove - time.Microsecond)
 	}
 	if got := policy(); got != raised {
 		t.Fatalf("after %d short waits: policy %d, want %d", shortRun-1, got, raised)

@@ -59,7 +59,7 @@ func replayCommand() *cli.Command {
 			"adding up gaps; its lateness is measured and reported, and the summary says whether the\n" +
 			"schedule was kept (at most 1% of sends later than --late-warn). Paced replays are an open\n" +
 			"model: a slow target shows in the Publish latency, not in the schedule (up to\n" +
-			"--max-inflight calls in flight). Between sends 8 ms or more apart (low rates) the pacer\n" +
+			"--max-inflight calls in flight). Between sends 1 ms or more apart (up to about 500/s) the pacer\n" +
 			"runs on a real-time (SCHED_FIFO) thread where the process may: as root, or after\n" +
 			"'sudo setcap cap_sys_nice+ep cereplay'; run.json records pacer_priority. Paced on\n" +
 			"one CPU (taskset, a one-CPU container), the replay runs two Go processors unless\n" +
