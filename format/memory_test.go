@@ -180,3 +180,48 @@ func TestEncoderWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderReuseSteadyState reads a trace of 1 MiB segments with
+// ReuseBuffers and measures what it allocates per segment once its
+// buffers are all made: the decompressed streams and the record slices
+// both come back for later segments, and a buffer is allocated with room
+// for segments a little larger than the one it was made for.
+func TestReaderReuseSteadyState(t *testing.T) {
+	c := loadCorpus(t)
+	dir := t.TempDir()
+	m := writeTrace(t, c, dir, 8_000, WriterOptions{SegmentSize: 1 << 20})
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.ReuseBuffers()
+	// Records per segment, to know where the steady part starts.
+	starts := map[int]int{} // record index -> segment
+	at := 0
+	for i, s := range m.Segments {
+		starts[at] = i
+		at += int(s.Records)
+	}
+	const from, to = 16, 56
+	var ms runtime.MemStats
+	var before uint64
+	for i := 0; ; i++ {
+		if seg, ok := starts[i]; ok && (seg == from || seg == to) {
+			runtime.ReadMemStats(&ms)
+			if seg == from {
+				before = ms.TotalAlloc
+			} else {
+				break
+			}
+		}
+		if _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	per := (ms.TotalAlloc - before) / (to - from)
+	t.Logf("%d segments of about %d KiB: %d KiB allocated per segment once the buffers exist", len(m.Segments), m.RawBytes/int64(len(m.Segments))>>10, per>>10)
+	if per > 64<<10 {
+		t.Errorf("reading with ReuseBuffers allocated %d KiB per segment in steady state; want under 64 KiB", per>>10)
+	}
+}

@@ -36,7 +36,7 @@ type Reader struct {
 	// and then wait for a free one, so memory stays a fixed number of
 	// segments however fast they run ahead of the caller.
 	reuse  atomic.Bool
-	free   chan []byte
+	free   chan segBuf
 	bufs   atomic.Int32
 	curRaw []byte // the decompressed stream that cur points into
 
@@ -46,6 +46,14 @@ type Reader struct {
 	last  time.Duration
 	err   error // sticky; io.EOF at the end
 	close sync.Once
+}
+
+// segBuf is what a segment is decoded into, taken back together for a
+// later segment with ReuseBuffers: the decompressed stream and the records
+// that point into it.
+type segBuf struct {
+	raw  []byte
+	recs []Record
 }
 
 type segResult struct {
@@ -112,7 +120,7 @@ func newReader(m *Manifest, st store) (*Reader, error) {
 		done:    make(chan struct{}),
 		// While the caller waits for segment n, the decoders of n to
 		// n+ahead hold a buffer each: ahead+1, and one spare.
-		free: make(chan []byte, ahead+2),
+		free: make(chan segBuf, ahead+2),
 	}
 	r.wg.Add(1)
 	go r.feed()
@@ -168,12 +176,12 @@ func (r *Reader) feed() {
 // Next.
 func (r *Reader) ReuseBuffers() { r.reuse.Store(true) }
 
-// takeBuffer returns a buffer to decompress the next segment into: nil
-// (allocate) without reuse, else a free one, a new one while fewer than
-// cap(free) exist, or the next one the caller finishes with.
-func (r *Reader) takeBuffer() []byte {
+// takeBuffer returns buffers to decode the next segment into: none
+// (allocate) without reuse, else free ones, new ones while fewer than
+// cap(free) exist, or the next ones the caller finishes with.
+func (r *Reader) takeBuffer() segBuf {
 	if !r.reuse.Load() {
-		return nil
+		return segBuf{}
 	}
 	select {
 	case b := <-r.free:
@@ -181,14 +189,14 @@ func (r *Reader) takeBuffer() []byte {
 	default:
 	}
 	if r.bufs.Add(1) <= int32(cap(r.free)) {
-		return nil
+		return segBuf{}
 	}
 	r.bufs.Add(-1)
 	select {
 	case b := <-r.free:
 		return b
 	case <-r.done:
-		return nil
+		return segBuf{}
 	}
 }
 
@@ -209,10 +217,10 @@ func (r *Reader) Next() (*Record, error) {
 		}
 		if r.curRaw != nil && r.reuse.Load() {
 			// The caller is done with this segment's records: its
-			// buffer can take a later segment (before waiting for the
+			// buffers can take a later segment (before waiting for the
 			// next one, whose decoder may be waiting for a buffer).
 			select {
-			case r.free <- r.curRaw:
+			case r.free <- segBuf{raw: r.curRaw, recs: r.cur[:0]}:
 			default:
 			}
 			r.cur, r.curRaw = nil, nil
@@ -273,7 +281,7 @@ func readSegment(dec *zstd.Decoder, path string, info *SegmentInfo) ([]Record, e
 		}
 		return nil, fmt.Errorf("format: read segment: %w", err)
 	}
-	recs, _, err := decodeSegmentFile(dec, path, b, info, nil)
+	recs, _, err := decodeSegmentFile(dec, path, b, info, segBuf{})
 	return recs, err
 }
 
@@ -281,9 +289,9 @@ func readSegment(dec *zstd.Decoder, path string, info *SegmentInfo) ([]Record, e
 // decompressing into buf when it is big enough; it also returns the
 // decompressed stream the records point into. No record is returned
 // unless the file's SHA-256 matches info's.
-func decodeSegmentFile(dec *zstd.Decoder, path string, b []byte, info *SegmentInfo, buf []byte) ([]Record, []byte, error) {
+func decodeSegmentFile(dec *zstd.Decoder, path string, b []byte, info *SegmentInfo, buf segBuf) ([]Record, []byte, error) {
 	shaOK := true
-	dst := buf[:0]
+	dst := buf.raw[:0]
 	if info != nil {
 		if n := int64(len(b)); n < info.CompressedBytes {
 			return nil, nil, fileErr(path, n, fmt.Errorf("%w: file is %d bytes, the manifest says %d", ErrTruncated, n, info.CompressedBytes))
@@ -293,14 +301,17 @@ func decodeSegmentFile(dec *zstd.Decoder, path string, b []byte, info *SegmentIn
 		sum := sha256.Sum256(b)
 		shaOK = hex.EncodeToString(sum[:]) == info.SHA256
 		if int64(cap(dst)) < info.RawBytes {
-			dst = make([]byte, 0, info.RawBytes)
+			// An eighth more than this segment: the segments of a trace
+			// differ in size by up to a record, and a buffer that fits
+			// only this one would be replaced for most later ones.
+			dst = make([]byte, 0, info.RawBytes+info.RawBytes/8)
 		}
 	}
 	raw, err := dec.DecodeAll(b, dst)
 	if err != nil {
 		return nil, nil, zstdError(path, b, err)
 	}
-	recs, err := decodeSegment(path, raw)
+	recs, err := decodeSegmentInto(path, raw, buf.recs[:0])
 	if err != nil {
 		return nil, nil, err
 	}

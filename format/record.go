@@ -313,6 +313,12 @@ func appendSegmentHeader(dst []byte) []byte {
 // decodeSegment parses a whole decompressed segment stream. Records' Data
 // alias raw. file names the segment in errors. Offsets must not decrease.
 func decodeSegment(file string, raw []byte) ([]Record, error) {
+	return decodeSegmentInto(file, raw, nil)
+}
+
+// decodeSegmentInto is decodeSegment appending to recs (empty, or nil to
+// allocate), so a reader can reuse the records of a finished segment.
+func decodeSegmentInto(file string, raw []byte, recs []Record) ([]Record, error) {
 	if len(raw) < segmentHeaderSize {
 		return nil, streamErr(file, int64(len(raw)), -1, fmt.Errorf("%w: stream is %d bytes, shorter than the %d-byte segment header", ErrTruncated, len(raw), segmentHeaderSize))
 	}
@@ -322,7 +328,9 @@ func decodeSegment(file string, raw []byte) ([]Record, error) {
 	if v := raw[len(segmentMagic)]; v != FormatVersion {
 		return nil, streamErr(file, int64(len(segmentMagic)), -1, fmt.Errorf("%w: segment version %d, this reader knows %d", ErrVersion, v, FormatVersion))
 	}
-	recs := make([]Record, 0, len(raw)/4096+1)
+	if recs == nil {
+		recs = make([]Record, 0, len(raw)/4096+1)
+	}
 	in := interner{}
 	off := segmentHeaderSize
 	var last time.Duration

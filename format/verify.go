@@ -68,7 +68,7 @@ func verifyStore(m *Manifest, st store) []error {
 			defer wg.Done()
 			for j := range next {
 				c := &checks[j.i]
-				recs, _, err := decodeSegmentFile(dec, j.path, j.b, &m.Segments[j.i], nil)
+				recs, _, err := decodeSegmentFile(dec, j.path, j.b, &m.Segments[j.i], segBuf{})
 				if err != nil {
 					c.err = st.locate(j.i, err)
 					continue
