@@ -59,11 +59,11 @@ func replayCommand() *cli.Command {
 			"adding up gaps; its lateness is measured and reported, and the summary says whether the\n" +
 			"schedule was kept (at most 1% of sends later than --late-warn). Paced replays are an open\n" +
 			"model: a slow target shows in the Publish latency, not in the schedule (up to\n" +
-			"--max-inflight calls in flight). Between sends 1 ms or more apart (up to about 500/s) the pacer\n" +
-			"runs on a real-time (SCHED_FIFO) thread where the process may: as root, or after\n" +
-			"'sudo setcap cap_sys_nice+ep cereplay'; run.json records pacer_priority. Paced on\n" +
-			"one CPU (taskset, a one-CPU container), the replay runs two Go processors unless\n" +
-			"GOMAXPROCS is set; run.json records gomaxprocs.\n" +
+			"--max-inflight calls in flight). Between sends 1 ms or more apart (up to about\n" +
+			"500/s) the pacer runs on a real-time (SCHED_FIFO) thread where the process may: as\n" +
+			"root, or after 'sudo setcap cap_sys_nice+ep cereplay'; run.json records\n" +
+			"pacer_priority. Paced on one CPU (taskset, a one-CPU container), the replay runs two\n" +
+			"Go processors unless GOMAXPROCS is set; run.json records gomaxprocs.\n" +
 			"--metrics-listen also serves /debug/pprof/ of the replayer; --cpuprofile FILE profiles a whole run.\n\n" +
 			"Every run also writes a timeline (timeline.jsonl: counts, gauges and full HDR histograms per\n" +
 			"--interval; histograms.json for the whole run) and, with --target-metrics, the targets' own\n" +
