@@ -45,13 +45,44 @@ type PreciseClock struct {
 	// shared by the copies of the clock (the pacer's and the reply
 	// dispatcher's), which sleep on the same machine.
 	lag *wakeLag
+
+	// yielded, when set, is when a long wait last yielded its processor
+	// (see sleepDedicated), shared like lag: one goroutine (the pacer)
+	// makes such waits at a time.
+	yielded *lastYield
+}
+
+// lastYield keeps when sleepDedicated last yielded, on the monotonic
+// clock. A nil *lastYield keeps nothing, and every wait yields.
+type lastYield struct {
+	base time.Time
+	at   atomic.Int64 // time.Since(base) at the last yield, in ns
+}
+
+func newLastYield() *lastYield { return &lastYield{base: time.Now()} }
+
+// yieldEvery is how often sleepDedicated yields at most: well within the
+// 10 ms after which the runtime's monitor preempts a goroutine that has
+// not been rescheduled, with a hold of holdSpan and a spin to spare.
+const yieldEvery = 5 * time.Millisecond
+
+// due says whether yieldEvery has passed since the last yield.
+func (y *lastYield) due() bool {
+	return y == nil || time.Since(y.base)-time.Duration(y.at.Load()) >= yieldEvery
+}
+
+// mark records a yield now.
+func (y *lastYield) mark() {
+	if y != nil {
+		y.at.Store(int64(time.Since(y.base)))
+	}
 }
 
 // NewPreciseClock returns a PreciseClock with the given SpinWindow whose
 // default window follows its wake-ups: it spins only as long as its recent
 // sleeps needed, not a fixed DefaultSpinWindow before every send.
 func NewPreciseClock(spinWindow time.Duration) PreciseClock {
-	return PreciseClock{SpinWindow: spinWindow, lag: new(wakeLag)}
+	return PreciseClock{SpinWindow: spinWindow, lag: new(wakeLag), yielded: newLastYield()}
 }
 
 // wakeLag follows how late a clock's sleeps before the spin window have
@@ -158,7 +189,7 @@ func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 	spinFrom := t.Add(-spin)
 	sleep := time.Until(spinFrom)
 	if kernelSleeps && sleep >= dedicateAbove {
-		sleepDedicated(ctx, spinFrom)
+		sleepDedicated(ctx, spinFrom, c.yielded)
 	} else if kernelSleeps {
 		pollSleepUntil(ctx, spinFrom)
 	} else if sleep > 0 {

@@ -87,12 +87,22 @@ const holdSpan = 2 * time.Millisecond
 //     without a reschedule, during the hold or the spin, because the
 //     sleeps before them count as running: a yield before the hold
 //     (runtime.Gosched, with holdSpan to spare) starts that count again.
-func sleepDedicated(ctx context.Context, spinFrom time.Time) {
+//
+// The yield is made only when the last one (yielded, nil: none kept) is
+// yieldEvery old or older: a goroutine that yields waits in the
+// scheduler's global queue for a processor, which the collector's workers
+// can hold for milliseconds, so yielding before every send of a high rate
+// made the slowest sends late; once in yieldEvery keeps the monitor's
+// count far from its 10 ms.
+func sleepDedicated(ctx context.Context, spinFrom time.Time, yielded *lastYield) {
 	kernelSleepUntil(ctx, spinFrom.Add(-holdSpan))
 	if ctx.Err() != nil {
 		return
 	}
-	runtime.Gosched()
+	if yielded.due() {
+		runtime.Gosched()
+		yielded.mark()
+	}
 	holdSleep(spinFrom)
 }
 

@@ -31,7 +31,7 @@ const pureSpin = 150 * time.Microsecond
 const dedicateAbove = time.Duration(1<<63 - 1)
 
 // sleepDedicated is never called here (see dedicateAbove).
-func sleepDedicated(context.Context, time.Time) {}
+func sleepDedicated(context.Context, time.Time, *lastYield) {}
 
 // Thread does nothing here: there is no fine sleep to give a thread.
 type Thread struct{}

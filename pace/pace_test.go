@@ -3,6 +3,7 @@ package pace
 import (
 	"context"
 	"math"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -244,5 +245,31 @@ func TestWakeLagWindow(t *testing.T) {
 	}
 	if got := (PreciseClock{}).spinWindow(); got != DefaultSpinWindow {
 		t.Fatalf("zero PreciseClock: window %v, want %v", got, DefaultSpinWindow)
+	}
+}
+
+// A long wait yields its processor at most once in yieldEvery: right after
+// a yield none is due, and one is due again once yieldEvery has passed. A
+// clock that keeps no record (the zero PreciseClock) yields every time.
+func TestLastYield(t *testing.T) {
+	var none *lastYield
+	if !none.due() {
+		t.Fatal("no record: a yield is not due")
+	}
+	none.mark() // keeps nothing, and does not fail
+	y := newLastYield()
+	y.mark()
+	marked := time.Now()
+	if y.due() && time.Since(marked) < yieldEvery {
+		t.Fatalf("a yield is due %v after the last one", time.Since(marked))
+	}
+	for !y.due() {
+		runtime.Gosched()
+	}
+	if since := time.Since(marked); since < yieldEvery {
+		t.Fatalf("a yield came due %v after the last one, before %v", since, yieldEvery)
+	}
+	if NewPreciseClock(0).yielded == nil {
+		t.Fatal("NewPreciseClock keeps no record of its yields")
 	}
 }
