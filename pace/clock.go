@@ -35,10 +35,10 @@ type PreciseClock struct {
 	// SpinWindow is the busy-wait span before each due time; a negative
 	// value disables spinning. 0 means DefaultSpinWindow, narrowed on a
 	// clock made by NewPreciseClock to what nine in ten of its recent
-	// wake-ups needed (see wakeLag), and widened for long waits to 2% of the wait (at most
-	// maxSpinWindow): a wait of 50 ms (20 events/s) spins its last
-	// millisecond, which covers any lateness of the sleep before it for 2%
-	// of a core.
+	// wake-ups needed (see wakeLag), and widened for long waits to 2% of
+	// the wait (at most maxSpinWindow): a wait of 50 ms (20 events/s) spins
+	// its last millisecond, which covers any lateness of the sleep before
+	// it for 2% of a core.
 	SpinWindow time.Duration
 
 	// lag, when set, follows how late the sleeps before the spin woke;
