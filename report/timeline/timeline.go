@@ -43,13 +43,11 @@ func NewHistogram() *hdrhistogram.Histogram { return hdrhistogram.New(lowest, hi
 func Clamp(d time.Duration) int64 { return min(max(int64(d), lowest), highest) }
 
 // Encode returns h in HdrHistogram's compressed V2 form (base64 text), the
-// form every HdrHistogram implementation reads.
+// form every HdrHistogram implementation reads. A caller that encodes
+// many histograms keeps an Encoder instead, which reuses its buffers.
 func Encode(h *hdrhistogram.Histogram) (string, error) {
-	b, err := h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
-	if err != nil {
-		return "", fmt.Errorf("timeline: encode histogram: %w", err)
-	}
-	return string(b), nil
+	var e Encoder
+	return e.Encode(h)
 }
 
 // Decode reads a histogram written by Encode. It refuses a histogram of
@@ -102,6 +100,7 @@ type Recorder struct {
 	spare map[string]*hdrhistogram.Histogram // emptied, for the next interval
 
 	w    *bufio.Writer
+	enc  Encoder // used by cut only, which runs on loop's goroutine
 	err  error
 	last map[string]float64 // counters at the end of the previous interval
 	n    int
@@ -204,7 +203,7 @@ func (r *Recorder) cut(from, to time.Time) {
 	r.last = counters
 	for name, h := range hs {
 		if h.TotalCount() > 0 {
-			s, err := Encode(h)
+			s, err := r.enc.Encode(h)
 			r.fail(err)
 			if iv.Histograms == nil {
 				iv.Histograms = map[string]string{}
@@ -335,8 +334,9 @@ type Histograms map[string]string
 // EncodeAll encodes every histogram of a run, for its histograms file.
 func EncodeAll(hs map[string]*hdrhistogram.Histogram) (Histograms, error) {
 	out := Histograms{}
+	var enc Encoder
 	for name, h := range hs {
-		s, err := Encode(h)
+		s, err := enc.Encode(h)
 		if err != nil {
 			return nil, err
 		}
