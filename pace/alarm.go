@@ -14,9 +14,12 @@ import (
 // waking it. One goroutine waits on an Alarm at a time; any may Wake it.
 //
 // On a PreciseClock the wait is a pollTimer (on Linux a timerfd read
-// through Go's network poller, see pollTimer), then the clock's spin,
-// which watches for Wake too. Other clocks jump: WaitUntil looks for a
-// Wake once, then sleeps on the clock.
+// through Go's network poller, see pollTimer), without the clock's spin:
+// an Alarm times the replies of simulated agents, whose own timing is
+// coarser than the tens of microseconds the poller's wake-up adds, and a
+// spin long enough to cover that wake-up cost more CPU than anything
+// else on a reply's path. Other clocks jump: WaitUntil looks for a Wake
+// once, then sleeps on the clock.
 type Alarm struct {
 	clock Clock
 	woken atomic.Bool
@@ -50,21 +53,13 @@ func (a *Alarm) Wake() {
 // WaitUntil waits until the clock reaches t, and returns woken true when
 // Wake ended the wait first, or ctx's error when ctx ended first.
 func (a *Alarm) WaitUntil(ctx context.Context, t time.Time) (woken bool, err error) {
-	pc, precise := a.clock.(PreciseClock)
-	if !precise {
+	if a.timer == nil {
 		if a.woken.Swap(false) {
 			return true, nil
 		}
 		return false, a.clock.SleepUntil(ctx, t)
 	}
-	spinFrom := t.Add(-pc.spinWindow())
-	if slept, woken := a.timer.sleepUntil(ctx, spinFrom, &a.woken); woken {
-		a.woken.Store(false)
-		return true, nil
-	} else if slept && ctx.Err() == nil {
-		pc.woke(spinFrom)
-	}
-	if spinUntil(ctx, t, &a.woken) {
+	if _, woken := a.timer.sleepUntil(ctx, t, &a.woken); woken {
 		a.woken.Store(false)
 		return true, nil
 	}

@@ -35,15 +35,16 @@ type PreciseClock struct {
 	// SpinWindow is the busy-wait span before each due time; a negative
 	// value disables spinning. 0 means DefaultSpinWindow, narrowed on a
 	// clock made by NewPreciseClock to what nine in ten of its recent
-	// wake-ups needed (see wakeLag), and widened for long waits to 2% of
-	// the wait (at most maxSpinWindow): a wait of 50 ms (20 events/s) spins
-	// its last millisecond, which covers any lateness of the sleep before
-	// it for 2% of a core.
+	// wake-ups needed (see wakeLag), and widened for waits of widenAbove
+	// or more to 2% of the wait (at most maxSpinWindow): a wait of 50 ms
+	// (20 events/s) spins its last millisecond, which covers any lateness
+	// of the sleep before it for 2% of a core.
 	SpinWindow time.Duration
 
 	// lag, when set, follows how late the sleeps before the spin woke;
-	// shared by the copies of the clock (the pacer's and the reply
-	// dispatcher's), which sleep on the same machine.
+	// shared by the copies of the clock (an Alarm on it neither spins nor
+	// records its wake-ups, which come through the network poller, later
+	// than the clock's own).
 	lag *wakeLag
 
 	// yielded, when set, is when a long wait last yielded its processor
@@ -140,6 +141,15 @@ func (w *wakeLag) window(ceiling time.Duration) time.Duration {
 // maxSpinWindow caps the widened default spin window.
 const maxSpinWindow = time.Millisecond
 
+// widenAbove is the shortest wait whose default spin window is widened to
+// 2% of it: the rates of 100 sends per second and below, where the process
+// is idle between sends and 2% of a core buys a spin that covers the rare
+// late wake-up. At higher rates that spin is paid at every send, on a
+// process that is busy with the sends themselves: at 500/s, 40 µs of a
+// few hundred per send, where the adapted window alone keeps the sends'
+// p99 within tens of microseconds.
+const widenAbove = 10 * time.Millisecond
+
 // Now returns the wall clock time (with its monotonic reading).
 func (PreciseClock) Now() time.Time { return time.Now() }
 
@@ -154,6 +164,16 @@ func (c PreciseClock) spinWindow() time.Duration {
 		return 0
 	}
 	return c.SpinWindow
+}
+
+// spinFor is the spin window before a due time wait away: spinWindow,
+// widened for a wait of widenAbove or more when the window is the default.
+func (c PreciseClock) spinFor(wait time.Duration) time.Duration {
+	spin := c.spinWindow()
+	if c.SpinWindow == 0 && wait >= widenAbove {
+		spin = max(spin, min(wait/50, maxSpinWindow))
+	}
+	return spin
 }
 
 // woke records how late a sleep meant to end at spinFrom ended, for the
@@ -182,11 +202,7 @@ func (c PreciseClock) woke(spinFrom time.Time) {
 // also takes a real-time thread of its own for such waits (Thread).
 // bench/RESULTS.md has the side-by-side figures.
 func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
-	spin := c.spinWindow()
-	if c.SpinWindow == 0 {
-		spin = max(spin, min(time.Until(t)/50, maxSpinWindow))
-	}
-	spinFrom := t.Add(-spin)
+	spinFrom := t.Add(-c.spinFor(time.Until(t)))
 	sleep := time.Until(spinFrom)
 	if kernelSleeps && sleep >= dedicateAbove {
 		sleepDedicated(ctx, spinFrom, c.yielded)

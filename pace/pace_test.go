@@ -273,3 +273,30 @@ func TestLastYield(t *testing.T) {
 		t.Fatal("NewPreciseClock keeps no record of its yields")
 	}
 }
+
+// The default window is widened to 2% of a long wait (a low rate's), and
+// not for the short waits of a high rate, where the spin is paid at every
+// send; a window set by the user is never widened.
+func TestSpinForWidensLongWaitsOnly(t *testing.T) {
+	c := NewPreciseClock(0)
+	for range lagSamples {
+		c.lag.observe(8 * time.Microsecond)
+	}
+	adapted := 8*time.Microsecond + spinMargin
+	for _, tc := range []struct {
+		wait, want time.Duration
+	}{
+		{2 * time.Millisecond, adapted},           // 500/s
+		{widenAbove - 1, adapted},                 // just above 100/s
+		{widenAbove, widenAbove / 50},             // 100/s: 200µs
+		{50 * time.Millisecond, time.Millisecond}, // 20/s
+		{time.Second, maxSpinWindow},              // capped
+	} {
+		if got := c.spinFor(tc.wait); got != tc.want {
+			t.Errorf("wait %v: spin %v, want %v", tc.wait, got, tc.want)
+		}
+	}
+	if got := NewPreciseClock(300 * time.Microsecond).spinFor(50 * time.Millisecond); got != 300*time.Microsecond {
+		t.Errorf("--spin-window 300µs, wait 50ms: spin %v, want 300µs", got)
+	}
+}

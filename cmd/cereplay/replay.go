@@ -88,7 +88,7 @@ func replayCommand() *cli.Command {
 			&cli.Int64Flag{Name: "limit", Usage: "play only the first N spec events (and their replies)"},
 			&cli.DurationFlag{Name: "duration", Usage: "play only the sends due in the first D after the start"},
 			&cli.StringFlag{Name: "start-at", Usage: "start instant (RFC 3339), so several replayers share one schedule; refused when more than a minute (or --late-drop) in the past; a future one is counted down"},
-			&cli.DurationFlag{Name: "spin-window", Usage: "busy-wait this long before each send instead of the default (as long as nine in ten of the last 64 wake-ups from the sleep before it needed, 10-100µs; up to 1ms for long waits); 1.5ms spins all the time at 2,000/s: more precise, one core busy; negative: never spin",
+			&cli.DurationFlag{Name: "spin-window", Usage: "busy-wait this long before each send instead of the default (as long as nine in ten of the last 64 wake-ups from the sleep before it needed, 10-100µs; 2% of waits of 10ms or more, up to 1ms); 1.5ms spins all the time at 2,000/s: more precise, one core busy; negative: never spin",
 				DefaultText: "adaptive"},
 			&cli.DurationFlag{Name: "late-drop", Usage: "drop (and count) sends later than this; 0 sends everything"},
 			&cli.DurationFlag{Name: "late-warn", Value: replay.DefaultLateWarn, Usage: "the summary says the schedule was not kept when more than 1% of sends left later than this"},
