@@ -2,8 +2,6 @@ package maestro
 
 import (
 	"fmt"
-	"math"
-	"strconv"
 	"sync/atomic"
 
 	"google.golang.org/protobuf/proto"
@@ -75,11 +73,11 @@ func StringAttr(ce *pbv1.CloudEvent, key string) string {
 // int64: as ce_integer. Versions beyond int32, which the SDK cannot send
 // either, are written as a decimal ce_string.
 func SetResourceVersion(ce *pbv1.CloudEvent, v int64) {
-	if v < math.MinInt32 || v > math.MaxInt32 {
-		SetStringAttr(ce, AttrResourceVersion, strconv.FormatInt(v, 10))
-		return
+	if a := wire.ResourceVersionAttr(v); a.Kind == wire.AttrString {
+		SetStringAttr(ce, AttrResourceVersion, string(a.Str))
+	} else {
+		setAttr(ce, AttrResourceVersion, &pbv1.CloudEventAttributeValue{Attr: &pbv1.CloudEventAttributeValue_CeInteger{CeInteger: a.Num}})
 	}
-	setAttr(ce, AttrResourceVersion, &pbv1.CloudEventAttributeValue{Attr: &pbv1.CloudEventAttributeValue_CeInteger{CeInteger: int32(v)}})
 }
 
 // SetSequenceID sets ce-sequenceid, the status ordering key.

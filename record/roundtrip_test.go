@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
-
 	"github.com/cereplay/cereplay/format"
 	"github.com/cereplay/cereplay/generate"
 	"github.com/cereplay/cereplay/maestro"
@@ -119,11 +117,9 @@ func specDiffs(orig, rec []format.Record) []string {
 			}
 			b := r.Data
 			if r.Flow == format.FlowAgentToServer && r.EventType == maestro.TypeStatusUpdate {
-				set := &pbv1.CloudEvent{}
-				maestro.SetResourceVersion(set, 0)
-				maestro.SetSequenceID(set, "")
+				set := []wire.Attr{wire.ResourceVersionAttr(0), {Key: maestro.AttrSequenceID, Kind: wire.AttrString}}
 				var err error
-				if b, err = wire.PatchAttrs(nil, b, set.Attributes); err != nil {
+				if b, err = wire.PatchAttrs(nil, b, set); err != nil {
 					b = r.Data
 				}
 			}

@@ -149,31 +149,34 @@ func (m *multiplier) record(rec *format.Record, c int) (*format.Record, error) {
 // ce-clustername, ce-resourceid and the metadata that holds them (names,
 // namespace, uid). The data is left as it is.
 func (m *multiplier) event(dst, ce []byte, rid string, c int) ([]byte, error) {
-	set := &pbv1.CloudEvent{}
-	cluster := ""
-	if v, err := wire.AttrValue(ce, maestro.AttrClusterName); err != nil {
+	var set []wire.Attr
+	str := func(key, v string) wire.Attr { return wire.Attr{Key: key, Kind: wire.AttrString, Str: []byte(v)} }
+	cv, err := wire.StringAttr(ce, maestro.AttrClusterName)
+	if err != nil {
 		return nil, err
-	} else if cluster = v.GetCeString(); cluster != "" {
-		maestro.SetStringAttr(set, maestro.AttrClusterName, m.cluster(cluster, c))
+	}
+	cluster := string(cv)
+	if cluster != "" {
+		set = append(set, str(maestro.AttrClusterName, m.cluster(cluster, c)))
 	}
 	if rid != "" {
-		maestro.SetStringAttr(set, maestro.AttrResourceID, m.rid(rid, c))
+		set = append(set, str(maestro.AttrResourceID, m.rid(rid, c)))
 	}
-	if v, err := wire.AttrValue(ce, maestro.AttrMetadata); err != nil {
+	if v, err := wire.StringAttr(ce, maestro.AttrMetadata); err != nil {
 		return nil, err
-	} else if md := v.GetCeString(); md != "" {
+	} else if md := string(v); md != "" {
 		if rid != "" {
 			md = strings.ReplaceAll(md, rid, m.rid(rid, c))
 		}
 		if cluster != "" {
 			md = strings.ReplaceAll(md, `"`+cluster, `"`+m.cluster(cluster, c))
 		}
-		maestro.SetStringAttr(set, maestro.AttrMetadata, md)
+		set = append(set, str(maestro.AttrMetadata, md))
 	}
-	if len(set.Attributes) == 0 {
+	if len(set) == 0 {
 		return append(dst, ce...), nil
 	}
-	return wire.PatchAttrs(dst, ce, set.Attributes)
+	return wire.PatchAttrs(dst, ce, set)
 }
 
 // rewrites names what the multiplier changes, for run.json.

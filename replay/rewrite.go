@@ -1,10 +1,8 @@
 package replay
 
 import (
+	"bytes"
 	"fmt"
-	"strings"
-
-	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
 
 	"github.com/cereplay/cereplay/maestro"
 	"github.com/cereplay/cereplay/maestro/wire"
@@ -70,27 +68,28 @@ func (m *remapper) event(dst, ce []byte, origRID string, version int64, hasVersi
 	if m == nil && !hasVersion && seq == "" {
 		return append(dst, ce...), nil
 	}
-	set := &pbv1.CloudEvent{} // holds the new attribute values, built by maestro
+	set := make([]wire.Attr, 0, 4) // the new attribute values
 	if hasVersion {
-		maestro.SetResourceVersion(set, version)
+		set = append(set, wire.ResourceVersionAttr(version))
 	}
 	if seq != "" {
-		maestro.SetSequenceID(set, seq)
+		set = append(set, wire.Attr{Key: maestro.AttrSequenceID, Kind: wire.AttrString, Str: []byte(seq)})
 	}
 	if m != nil && origRID != "" {
 		newRID := m.id(origRID)
-		if v, err := wire.AttrValue(ce, maestro.AttrResourceID); err != nil {
+		if v, err := wire.StringAttr(ce, maestro.AttrResourceID); err != nil {
 			return nil, fmt.Errorf("replay: rewrite: %w", err)
-		} else if v.GetCeString() != "" {
-			maestro.SetStringAttr(set, maestro.AttrResourceID, newRID)
+		} else if len(v) > 0 {
+			set = append(set, wire.Attr{Key: maestro.AttrResourceID, Kind: wire.AttrString, Str: []byte(newRID)})
 		}
-		if v, err := wire.AttrValue(ce, maestro.AttrMetadata); err != nil {
+		if md, err := wire.StringAttr(ce, maestro.AttrMetadata); err != nil {
 			return nil, fmt.Errorf("replay: rewrite: %w", err)
-		} else if md := v.GetCeString(); md != "" {
-			maestro.SetStringAttr(set, maestro.AttrMetadata, strings.ReplaceAll(md, origRID, newRID))
+		} else if len(md) > 0 {
+			set = append(set, wire.Attr{Key: maestro.AttrMetadata, Kind: wire.AttrString,
+				Str: bytes.ReplaceAll(md, []byte(origRID), []byte(newRID))})
 		}
 	}
-	dst, err := wire.PatchAttrs(dst, ce, set.Attributes)
+	dst, err := wire.PatchAttrs(dst, ce, set)
 	if err != nil {
 		return nil, fmt.Errorf("replay: rewrite: %w", err)
 	}

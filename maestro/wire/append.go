@@ -42,17 +42,7 @@ func AppendEvent(b []byte, e *Event) []byte {
 	b = appendString(b, fieldSpecVersion, e.SpecVersion)
 	b = appendString(b, fieldType, e.Type)
 	for i := range e.Attrs {
-		a := &e.Attrs[i]
-		vsize := a.valueSize()
-		entry := protowire.SizeTag(fieldEntryKey) + protowire.SizeBytes(len(a.Key)) +
-			protowire.SizeTag(fieldEntryValue) + protowire.SizeBytes(vsize)
-		b = protowire.AppendTag(b, fieldAttributes, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(entry))
-		b = protowire.AppendTag(b, fieldEntryKey, protowire.BytesType)
-		b = protowire.AppendString(b, a.Key)
-		b = protowire.AppendTag(b, fieldEntryValue, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(vsize))
-		b = a.appendValue(b)
+		b = appendAttrEntry(b, &e.Attrs[i])
 	}
 	if len(e.Data) > 0 {
 		b = append(AppendDataHead(b, len(e.Data)), e.Data...)
@@ -67,6 +57,20 @@ func AppendEvent(b []byte, e *Event) []byte {
 func AppendDataHead(b []byte, n int) []byte {
 	b = protowire.AppendTag(b, fieldBinaryData, protowire.BytesType)
 	return protowire.AppendVarint(b, uint64(n))
+}
+
+// appendAttrEntry appends a as one CloudEvent.attributes map entry.
+func appendAttrEntry(b []byte, a *Attr) []byte {
+	vsize := a.valueSize()
+	entry := protowire.SizeTag(fieldEntryKey) + protowire.SizeBytes(len(a.Key)) +
+		protowire.SizeTag(fieldEntryValue) + protowire.SizeBytes(vsize)
+	b = protowire.AppendTag(b, fieldAttributes, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(entry))
+	b = protowire.AppendTag(b, fieldEntryKey, protowire.BytesType)
+	b = protowire.AppendString(b, a.Key)
+	b = protowire.AppendTag(b, fieldEntryValue, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(vsize))
+	return a.appendValue(b)
 }
 
 func appendString(b []byte, num protowire.Number, s []byte) []byte {

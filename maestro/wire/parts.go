@@ -93,10 +93,17 @@ func attrEntry(entry []byte) (key, val []byte, err error) {
 }
 
 // StringValue returns the ce_string of a CloudEventAttributeValue message
-// (nil when it holds another type), as the SDK reads string extensions.
+// (nil when it holds another type, or is malformed), as the SDK reads
+// string extensions.
 func StringValue(val []byte) []byte {
+	s, _ := stringValue(val)
+	return s
+}
+
+// stringValue is StringValue, with the error that stopped it.
+func stringValue(val []byte) ([]byte, error) {
 	var s []byte
-	_ = Walk(val, func(num int32, typ int8, v []byte, _ uint64) error {
+	err := Walk(val, func(num int32, typ int8, v []byte, _ uint64) error {
 		switch {
 		case num == fieldCeString && typ == WireBytes:
 			s = v
@@ -105,5 +112,8 @@ func StringValue(val []byte) []byte {
 		}
 		return nil
 	})
-	return s
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }

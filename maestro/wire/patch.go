@@ -2,22 +2,26 @@ package wire
 
 import (
 	"fmt"
-	"maps"
+	"math"
 	"slices"
+	"strconv"
+	"strings"
 
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
-	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
 )
 
 // PatchAttrs appends to dst the wire bytes of a CloudEvent with some
-// attributes replaced, without decoding the rest of the event (the data,
-// ~8 KB for a status, is copied as bytes). The entries of the replaced
-// keys are removed and new entries appended; protobuf map entries may come
-// in any order, so the result decodes to exactly the event that setting
-// the values on the decoded event gives. The values are built by the
-// caller (with package maestro's setters), so this knows only the layout.
-func PatchAttrs(dst, ce []byte, set map[string]*pbv1.CloudEventAttributeValue) ([]byte, error) {
+// attributes set, without decoding the rest of the event (the data, ~8 KB
+// for a status, is copied as bytes). The entries of the keys in set are
+// removed and set's entries appended, sorted by key (set is sorted in
+// place; a key must not be in it twice); protobuf map entries may come in
+// any order, so the result decodes to exactly the event that setting the
+// values on the decoded event gives. The values are encoded here, as
+// AppendEvent encodes them: a replay patches every status it sends, and
+// building and marshalling protobuf messages for them cost more than the
+// rest of the patch.
+func PatchAttrs(dst, ce []byte, set []Attr) ([]byte, error) {
+	slices.SortFunc(set, func(a, b Attr) int { return strings.Compare(a.Key, b.Key) })
 	for off := 0; off < len(ce); {
 		f, err := next(ce, off)
 		if err != nil {
@@ -30,31 +34,25 @@ func PatchAttrs(dst, ce []byte, set map[string]*pbv1.CloudEventAttributeValue) (
 			if err != nil {
 				return nil, err
 			}
-			if _, replaced := set[string(key)]; replaced {
+			if slices.ContainsFunc(set, func(a Attr) bool { return a.Key == string(key) }) {
 				continue
 			}
 		}
 		dst = append(dst, whole...)
 	}
-	for _, key := range slices.Sorted(maps.Keys(set)) {
-		val, err := proto.Marshal(set[key])
-		if err != nil {
-			return nil, fmt.Errorf("maestro: attribute %s: %w", key, err)
-		}
-		entry := protowire.AppendTag(nil, fieldEntryKey, protowire.BytesType)
-		entry = protowire.AppendString(entry, key)
-		entry = protowire.AppendTag(entry, fieldEntryValue, protowire.BytesType)
-		entry = protowire.AppendBytes(entry, val)
-		dst = protowire.AppendTag(dst, fieldAttributes, protowire.BytesType)
-		dst = protowire.AppendBytes(dst, entry)
+	for i := range set {
+		dst = appendAttrEntry(dst, &set[i])
 	}
 	return dst, nil
 }
 
-// AttrValue returns the decoded value of attribute key of a CloudEvent
-// (nil if absent; the last entry of a key wins, as in a map).
-func AttrValue(ce []byte, key string) (*pbv1.CloudEventAttributeValue, error) {
+// StringAttr returns the ce_string of attribute key of a CloudEvent, as
+// the SDK reads string extensions: nil when the attribute is absent or
+// holds another type (the last entry of a key wins, as in a map). It
+// fails on malformed bytes on the way to the value.
+func StringAttr(ce []byte, key string) ([]byte, error) {
 	var found []byte
+	has := false
 	for off := 0; off < len(ce); {
 		f, err := next(ce, off)
 		if err != nil {
@@ -62,34 +60,33 @@ func AttrValue(ce []byte, key string) (*pbv1.CloudEventAttributeValue, error) {
 		}
 		off += f.size
 		if f.num == fieldAttributes && f.typ == protowire.BytesType {
-			k, err := entryKey(f.v)
+			k, v, err := attrEntry(f.v)
 			if err != nil {
 				return nil, err
 			}
 			if string(k) == key {
-				found = f.v
+				found, has = v, true
 			}
 		}
 	}
-	if found == nil {
+	if !has {
 		return nil, nil
 	}
-	var val []byte
-	for off := 0; off < len(found); {
-		f, err := next(found, off)
-		if err != nil {
-			return nil, fmt.Errorf("attribute %s: bad map entry: %w", key, err)
-		}
-		off += f.size
-		if f.num == fieldEntryValue && f.typ == protowire.BytesType {
-			val = f.v
-		}
+	s, err := stringValue(found)
+	if err != nil {
+		return nil, fmt.Errorf("attribute %s: %w", key, err)
 	}
-	v := &pbv1.CloudEventAttributeValue{}
-	if err := proto.Unmarshal(val, v); err != nil {
-		return nil, fmt.Errorf("%w: attribute %s: %w", ErrMalformed, key, err)
+	return s, nil
+}
+
+// ResourceVersionAttr is ce-resourceversion as the SDK writes an int64:
+// a ce_integer. Versions beyond int32, which the SDK cannot send either,
+// are written as a decimal ce_string.
+func ResourceVersionAttr(v int64) Attr {
+	if v < math.MinInt32 || v > math.MaxInt32 {
+		return Attr{Key: AttrResourceVersion, Kind: AttrString, Str: strconv.AppendInt(nil, v, 10)}
 	}
-	return v, nil
+	return Attr{Key: AttrResourceVersion, Kind: AttrInteger, Num: int32(v)}
 }
 
 // entryKey reads the key of an attributes map entry (the last key field
