@@ -6,9 +6,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	runtimemetrics "runtime/metrics"
 	"sort"
 	"strconv"
 	"strings"
@@ -431,6 +433,9 @@ func (r *runner) settings() map[string]string {
 		add("pacer_priority", pace.Priority(r.realtime), pace.Dedicated(c.Clock, c.Pacer))
 	}
 	add("gomaxprocs", strconv.Itoa(runtime.GOMAXPROCS(0)), true)
+	gogc, limit := collectorSettings()
+	add("gogc", gogc, true)
+	add("memory_limit", limit, true)
 	add("rest_url", c.RESTURL, c.RESTURL != "")
 	add("interval", c.Interval.String(), true)
 	add("target_metrics", strings.Join(c.TargetMetrics, ","), len(c.TargetMetrics) > 0)
@@ -573,4 +578,25 @@ func (r *runner) summary(man *format.Manifest, end time.Time) *Summary {
 	s.Problems = append(causes, s.Problems...)
 	s.OK = len(s.Problems) == 0
 	return s
+}
+
+// collectorSettings reads the Go runtime's GOGC ("off" when disabled) and
+// soft memory limit ("none" when unset) for run.json: the command sets
+// them (--gc-percent, --memory-limit-mib) unless the environment does,
+// and they decide how often the collector interrupts the run.
+func collectorSettings() (gogc, limit string) {
+	samples := []runtimemetrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/gomemlimit:bytes"}}
+	runtimemetrics.Read(samples)
+	gogc, limit = "off", "none"
+	if samples[0].Value.Kind() == runtimemetrics.KindUint64 {
+		if v := int64(samples[0].Value.Uint64()); v >= 0 { // off reads as -1
+			gogc = strconv.FormatInt(v, 10)
+		}
+	}
+	if samples[1].Value.Kind() == runtimemetrics.KindUint64 {
+		if v := samples[1].Value.Uint64(); v < math.MaxInt64 {
+			limit = fmt.Sprintf("%d MiB", v>>20)
+		}
+	}
+	return gogc, limit
 }

@@ -115,6 +115,7 @@ func replayCommand() *cli.Command {
 			&cli.StringFlag{Name: "target-metrics", Usage: "Prometheus URL(s) of the targets, comma-separated (e.g. http://maestro:8080/metrics), scraped every --interval into the run folder; a failed scrape is stored as a gap"},
 			&cli.DurationFlag{Name: "interval", Value: replay.DefaultInterval, Usage: "step of the run's timeline and of the target scrapes"},
 			&cli.Int64Flag{Name: "memory-limit-mib", Value: defaultReplayMemoryLimitMiB, Usage: "soft memory limit of the Go runtime in MiB (GOMEMLIMIT wins when set; 0: none)"},
+			&cli.IntFlag{Name: "gc-percent", Value: defaultReplayGCPercent, Usage: "the collector's GOGC under a memory limit: it runs when the heap has grown this many percent over what a collection left live, or at the limit (GOGC wins when set; without a limit the runtime's 100 stays)"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the replayer, from opening the trace to the summary, to `FILE` (go tool pprof FILE)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar and notes, only the summary"},
 		},
@@ -132,6 +133,18 @@ func replayCommand() *cli.Command {
 // bench/replay-max.sh; bench/RESULTS.md has the side-by-side runs).
 const defaultReplayMemoryLimitMiB = 464
 
+// defaultReplayGCPercent is the replayer's GOGC under its memory limit.
+// With the runtime's 100 a paced replay collected every time its heap
+// doubled, every few seconds at 500 sends per second; a collection is what
+// made the slowest sends late (its workers take the processors the pacer
+// waits for: a run with the collector off had a p99.9 lateness of 0.4 ms
+// against 2-8 ms), and each one scans thousands of agents' connections
+// and stacks. At 400 the heap grows to five times its live size, where
+// the memory limit stops it first: the collector runs about as often at
+// --max, where the limit is what triggers it already, and a few times
+// less when paced, for a peak RSS still under the limit.
+const defaultReplayGCPercent = 400
+
 func replayAction(c *cli.Context) error {
 	src, opts, err := traceSource(c)
 	if err != nil {
@@ -145,8 +158,14 @@ func replayAction(c *cli.Context) error {
 	// Thousands of agent connections make garbage quickly; a soft limit
 	// makes the collector run before the heap doubles past it (see
 	// defaultReplayMemoryLimitMiB).
-	if mib := c.Int64("memory-limit-mib"); mib > 0 && os.Getenv("GOMEMLIMIT") == "" {
+	mib := c.Int64("memory-limit-mib")
+	if mib > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(mib << 20)
+	}
+	// A GOGC above 100 is bounded by the limit; without one the heap
+	// would grow to five times its live size (defaultReplayGCPercent).
+	if limited := mib > 0 || os.Getenv("GOMEMLIMIT") != ""; limited && os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(c.Int("gc-percent"))
 	}
 	pacerProcessor(cfg.Max)
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)

@@ -433,6 +433,7 @@ func mergeTimelines(shards []*shard, out string) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	keys := slices.Sorted(maps.Keys(bins))
+	var henc timeline.Encoder
 	if len(keys) > 0 {
 		for k := keys[0]; k <= keys[len(keys)-1]; k++ {
 			iv := timeline.Interval{Index: k - keys[0], Start: start.Add(time.Duration(k) * step), End: start.Add(time.Duration(k+1) * step)}
@@ -442,7 +443,7 @@ func mergeTimelines(shards []*shard, out string) error {
 				for _, g := range b.gauges {
 					addCounts(iv.Gauges, g)
 				}
-				hs, err := timeline.EncodeAll(b.hists)
+				hs, err := henc.EncodeAll(b.hists)
 				if err != nil {
 					return fmt.Errorf("merge: %w", err)
 				}

@@ -333,10 +333,16 @@ type Histograms map[string]string
 
 // EncodeAll encodes every histogram of a run, for its histograms file.
 func EncodeAll(hs map[string]*hdrhistogram.Histogram) (Histograms, error) {
-	out := Histograms{}
 	var enc Encoder
+	return enc.EncodeAll(hs)
+}
+
+// EncodeAll is EncodeAll with e's buffers: a merge that encodes every
+// interval's histograms reuses one Encoder for all of them.
+func (e *Encoder) EncodeAll(hs map[string]*hdrhistogram.Histogram) (Histograms, error) {
+	out := Histograms{}
 	for name, h := range hs {
-		s, err := enc.Encode(h)
+		s, err := e.Encode(h)
 		if err != nil {
 			return nil, err
 		}
