@@ -48,15 +48,17 @@ run() {
 	shift 2
 	out=$(BIN=$bin NOBUILD=1 "$script" "$@" 2>&1 || true)
 	# wall 36.08s, CPU 8.37s user 7.19s sys, peak RSS 366 MiB, exit 0
-	w=$(sed -nE 's/^wall ([0-9.]+)s, CPU ([0-9.]+)s user ([0-9.]+)s sys, peak RSS ([0-9]+) MiB.*/\1 \2 \3 \4/p' <<< "$out" | tail -n 1)
+	w=$(sed -nE 's/^wall ([0-9.]+)s, CPU ([0-9.]+)s user ([0-9.]+)s sys, peak RSS ([0-9]+) MiB, exit ([0-9]+).*/\1 \2 \3 \4 \5/p' <<< "$out" | tail -n 1)
 	# send lateness us: p50 1.867 p99 2854.911 p99.9 14827.519 max ...
 	l=$(sed -nE 's/^send lateness us: .* p99 ([0-9.]+) p99\.9 ([0-9.]+) .*/\1 \2/p' <<< "$out" | tail -n 1)
 	[ -n "$w" ] || { echo "$name: no result from $script:"; tail -n 20 <<< "$out"; exit 1; }
-	read -r wall user sys rss <<< "$w"
+	read -r wall user sys rss rc <<< "$w"
 	read -r p99 p999 <<< "${l:-- -}"
 	echo "$(awk -v u="$user" -v s="$sys" 'BEGIN {printf "%.2f", u + s}') $wall $rss $p99 $p999" >> "$tmp/$name"
 	read -r cpu wall rss p99 p999 < <(tail -n 1 "$tmp/$name")
-	echo "$name round $round: CPU $cpu s, wall $wall s, RSS $rss MiB, lateness p99 $p99 us, p99.9 $p999 us (load $(cut -d' ' -f1 /proc/loadavg))"
+	# A run that did not account for every event (replay exit 1) is
+	# still counted, and marked: its CPU is not a finished run's.
+	echo "$name round $round: CPU $cpu s, wall $wall s, RSS $rss MiB, lateness p99 $p99 us, p99.9 $p999 us, exit $rc (load $(cut -d' ' -f1 /proc/loadavg))"
 }
 for round in $(seq "$ROUNDS"); do
 	if (( round % 2 )); then

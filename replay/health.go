@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/status"
@@ -25,10 +26,18 @@ type streamHealth struct {
 	up        bool
 	downSince time.Time
 	err       error // the last subscribe or stream error
+
+	// down counts the runner's streams that are down, this one among
+	// them while it is: the watch looks at every stream only when some
+	// are, not thousands of locks ten times a second.
+	down *atomic.Int64
 }
 
 func (h *streamHealth) setUp() {
 	h.mu.Lock()
+	if !h.up {
+		h.down.Add(-1)
+	}
 	h.up, h.err = true, nil
 	h.mu.Unlock()
 }
@@ -39,6 +48,9 @@ func (h *streamHealth) setDown(err error) {
 	h.mu.Lock()
 	if h.up || h.downSince.IsZero() {
 		h.downSince = time.Now()
+	}
+	if h.up {
+		h.down.Add(1)
 	}
 	h.up = false
 	if err != nil {
@@ -57,7 +69,8 @@ func (h *streamHealth) downFor(now time.Time, d time.Duration) (bool, error) {
 
 // newStreamHealth registers a stream, down until it subscribes.
 func (r *runner) newStreamHealth(who, addr string) *streamHealth {
-	h := &streamHealth{who: who, addr: addr, downSince: time.Now()}
+	h := &streamHealth{who: who, addr: addr, downSince: time.Now(), down: &r.streamsDownNow}
+	h.down.Add(1)
 	r.mu.Lock()
 	r.health = append(r.health, h)
 	r.mu.Unlock()
@@ -84,6 +97,9 @@ func (r *runner) streamsUp() (up, all int) {
 // explain, a cause that does not say why TLS failed is checked with a probe
 // of the address (see explainTLS): for the message that ends a run.
 func (r *runner) streamsDown(d time.Duration, explain bool) string {
+	if r.streamsDownNow.Load() == 0 {
+		return ""
+	}
 	r.mu.Lock()
 	hs := r.health
 	r.mu.Unlock()

@@ -3,6 +3,7 @@ package replay
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"path/filepath"
 	"strings"
@@ -137,4 +138,31 @@ func simReceived(s *sim.Server) float64 {
 		}
 	}
 	return n
+}
+
+// The count of streams down follows every stream's state, so the watch
+// skips its look at each stream exactly when none is down.
+func TestStreamsDownCount(t *testing.T) {
+	r := &runner{}
+	a, b := r.newStreamHealth("agent c1", "x:1"), r.newStreamHealth("source s", "x:2")
+	if n := r.streamsDownNow.Load(); n != 2 {
+		t.Fatalf("two new streams: %d down, want 2", n)
+	}
+	a.setUp()
+	a.setUp() // twice: counted once
+	b.setUp()
+	if n := r.streamsDownNow.Load(); n != 0 {
+		t.Fatalf("both up: %d down, want 0", n)
+	}
+	if got := r.streamsDown(0, true); got != "" {
+		t.Fatalf("both up: streamsDown = %q", got)
+	}
+	b.setDown(errors.New("gone"))
+	b.setDown(errors.New("still gone"))
+	if n := r.streamsDownNow.Load(); n != 1 {
+		t.Fatalf("one down: %d down, want 1", n)
+	}
+	if got := r.streamsDown(0, true); !strings.Contains(got, "x:2") || !strings.Contains(got, "still gone") {
+		t.Fatalf("one down: streamsDown = %q, want the source at x:2 and its error", got)
+	}
 }

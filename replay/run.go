@@ -70,13 +70,15 @@ type runner struct {
 
 	damage *TraceDamage // where reading the trace failed; set by the reading goroutine
 
-	health    []*streamHealth    // every kept stream (under mu)
-	tlsCfg    *tls.Config        // the connections' TLS (nil without), to probe a refusal with
-	stopOnce  sync.Once          // stop
-	stopWhy   string             // why the run was stopped early (under mu)
-	stopShort string             // the same in a few words, for outcome notes (under mu)
-	stopPlay  context.CancelFunc // ends the playing of the trace (stop)
-	watchCtx  context.Context    // the give-up watch runs until it ends
+	health []*streamHealth // every kept stream (under mu)
+	// streamsDownNow counts the kept streams that are down (streamHealth).
+	streamsDownNow atomic.Int64
+	tlsCfg         *tls.Config        // the connections' TLS (nil without), to probe a refusal with
+	stopOnce       sync.Once          // stop
+	stopWhy        string             // why the run was stopped early (under mu)
+	stopShort      string             // the same in a few words, for outcome notes (under mu)
+	stopPlay       context.CancelFunc // ends the playing of the trace (stop)
+	watchCtx       context.Context    // the give-up watch runs until it ends
 	// playedAll says every send of the trace in scope (to its end, or to
 	// a --limit or --duration cut) was released: an interrupt or stop
 	// after it left nothing of the trace unplayed.
