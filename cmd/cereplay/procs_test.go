@@ -41,18 +41,8 @@ func TestPacedReplayOnOneCPUHasTwoProcessors(t *testing.T) {
 		if c.env != "" {
 			cmd.Env = append(cmd.Env, c.env)
 		}
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", c.name, err, b)
-		}
-		b, err := os.ReadFile(filepath.Join(out, "run.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var info replay.RunInfo
-		if err := json.Unmarshal(b, &info); err != nil {
-			t.Fatal(err)
-		}
-		if got := info.Settings["gomaxprocs"]; got != c.want {
+		settings := runSettings(t, c.name, cmd, out)
+		if got := settings["gomaxprocs"]; got != c.want {
 			t.Errorf("%s on one CPU: run.json gomaxprocs = %q, want %q", c.name, got, c.want)
 		}
 	}
@@ -86,22 +76,30 @@ func TestReplayCollectorSettings(t *testing.T) {
 		if c.env != "" {
 			cmd.Env = append(cmd.Env, c.env)
 		}
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", c.name, err, b)
-		}
-		b, err := os.ReadFile(filepath.Join(out, "run.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var info replay.RunInfo
-		if err := json.Unmarshal(b, &info); err != nil {
-			t.Fatal(err)
-		}
-		if got := info.Settings["gogc"]; got != c.wantGOGC {
+		settings := runSettings(t, c.name, cmd, out)
+		if got := settings["gogc"]; got != c.wantGOGC {
 			t.Errorf("%s: run.json gogc = %q, want %q", c.name, got, c.wantGOGC)
 		}
-		if got := info.Settings["memory_limit"]; got != c.wantLim {
+		if got := settings["memory_limit"]; got != c.wantLim {
 			t.Errorf("%s: run.json memory_limit = %q, want %q", c.name, got, c.wantLim)
 		}
 	}
+}
+
+// runSettings runs a child replay writing its results to out and returns
+// the settings its run.json records.
+func runSettings(t *testing.T, name string, cmd *exec.Cmd, out string) map[string]string {
+	t.Helper()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", name, err, b)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "run.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info replay.RunInfo
+	if err := json.Unmarshal(b, &info); err != nil {
+		t.Fatal(err)
+	}
+	return info.Settings
 }

@@ -1,8 +1,11 @@
 package wire
 
 import (
+	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"google.golang.org/protobuf/proto"
 	pbv1 "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc/protobuf/v1"
@@ -46,4 +49,32 @@ func FuzzPatchAttrs(f *testing.F) {
 			t.Fatalf("StringAttr = %q, %v; want %q", v, err, val)
 		}
 	})
+}
+
+// StringAttr reads a ce_string in place: nil for an absent attribute or
+// one of another type, the last entry of a key wins, and a malformed value
+// is an error that names the attribute.
+func TestStringAttr(t *testing.T) {
+	ev := AppendEvent(nil, &Event{ID: []byte("1"), Attrs: []Attr{
+		{Key: AttrClusterName, Kind: AttrString, Str: []byte("first")},
+		{Key: AttrResourceVersion, Kind: AttrInteger, Num: 7},
+	}})
+	ev = appendAttrEntry(ev, &Attr{Key: AttrClusterName, Kind: AttrString, Str: []byte("last")})
+	for _, c := range []struct{ key, want string }{
+		{AttrClusterName, "last"}, {AttrResourceVersion, ""}, {AttrSequenceID, ""},
+	} {
+		got, err := StringAttr(ev, c.key)
+		if err != nil || string(got) != c.want {
+			t.Errorf("StringAttr(%s) = %q, %v; want %q", c.key, got, err, c.want)
+		}
+	}
+	// An entry whose value claims more bytes than it has.
+	bad := protowire.AppendTag(nil, fieldEntryKey, protowire.BytesType)
+	bad = protowire.AppendString(bad, AttrSequenceID)
+	bad = protowire.AppendTag(bad, fieldEntryValue, protowire.BytesType)
+	bad = protowire.AppendBytes(bad, []byte{0x1a, 0x09, 'x'})
+	bad = protowire.AppendBytes(protowire.AppendTag(nil, fieldAttributes, protowire.BytesType), bad)
+	if _, err := StringAttr(bad, AttrSequenceID); err == nil || !strings.Contains(err.Error(), AttrSequenceID) {
+		t.Errorf("malformed value: err %v, want one naming %s", err, AttrSequenceID)
+	}
 }
