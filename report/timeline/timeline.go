@@ -220,8 +220,11 @@ func (r *Recorder) cut(from, to time.Time) {
 		r.fail(r.w.Flush()) // the file is current while the run goes on
 	}
 	r.mu.Lock()
-	for name, h := range hs { // give the emptied histograms back for reuse
-		if r.spare[name] == nil && r.cur[name] == nil {
+	// Give the emptied histograms back for the interval after next: the
+	// current one records into the spares of the last cut, so with two of
+	// each name a run allocates no histogram after its first intervals.
+	for name, h := range hs {
+		if r.spare[name] == nil {
 			r.spare[name] = h
 		}
 	}

@@ -1,12 +1,15 @@
 package timeline
 
 import (
+	"bufio"
 	"bytes"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/cereplay/cereplay/internal/syncbuf"
 )
@@ -163,5 +166,56 @@ func TestRecorderStopPastBoundaries(t *testing.T) {
 	}
 	if len(ivs) != 6 {
 		t.Errorf("%d intervals, want 6", len(ivs))
+	}
+}
+
+// Each name's histograms are reused from interval to interval: values
+// that come while a cut encodes go into the spare of the last cut, and the
+// cut ones become the next spares, so a run allocates two histograms per
+// name, not new ones every interval.
+func TestRecorderReusesHistograms(t *testing.T) {
+	var out bytes.Buffer
+	start := time.Now()
+	var r *Recorder
+	observed := int64(0)
+	observe := func() {
+		observed++
+		r.Observe("lat", observed*1000)
+	}
+	// The sampler runs inside cut, after the histograms were taken: a
+	// value observed there is one that came while the cut was encoding.
+	r = &Recorder{every: time.Second, start: start,
+		sample: func() (map[string]float64, map[string]float64) { observe(); return nil, nil },
+		cur:    map[string]*hdrhistogram.Histogram{}, spare: map[string]*hdrhistogram.Histogram{},
+		w: bufio.NewWriter(&out), last: map[string]float64{}}
+	seen := map[*hdrhistogram.Histogram]bool{}
+	for i := range 10 {
+		observe()
+		r.mu.Lock()
+		seen[r.cur["lat"]] = true
+		r.mu.Unlock()
+		r.cut(start.Add(time.Duration(i)*time.Second), start.Add(time.Duration(i+1)*time.Second))
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if len(seen) > 2 {
+		t.Fatalf("10 intervals of one histogram used %d histograms, want at most 2", len(seen))
+	}
+	ivs, err := Read(&out)
+	if err != nil || len(ivs) != 10 {
+		t.Fatalf("read back %d intervals, %v; want 10", len(ivs), err)
+	}
+	// Interval 0 holds value 1; each later one the value observed during
+	// the cut before it and the one before its own cut.
+	for i, iv := range ivs {
+		h, err := iv.Histogram("lat")
+		want := int64(2)
+		if i == 0 {
+			want = 1
+		}
+		if err != nil || h.TotalCount() != want {
+			t.Fatalf("interval %d: %v, count %d, want %d", i, err, h.TotalCount(), want)
+		}
 	}
 }
