@@ -132,7 +132,9 @@ func (a *agent) resync(ctx context.Context) {
 		a.r.notef("agent %s: resync request: %v", a.cluster, err)
 		return
 	}
-	_, code, msg := a.r.call(ctx, a.cc, a.addr, ce, time.Now())
+	var c caller
+	defer c.release()
+	_, code, msg := a.r.call(&c, ctx, a.cc, a.addr, ce, time.Now())
 	if code != 0 {
 		a.r.notef("agent %s: resync request failed: %s", a.cluster, msg)
 		return

@@ -55,23 +55,13 @@ func (r *runner) give(sem chan struct{}) {
 // (0 when OK) and the error message. The latency runs from start, the
 // instant the schedule released the send: the time until the goroutine
 // making the call runs is part of it, not hidden between the send
-// lateness and the call.
-func (r *runner) call(ctx context.Context, cc *grpc.ClientConn, addr string, ce []byte, start time.Time) (time.Duration, uint32, string) {
+// lateness and the call. The call runs in c's context, under parent.
+func (r *runner) call(c *caller, parent context.Context, cc *grpc.ClientConn, addr string, ce []byte, start time.Time) (time.Duration, uint32, string) {
 	if cc == nil {
 		return 0, uint32(codes.Unavailable), "no connection to " + addr
 	}
-	// --publish-timeout is a timer that cancels the call, not a deadline
-	// on its context: gRPC would send a deadline to the target as a
-	// grpc-timeout header, which the SDK's clients do not send (their
-	// Publish carries their caller's context), and for which the target
-	// arms a timer of its own on every call.
-	cctx, cancel := context.WithCancelCause(ctx)
-	timer := time.AfterFunc(r.cfg.PublishTimeout, func() { cancel(errPublishTimeout) })
-	err := publish(cctx, cc, ce)
-	timer.Stop()
-	timedOut := errors.Is(context.Cause(cctx), errPublishTimeout)
-	cancel(nil)
-	if err != nil && timedOut {
+	err := publish(c.arm(parent, r.cfg.PublishTimeout), cc, ce)
+	if timedOut := c.disarm(); err != nil && timedOut {
 		err = status.Errorf(codes.DeadlineExceeded, "no answer within %v (--publish-timeout)", r.cfg.PublishTimeout)
 	}
 	// The call's latency is real time whatever clock paces the run (the
@@ -84,6 +74,58 @@ func (r *runner) call(ctx context.Context, cc *grpc.ClientConn, addr string, ce 
 		return lat, uint32(st.Code()), st.Message()
 	}
 	return lat, 0, ""
+}
+
+// caller is what a goroutine making Publish calls keeps from one call to
+// the next: the context a call runs in and the timer that cancels it after
+// --publish-timeout. --publish-timeout is a timer that cancels the call,
+// not a deadline on its context: gRPC would send a deadline to the target
+// as a grpc-timeout header, which the SDK's clients do not send (their
+// Publish carries their caller's context), and for which the target arms a
+// timer of its own on every call. The context and the timer are made again
+// only when one is spent (the timer fired, or the parent ended): made for
+// every call, they were several allocations a call, and each call entered
+// and left the run's context's set of children under its lock. The zero
+// caller is ready; release it when done.
+type caller struct {
+	parent context.Context
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+}
+
+// arm returns the context for the next call under parent, with the
+// timeout running.
+func (c *caller) arm(parent context.Context, timeout time.Duration) context.Context {
+	if c.ctx == nil || c.parent != parent || c.ctx.Err() != nil {
+		c.release()
+		c.parent = parent
+		c.ctx, c.cancel = context.WithCancelCause(parent)
+		cancel := c.cancel // the timer cancels this context, not a later one
+		c.timer = time.AfterFunc(timeout, func() { cancel(errPublishTimeout) })
+		return c.ctx
+	}
+	c.timer.Reset(timeout)
+	return c.ctx
+}
+
+// disarm stops the timeout after a call and reports whether it had fired
+// first; the context is spent then, and the next arm makes another.
+func (c *caller) disarm() (timedOut bool) {
+	if c.timer.Stop() {
+		return false
+	}
+	c.ctx = nil // released by its timer's cancel
+	return true
+}
+
+// release cancels the caller's context, if any.
+func (c *caller) release() {
+	if c.ctx != nil {
+		c.timer.Stop()
+		c.cancel(nil)
+	}
+	c.ctx = nil
 }
 
 // errPublishTimeout is the cause of a Publish call cancelled because it
@@ -131,12 +173,12 @@ func (r *runner) sendSpec(ctx context.Context, m recMeta, rec *format.Record, du
 		// One line per created resource; only the reading goroutine writes.
 		fmt.Fprintf(r.idmap, "%s\t%s\n", rec.ResourceID, s.wireRID)
 	}
-	j := sendJob{due: r.t0.Add(due), slots: r.sem, publish: func(late time.Duration, sentAt, released time.Time) {
+	j := sendJob{due: r.t0.Add(due), slots: r.sem, publish: func(c *caller, late time.Duration, sentAt, released time.Time) {
 		if tracked {
 			s.sentAt, s.lateness = sentAt, late
 			r.tr.addSpec(s)
 		}
-		lat, code, msg := r.call(r.streamCtx, src.cc, addr, ce, released)
+		lat, code, msg := r.call(c, r.streamCtx, src.cc, addr, ce, released)
 		r.recycle(ce, code)
 		r.specsSent.Add(1)
 		if tracked {
@@ -187,7 +229,7 @@ func (r *runner) sendPlain(ctx context.Context, m recMeta, rec *format.Record, d
 	}
 	isResync := rec.EventType == maestro.TypeSpecResyncRequest
 	j := sendJob{due: r.t0.Add(due), slots: r.sem, notSent: func(o format.Outcome) { r.out.emit(m, o) }}
-	j.publish = func(late time.Duration, _, released time.Time) {
+	j.publish = func(c *caller, late time.Duration, _, released time.Time) {
 		if isResync {
 			// The agent lists what it holds now, under the ids on the
 			// wire: the trace's list names the trace's ids and versions.
@@ -199,7 +241,7 @@ func (r *runner) sendPlain(ctx context.Context, m recMeta, rec *format.Record, d
 			r.bufs.put(ce)
 			ce = req
 		}
-		lat, code, msg := r.call(r.streamCtx, a.cc, a.addr, ce, released)
+		lat, code, msg := r.call(c, r.streamCtx, a.cc, a.addr, ce, released)
 		r.recycle(ce, code)
 		if isResync && code == 0 {
 			r.resynced()
@@ -227,7 +269,7 @@ func (r *runner) fireStatus(st *statusState) {
 	a := r.agentFor(st.agent)
 	r.release(r.streamCtx, sendJob{due: st.due, slots: r.stSem, reply: true,
 		notSent: func(o format.Outcome) { r.tr.statusNotSent(st, o) },
-		publish: func(late time.Duration, _, released time.Time) {
+		publish: func(c *caller, late time.Duration, _, released time.Time) {
 			version, has := r.tr.statusVersion(st)
 			seq := r.seq.Next()
 			ce, err := r.remap.event(r.bufs.get(len(st.data)), st.data, st.meta.rid, version, has, seq)
@@ -242,7 +284,7 @@ func (r *runner) fireStatus(st *statusState) {
 				r.recycle(ce, 0)
 				return
 			}
-			lat, code, msg := r.call(r.streamCtx, a.cc, a.addr, ce, released)
+			lat, code, msg := r.call(c, r.streamCtx, a.cc, a.addr, ce, released)
 			r.recycle(ce, code)
 			r.statusesSent.Add(1)
 			r.tr.statusSent(st, lat, code, msg)
@@ -318,11 +360,11 @@ type sendJob struct {
 	// now; if not, ungate waits until it may (or reports false: never).
 	gate   func(late time.Duration) bool
 	ungate func() bool
-	// publish makes the call on its own goroutine, holding the slot and
-	// one count of r.sends. late is the release's lateness; sentAt the
-	// run's clock when the event left; released the real instant the
-	// call's latency runs from.
-	publish func(late time.Duration, sentAt, released time.Time)
+	// publish makes the call on its own goroutine (whose caller c is),
+	// holding the slot and one count of r.sends. late is the release's
+	// lateness; sentAt the run's clock when the event left; released the
+	// real instant the call's latency runs from.
+	publish func(c *caller, late time.Duration, sentAt, released time.Time)
 }
 
 // release runs at an event's due time (on the pacer, or the dispatcher for
@@ -367,7 +409,9 @@ func (r *runner) release(ctx context.Context, j sendJob) {
 func (r *runner) publish(j sendJob, late time.Duration, sentAt, released time.Time) {
 	defer r.sends.done()
 	defer r.give(j.slots)
-	j.publish(late, sentAt, released)
+	var c caller
+	defer c.release()
+	j.publish(&c, late, sentAt, released)
 }
 
 // publishing is a released send on its way to a publishing goroutine.
@@ -406,8 +450,10 @@ func (r *runner) publishOn(p publishing) {
 // more publishing goroutines than slots.
 func (r *runner) publisher(p publishing) {
 	next := make(chan publishing, 1)
+	var c caller
+	defer c.release()
 	for {
-		p.j.publish(p.late, p.sentAt, p.released)
+		p.j.publish(&c, p.late, p.sentAt, p.released)
 		waits := r.offer(next)
 		r.give(p.j.slots)
 		r.sends.done()

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -120,7 +121,7 @@ func TestPublishersWaitForTheNextSend(t *testing.T) {
 		sendPath: newSendPath(4), streamCtx: streams}
 	var ran atomic.Int64
 	for range 100 {
-		r.release(context.Background(), sendJob{slots: r.sem, publish: func(time.Duration, time.Time, time.Time) { ran.Add(1) }})
+		r.release(context.Background(), sendJob{slots: r.sem, publish: func(*caller, time.Duration, time.Time, time.Time) { ran.Add(1) }})
 	}
 	r.sends.wait()
 	if n := ran.Load(); n != 100 {
@@ -169,4 +170,42 @@ func TestReplayPublishTimeout(t *testing.T) {
 	if failed != 4 || res.Summary.SpecsSent != 4 || res.Summary.StatusesSent != 0 {
 		t.Fatalf("%d spec outcomes, %d specs and %d statuses sent; want 4, 4, 0: %v", failed, res.Summary.SpecsSent, res.Summary.StatusesSent, res.Summary.Outcomes)
 	}
+}
+
+// A caller keeps one context from call to call until a timeout spends it:
+// the timeout cancels that context (with the timeout as its cause) and
+// the next call gets a new one; a parent that ends ends them all.
+func TestCallerReusesItsContext(t *testing.T) {
+	parent, endParent := context.WithCancel(context.Background())
+	defer endParent()
+	var c caller
+	defer c.release()
+	first := c.arm(parent, time.Hour)
+	if c.disarm() {
+		t.Fatal("a call well within its timeout timed out")
+	}
+	if again := c.arm(parent, time.Hour); again != first || again.Err() != nil {
+		t.Fatal("the next call did not reuse the context of the last")
+	}
+	c.disarm()
+
+	spent := c.arm(parent, time.Millisecond)
+	<-spent.Done() // the call "hangs" past its timeout
+	if !c.disarm() {
+		t.Fatal("disarm after the timeout fired did not report it")
+	}
+	if cause := context.Cause(spent); !errors.Is(cause, errPublishTimeout) {
+		t.Fatalf("timed-out context's cause %v, want errPublishTimeout", cause)
+	}
+	fresh := c.arm(parent, time.Hour)
+	if fresh == spent || fresh.Err() != nil {
+		t.Fatal("the call after a timeout got the spent context")
+	}
+	c.disarm()
+
+	endParent()
+	if ended := c.arm(parent, time.Hour); ended.Err() == nil {
+		t.Fatal("a call after the parent ended got a live context")
+	}
+	c.disarm()
 }
