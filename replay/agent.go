@@ -29,7 +29,7 @@ type agent struct {
 	versions map[string]int64
 	// restart asks the stream to reconnect at once (a subscribe record of
 	// an agent already subscribed: the trace's reconnect).
-	restart chan struct{}
+	restart restarter
 	// up receives (capacity 1) each time the agent's stream subscribes,
 	// so a trace's reconnect is played only once the stream is back.
 	up chan struct{}
@@ -44,7 +44,7 @@ func (a *agent) connect(ctx context.Context) error {
 	}
 	return a.r.keepSubscribed(ctx, subscription{
 		who: "agent " + a.cluster, addr: a.addr, cc: a.cc, req: a.subReq, handle: a.handle,
-		up: a.isUp, down: a.r.m.agents.Dec, resumed: a.resync, restart: a.restart,
+		up: a.isUp, down: a.r.m.agents.Dec, resumed: a.resync, restart: &a.restart,
 	})
 }
 
@@ -112,10 +112,7 @@ func (a *agent) reconnect(ctx context.Context) error {
 	case <-a.up: // an earlier subscribe's
 	default:
 	}
-	select {
-	case a.restart <- struct{}{}:
-	default: // one is pending already
-	}
+	a.restart.restart()
 	select {
 	case <-a.up:
 		return nil

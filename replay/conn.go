@@ -149,7 +149,7 @@ func (r *runner) agentFor(cluster string) *agent {
 	group := r.perAddr[addr] / r.cfg.AgentsPerConn
 	r.perAddr[addr]++
 	req, _ := proto.Marshal(maestro.AgentSubscription(cluster)) // cannot fail for a plain message
-	a := &agent{r: r, cluster: cluster, addr: addr, subReq: req, versions: map[string]int64{}, restart: make(chan struct{}, 1), up: make(chan struct{}, 1)}
+	a := &agent{r: r, cluster: cluster, addr: addr, subReq: req, versions: map[string]int64{}, up: make(chan struct{}, 1)}
 	if r.playsAgents() { // else the agent only pairs its cluster's specs with a source address
 		a.cc = r.conn(addr, fmt.Sprintf("broker %s #%d", addr, group), true)
 	}

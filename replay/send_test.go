@@ -209,3 +209,34 @@ func TestCallerReusesItsContext(t *testing.T) {
 	}
 	c.disarm()
 }
+
+// A restart asked for while a stream is drained cancels that stream; one
+// asked for between streams cancels the next as soon as it is attached;
+// a stream that ends by itself was not restarted.
+func TestRestarter(t *testing.T) {
+	var x restarter
+	cancelled := 0
+	cancel := func() { cancelled++ }
+
+	x.attach(cancel)
+	if x.detach() || cancelled != 0 {
+		t.Fatalf("a stream that ended by itself: restarted, %d cancels", cancelled)
+	}
+	x.attach(cancel)
+	x.restart()
+	if cancelled != 1 || !x.detach() {
+		t.Fatalf("restart during a drain: %d cancels, want 1, and a restarted stream", cancelled)
+	}
+	x.restart() // between streams
+	if cancelled != 1 {
+		t.Fatal("a restart between streams cancelled something")
+	}
+	x.attach(cancel)
+	if cancelled != 2 || !x.detach() {
+		t.Fatalf("the stream after a pending restart: %d cancels, want 2, and a restarted stream", cancelled)
+	}
+	x.attach(cancel)
+	if x.detach() || cancelled != 2 {
+		t.Fatal("a pending restart applied twice")
+	}
+}

@@ -3,7 +3,7 @@ package replay
 import (
 	"context"
 	"math/rand/v2"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -27,10 +27,10 @@ type subscription struct {
 	// resumed runs after each re-subscribe (an agent asks for a spec
 	// resync, as the SDK agent does).
 	resumed func(context.Context)
-	// restart, when it receives, closes the stream and subscribes again
-	// at once, without resumed: a reconnect the trace holds, whose resync
-	// request is a record of its own.
-	restart <-chan struct{}
+	// restart, when set, closes the stream and subscribes again at once,
+	// without resumed: a reconnect the trace holds, whose resync request
+	// is a record of its own.
+	restart *restarter
 }
 
 // keepSubscribed subscribes once and keeps the stream open in the
@@ -107,24 +107,66 @@ func streamContext(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // drainUntilRestart drains st until it fails or s.restart asks for a new
-// stream (then it cancels st and reports true).
+// stream (then cancel ends this one), and reports which.
 func (r *runner) drainUntilRestart(st grpc.ClientStream, s subscription, cancel context.CancelFunc) (bool, error) {
 	if s.restart == nil {
 		return false, r.drain(st, s.handle)
 	}
-	var restarted atomic.Bool
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-s.restart:
-			restarted.Store(true)
-			cancel()
-		case <-done:
-		}
-	}()
+	s.restart.attach(cancel)
 	err := r.drain(st, s.handle)
-	close(done)
-	return restarted.Load(), err
+	return s.restart.detach(), err
+}
+
+// restarter cuts an agent's stream short when the trace reconnects the
+// agent (agent.reconnect): it holds the cancel of the stream being
+// drained, and a restart asked for between two streams applies to the
+// next one. A goroutine per stream waiting for the request did the same,
+// at a goroutine per agent for the whole run. The zero restarter is
+// ready.
+type restarter struct {
+	mu      sync.Mutex
+	cancel  context.CancelFunc // the stream being drained; nil between streams
+	pending bool               // a restart asked for between streams
+	fired   bool               // the stream being drained was restarted
+}
+
+// attach starts the drain of a stream that cancel ends; a pending restart
+// ends it at once.
+func (x *restarter) attach(cancel context.CancelFunc) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.cancel, x.fired = cancel, false
+	if x.pending {
+		x.pending = false
+		x.fire()
+	}
+}
+
+// detach ends a drain and reports whether a restart ended it.
+func (x *restarter) detach() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.cancel = nil
+	fired := x.fired
+	x.fired = false
+	return fired
+}
+
+// restart ends the stream being drained, or else the next one.
+func (x *restarter) restart() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.cancel == nil {
+		x.pending = true
+		return
+	}
+	x.fire()
+}
+
+// fire cancels the stream being drained. Call with x.mu held.
+func (x *restarter) fire() {
+	x.cancel()
+	x.cancel, x.fired = nil, true
 }
 
 // callHook calls f unless it is nil.
