@@ -59,7 +59,7 @@ func (a *Alarm) WaitUntil(ctx context.Context, t time.Time) (woken bool, err err
 		}
 		return false, a.clock.SleepUntil(ctx, t)
 	}
-	if _, woken := a.timer.sleepUntil(ctx, t, &a.woken); woken {
+	if a.timer.sleepUntil(ctx, t, &a.woken) {
 		a.woken.Store(false)
 		return true, nil
 	}
@@ -100,23 +100,22 @@ func pollSleepUntil(ctx context.Context, t time.Time) {
 // that ctx is seen, and returns early with woken true when woken (nil:
 // never) is set. It loops over early returns: a fire left over from a
 // Wake that the last wait already answered.
-func (pt *pollTimer) sleepUntil(ctx context.Context, t time.Time, woken *atomic.Bool) (slept, wasWoken bool) {
+func (pt *pollTimer) sleepUntil(ctx context.Context, t time.Time, woken *atomic.Bool) (wasWoken bool) {
 	for ctx.Err() == nil {
 		d := time.Until(t)
 		if d <= 0 {
-			return slept, false
+			return false
 		}
 		pt.arm(min(d, sleepChunk))
 		// A Wake between the last look and the arming above fired a
 		// timer that arm has just re-armed: look again before waiting.
 		if woken != nil && woken.Load() {
-			return slept, true
+			return true
 		}
 		pt.wait()
-		slept = true
 		if woken != nil && woken.Load() {
-			return slept, true
+			return true
 		}
 	}
-	return slept, false
+	return false
 }

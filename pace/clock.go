@@ -220,7 +220,7 @@ func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 	if sleep > 0 && ctx.Err() == nil {
 		c.woke(spinFrom)
 	}
-	spinUntil(ctx, t, nil)
+	spinUntil(ctx, t)
 	return ctx.Err()
 }
 
@@ -250,19 +250,15 @@ func kernelSleepUntil(ctx context.Context, t time.Time) {
 }
 
 // spinUntil busy-waits until t, yielding the processor while more than
-// pureSpin remains. It returns early when ctx ends, and with woken true
-// when wake is set (nil: never).
-func spinUntil(ctx context.Context, t time.Time, wake *atomic.Bool) (woken bool) {
+// pureSpin remains. It returns early when ctx ends.
+func spinUntil(ctx context.Context, t time.Time) {
 	for i := 0; ; i++ {
 		left := time.Until(t)
 		if left <= 0 {
-			return false
+			return
 		}
 		if i&255 == 0 && ctx.Err() != nil {
-			return false
-		}
-		if wake != nil && wake.Load() {
-			return true
+			return
 		}
 		if left > pureSpin {
 			runtime.Gosched()
