@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-
 	"github.com/cereplay/cereplay/maestro"
 )
 
@@ -18,7 +16,7 @@ type agent struct {
 	r       *runner
 	cluster string
 	addr    string // broker address
-	cc      *grpc.ClientConn
+	cc      rpcClient
 	subReq  []byte // SubscriptionRequest bytes
 
 	started atomic.Bool

@@ -40,6 +40,9 @@ type Config struct {
 
 	// CreateConsumers creates the trace's consumers through REST first.
 	CreateConsumers bool
+	// Transport is the client the calls are made with: TransportLite
+	// (the default) or TransportGRPCGo.
+	Transport string
 	// AgentsPerConn shares one connection between this many agents (each
 	// still has its own stream); 0 or 1 means one connection per agent.
 	AgentsPerConn int
@@ -233,6 +236,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, configErr("connect rate %v: must be >= 0", c.ConnectRate)
 	case c.AgentsPerConn < 0 || c.MaxInflight < 0 || c.ConnectWorkers < 0:
 		return c, configErr("counts must be >= 0")
+	case c.Transport != "" && c.Transport != TransportLite && c.Transport != TransportGRPCGo:
+		return c, configErr("--transport %q: want %q or %q", c.Transport, TransportLite, TransportGRPCGo)
 	case c.Only != SideBoth && c.Only != SideSource && c.Only != SideAgents:
 		return c, configErr("--only %q: want %q or %q", c.Only, SideSource, SideAgents)
 	}
@@ -253,6 +258,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.AgentsPerConn == 0 {
 		c.AgentsPerConn = 1
+	}
+	if c.Transport == "" {
+		c.Transport = TransportLite
 	}
 	if c.Settle == 0 {
 		c.Settle = DefaultSettle

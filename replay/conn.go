@@ -1,88 +1,34 @@
 package replay
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"sync"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cereplay/cereplay/internal/transport"
 	"github.com/cereplay/cereplay/maestro"
-	"github.com/cereplay/cereplay/maestro/wire"
 )
 
 // TLS holds the client security options shared by every connection. Secrets
 // are read from files; their contents are never logged.
 type TLS = transport.ClientTLS
 
-// publishRequest wraps marshalled CloudEvent bytes as a PublishRequest
-// (field 1, length-delimited) without copying them: the tag and length go
-// in head, the event bytes follow.
-func publishRequest(ce []byte) *transport.RawMsg {
-	head := wire.AppendPublishHead(make([]byte, 0, wire.PublishHeadSize(len(ce))), len(ce))
-	return &transport.RawMsg{Head: head, B: ce}
-}
-
-// publish sends one marshalled CloudEvent with the Publish RPC. ce must not
-// change until publish returns.
-func publish(ctx context.Context, cc *grpc.ClientConn, ce []byte) error {
-	var resp transport.RawMsg
-	return cc.Invoke(ctx, transport.MethodPublish, publishRequest(ce), &resp, transport.RawCall)
-}
-
-// subscribe opens a Subscribe stream with the given marshalled
-// SubscriptionRequest and waits for the response header, which both
-// Maestro servers send first (a stream without it failed to subscribe).
-func subscribe(ctx context.Context, cc *grpc.ClientConn, req []byte) (grpc.ClientStream, error) {
-	if cc == nil {
-		return nil, status.Error(codes.Unavailable, "no connection (the address could not be dialed)")
-	}
-	st, err := cc.NewStream(ctx, transport.SubscribeDesc, transport.MethodSubscribe, transport.RawCall)
-	if err != nil {
-		return nil, err
-	}
-	if err := st.SendMsg(&transport.RawMsg{B: req}); err != nil {
-		return nil, err
-	}
-	if err := st.CloseSend(); err != nil {
-		return nil, err
-	}
-	md, err := st.Header()
-	if err != nil {
-		return nil, err
-	}
-	if len(md.Get(maestro.SubscriptionIDHeader)) == 0 {
-		// A trailers-only answer: the server refused the subscription.
-		var m transport.RawMsg
-		if err := st.RecvMsg(&m); err != nil {
-			return nil, err
-		}
-		return nil, errors.New("replay: subscribe: no subscription-id header from the server")
-	}
-	return st, nil
-}
-
 // connections are the run's gRPC connections (several agents share one,
 // --agents-per-conn) and the agents and sources that use them.
 type connections struct {
-	mu         sync.Mutex // guards what follows
-	agentDial  []grpc.DialOption
-	sourceDial []grpc.DialOption
-	agents     map[string]*agent
-	sources    map[string]*source // by id + "\x00" + address
-	conns      map[string]*grpc.ClientConn
-	perAddr    map[string]int // agents per broker address
-	allConns   []*grpc.ClientConn
+	mu       sync.Mutex // guards what follows
+	dial     dialer
+	agents   map[string]*agent
+	sources  map[string]*source // by id + "\x00" + address
+	conns    map[string]rpcClient
+	perAddr  map[string]int // agents per broker address
+	allConns []rpcClient
 }
 
-func newConnections(agentDial, sourceDial []grpc.DialOption) connections {
-	return connections{agentDial: agentDial, sourceDial: sourceDial, agents: map[string]*agent{},
-		sources: map[string]*source{}, conns: map[string]*grpc.ClientConn{}, perAddr: map[string]int{}}
+func newConnections(dial dialer) connections {
+	return connections{dial: dial, agents: map[string]*agent{},
+		sources: map[string]*source{}, conns: map[string]rpcClient{}, perAddr: map[string]int{}}
 }
 
 // streamsPerAddr counts the agents and sources that subscribed, by address.
@@ -103,19 +49,15 @@ func (c *connections) streamsPerAddr() (agents, sources map[string]int) {
 	return agents, sources
 }
 
-// conn returns the shared connection for key, dialing it on first use
-// (grpc.NewClient connects lazily). Call with r.connections.mu held.
-func (r *runner) conn(addr, key string, agent bool) *grpc.ClientConn {
+// conn returns the shared connection for key, making it on first use
+// (both transports connect lazily). Call with r.connections.mu held.
+func (r *runner) conn(addr, key string, agent bool) rpcClient {
 	if cc := r.conns[key]; cc != nil {
 		return cc
 	}
-	opts := r.sourceDial
-	if agent {
-		opts = r.agentDial
-	}
-	cc, err := grpc.NewClient(addr, opts...)
+	cc, err := r.dial(addr, agent)
 	if err != nil {
-		// NewClient fails only on a malformed target; every call on the
+		// gRPC-go fails only on a malformed target; every call on the
 		// nil connection would fail, so report it loudly once.
 		r.notef("dial %s: %v", addr, err)
 		return nil
@@ -129,10 +71,10 @@ func (r *runner) closeConns() {
 	r.connections.mu.Lock()
 	conns := r.allConns
 	r.allConns = nil
-	r.conns = map[string]*grpc.ClientConn{}
+	r.conns = map[string]rpcClient{}
 	r.connections.mu.Unlock()
 	for _, cc := range conns {
-		_ = cc.Close()
+		cc.close()
 	}
 }
 

@@ -73,8 +73,22 @@ func checkAccounting(t *testing.T, trace, out string) map[uint64][]format.Record
 	return outs
 }
 
+// bothTransports runs f as a parallel subtest for each client transport.
+func bothTransports(t *testing.T, f func(t *testing.T, transport string)) {
+	for _, tr := range []string{TransportLite, TransportGRPCGo} {
+		t.Run(tr, func(t *testing.T) {
+			t.Parallel()
+			f(t, tr)
+		})
+	}
+}
+
 func TestReplayFullAccounting(t *testing.T) {
 	t.Parallel()
+	bothTransports(t, testReplayFullAccounting)
+}
+
+func testReplayFullAccounting(t *testing.T, transport string) {
 	s := startSim(t, simConfig())
 	trace, out := t.TempDir(), filepath.Join(t.TempDir(), "run")
 	// 16 KiB segments hold two or three events each: every event the
@@ -84,6 +98,7 @@ func TestReplayFullAccounting(t *testing.T) {
 	cfg := baseConfig(s, trace, out)
 	cfg.Max = true
 	cfg.CreateConsumers = true
+	cfg.Transport = transport
 	var log bytes.Buffer
 	cfg.Log = &logWriter{b: &log}
 	res, err := Run(context.Background(), cfg)
@@ -119,6 +134,9 @@ func TestReplayFullAccounting(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
 		}
+	}
+	if got := readRunInfo(t, out).Settings["transport"]; got != transport {
+		t.Errorf("run.json transport %q, want %q", got, transport)
 	}
 	back, err := ReadSummary(out)
 	if err != nil || back.Records != sum.Records || !back.OK {
@@ -478,6 +496,10 @@ func readRunInfo(t *testing.T, dir string) RunInfo {
 // resync, and every record still ends with exactly one outcome.
 func TestReplaySurvivesSimRestart(t *testing.T) {
 	t.Parallel()
+	bothTransports(t, testReplaySurvivesSimRestart)
+}
+
+func testReplaySurvivesSimRestart(t *testing.T, transport string) {
 	c := simConfig()
 	s1, err := sim.Start(context.Background(), c)
 	if err != nil {
@@ -496,6 +518,7 @@ func TestReplaySurvivesSimRestart(t *testing.T) {
 	}
 	cfg := baseConfig(s1, trace, filepath.Join(t.TempDir(), "run"))
 	cfg.Settle = 3 * time.Second
+	cfg.Transport = transport
 
 	restarted := make(chan *sim.Server, 1)
 	go func() {

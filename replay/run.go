@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/cereplay/cereplay/format"
-	"github.com/cereplay/cereplay/internal/transport"
 	"github.com/cereplay/cereplay/maestro"
 	"github.com/cereplay/cereplay/pace"
 )
@@ -125,7 +124,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
-	sec := transport.SecurityOptions(tlsCfg, token)
+	dial, err := newDialer(cfg.Transport, tlsCfg, token, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
 	dir := cfg.Out
 	if dir == "" {
 		dir = filepath.Join("runs", time.Now().UTC().Format("20060102T150405Z"))
@@ -154,16 +156,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	parts.push(stopScrape)
 
 	r := &runner{
-		cfg:        cfg,
-		clock:      cfg.Clock,
-		accounting: newAccounting(),
-		remap:      newRemapper(cfg.RunID),
-		mult:       mult,
-		seq:        maestro.NewSequenceIDs(),
-		sendPath:   newSendPath(cfg.MaxInflight),
-		connections: newConnections(transport.ConnOptions(sec, cfg.ReconnectMin, cfg.ReconnectMax, transport.AgentConn),
-			transport.ConnOptions(sec, cfg.ReconnectMin, cfg.ReconnectMax, transport.SourceConn)),
-		tlsCfg: tlsCfg,
+		cfg:         cfg,
+		clock:       cfg.Clock,
+		accounting:  newAccounting(),
+		remap:       newRemapper(cfg.RunID),
+		mult:        mult,
+		seq:         maestro.NewSequenceIDs(),
+		sendPath:    newSendPath(cfg.MaxInflight),
+		connections: newConnections(dial),
+		tlsCfg:      tlsCfg,
 	}
 	r.start = r.clock.Now()
 	stopTimeline, err := r.startTimeline(dir)
@@ -408,6 +409,7 @@ func (r *runner) settings() map[string]string {
 		"mode":            c.mode(),
 		"max_inflight":    strconv.Itoa(c.MaxInflight),
 		"agents_per_conn": strconv.Itoa(c.AgentsPerConn),
+		"transport":       c.Transport,
 		"settle":          c.Settle.String(),
 		"tls":             strconv.FormatBool(c.TLS.Enabled()),
 	}

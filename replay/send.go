@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -56,11 +55,11 @@ func (r *runner) give(sem chan struct{}) {
 // instant the schedule released the send: the time until the goroutine
 // making the call runs is part of it, not hidden between the send
 // lateness and the call. The call runs in c's context, under parent.
-func (r *runner) call(c *caller, parent context.Context, cc *grpc.ClientConn, addr string, ce []byte, start time.Time) (time.Duration, uint32, string) {
+func (r *runner) call(c *caller, parent context.Context, cc rpcClient, addr string, ce []byte, start time.Time) (time.Duration, uint32, string) {
 	if cc == nil {
 		return 0, uint32(codes.Unavailable), "no connection to " + addr
 	}
-	err := publish(c.arm(parent, r.cfg.PublishTimeout), cc, ce)
+	err := cc.publish(c.arm(parent, r.cfg.PublishTimeout), ce)
 	if timedOut := c.disarm(); err != nil && timedOut {
 		err = status.Errorf(codes.DeadlineExceeded, "no answer within %v (--publish-timeout)", r.cfg.PublishTimeout)
 	}

@@ -5,8 +5,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-
 	"github.com/cereplay/cereplay/maestro"
 )
 
@@ -16,7 +14,7 @@ type source struct {
 	r      *runner
 	id     string
 	addr   string
-	cc     *grpc.ClientConn
+	cc     rpcClient
 	subReq []byte
 
 	started atomic.Bool

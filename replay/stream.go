@@ -6,10 +6,8 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-
-	"github.com/cereplay/cereplay/internal/transport"
 )
 
 // subscription is one Subscribe stream the replay keeps open for an agent
@@ -18,9 +16,12 @@ import (
 type subscription struct {
 	who    string // names the stream in notes: "agent cluster1"
 	addr   string // the address it subscribes to
-	cc     *grpc.ClientConn
+	cc     rpcClient
 	req    []byte // SubscriptionRequest bytes
 	handle func(b []byte, at time.Time)
+	// deliver timestamps a message and hands it to handle (made once by
+	// keepSubscribed).
+	deliver func(b []byte)
 	// up and down say when the stream opens and when it is lost (agents
 	// count their connected streams).
 	up, down func()
@@ -38,8 +39,10 @@ type subscription struct {
 // failed first attempt is retried too.
 func (r *runner) keepSubscribed(ctx context.Context, s subscription) error {
 	h := r.newStreamHealth(s.who, s.addr)
+	handle := s.handle
+	s.deliver = func(b []byte) { handle(b, r.clock.Now()) }
 	sctx, cancel := streamContext(ctx)
-	st, err := subscribe(sctx, s.cc, s.req)
+	st, err := s.subscribe(sctx)
 	if err != nil {
 		r.countError(err)
 		h.setDown(err)
@@ -57,7 +60,7 @@ func (r *runner) keepSubscribed(ctx context.Context, s subscription) error {
 
 // keepLoop drains the stream; when it breaks it re-subscribes with
 // backoff, counts the outage and calls resumed, until ctx ends.
-func (r *runner) keepLoop(ctx context.Context, s subscription, h *streamHealth, st grpc.ClientStream, cancel context.CancelFunc) {
+func (r *runner) keepLoop(ctx context.Context, s subscription, h *streamHealth, st rpcStream, cancel context.CancelFunc) {
 	defer func() { cancel() }() // the stream of the moment
 	for {
 		restarted := false
@@ -79,7 +82,7 @@ func (r *runner) keepLoop(ctx context.Context, s subscription, h *streamHealth, 
 		var sctx context.Context
 		sctx, cancel = streamContext(ctx)
 		if restarted {
-			if nst, err := subscribe(sctx, s.cc, s.req); err == nil {
+			if nst, err := s.subscribe(sctx); err == nil {
 				st = nst
 				r.reconnected()
 				callHook(s.up)
@@ -87,7 +90,7 @@ func (r *runner) keepLoop(ctx context.Context, s subscription, h *streamHealth, 
 				continue
 			}
 		}
-		st = r.resubscribe(sctx, s.cc, s.req, h)
+		st = r.resubscribe(sctx, s, h)
 		if st == nil {
 			return // ctx ended
 		}
@@ -100,6 +103,14 @@ func (r *runner) keepLoop(ctx context.Context, s subscription, h *streamHealth, 
 	}
 }
 
+// subscribe opens the stream once.
+func (s subscription) subscribe(ctx context.Context) (rpcStream, error) {
+	if s.cc == nil {
+		return nil, status.Error(codes.Unavailable, "no connection (the address could not be dialed)")
+	}
+	return s.cc.subscribe(ctx, s.req, s.deliver)
+}
+
 // streamContext is the context of one stream: cancelled when the stream is
 // replaced or the loop keeping it ends (keepLoop cancels the last one).
 func streamContext(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -108,12 +119,12 @@ func streamContext(ctx context.Context) (context.Context, context.CancelFunc) {
 
 // drainUntilRestart drains st until it fails or s.restart asks for a new
 // stream (then cancel ends this one), and reports which.
-func (r *runner) drainUntilRestart(st grpc.ClientStream, s subscription, cancel context.CancelFunc) (bool, error) {
+func (r *runner) drainUntilRestart(st rpcStream, s subscription, cancel context.CancelFunc) (bool, error) {
 	if s.restart == nil {
-		return false, r.drain(st, s.handle)
+		return false, st.wait()
 	}
 	s.restart.attach(cancel)
-	err := r.drain(st, s.handle)
+	err := st.wait()
 	return s.restart.detach(), err
 }
 
@@ -176,23 +187,10 @@ func callHook(f func()) {
 	}
 }
 
-// drain reads a Subscribe stream until it fails, timestamping every
-// message and handing it to handle, which must keep nothing of the bytes
-// (they are received into one reused buffer).
-func (r *runner) drain(st grpc.ClientStream, handle func(b []byte, at time.Time)) error {
-	var m transport.RawMsg
-	for {
-		if err := st.RecvMsg(&m); err != nil {
-			return err
-		}
-		handle(m.B, r.clock.Now())
-	}
-}
-
 // resubscribe retries Subscribe with jittered exponential backoff (each
 // wait uniform in [d, 2d), as the SDK client does) until it succeeds or ctx
 // ends (then it returns nil).
-func (r *runner) resubscribe(ctx context.Context, cc *grpc.ClientConn, req []byte, h *streamHealth) grpc.ClientStream {
+func (r *runner) resubscribe(ctx context.Context, s subscription, h *streamHealth) rpcStream {
 	d := r.cfg.ReconnectMin
 	for {
 		wait := d + time.Duration(rand.Int64N(int64(d)+1))
@@ -203,7 +201,7 @@ func (r *runner) resubscribe(ctx context.Context, cc *grpc.ClientConn, req []byt
 			return nil
 		case <-t.C:
 		}
-		st, err := subscribe(ctx, cc, req)
+		st, err := s.subscribe(ctx)
 		if err == nil {
 			r.reconnected()
 			return st
