@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -35,8 +36,16 @@ type rpcClient interface {
 	// (its response header names the subscription). handle gets each
 	// message and must keep nothing of its bytes.
 	subscribe(ctx context.Context, req []byte, handle func([]byte)) (rpcStream, error)
+	// publishAsync starts a publish and returns; done gets its error and
+	// whether timeout ended it. Only transports that can start a call
+	// without waiting have it (asyncTransport).
+	publishAsync(ce []byte, timeout time.Duration, done func(err error, timedOut bool))
 	close()
 }
+
+// asyncTransport reports whether a transport's clients implement
+// publishAsync.
+func asyncTransport(name string) bool { return name == TransportLite }
 
 // rpcStream is an open Subscribe stream.
 type rpcStream interface {
@@ -69,14 +78,18 @@ func newDialer(name string, tlsCfg *tls.Config, token string, cfg Config) (diale
 			return grpcClient{cc}, nil
 		}, nil
 	case TransportLite:
-		// The same windows and buffers as gRPC-go's connections get
-		// (transport.ConnOptions says why).
+		// The read buffers of gRPC-go's connections (transport.ConnOptions
+		// says why), and the source's windows for every connection:
+		// grpclite hands each message over as it arrives and buffers
+		// none, so a window costs no memory, while a small one costs a
+		// WINDOW_UPDATE, a write of its own, every few specs an agent
+		// receives.
 		base := grpclite.Options{TLS: tlsCfg, Token: token, UserAgent: "cereplay",
-			ReconnectMin: cfg.ReconnectMin, ReconnectMax: cfg.ReconnectMax}
+			ReconnectMin: cfg.ReconnectMin, ReconnectMax: cfg.ReconnectMax,
+			StreamWindow: transport.SourceWindowSize, ConnWindow: transport.SourceWindowSize}
 		agentOpts, sourceOpts := base, base
 		agentOpts.ReadBufferSize = transport.AgentBufferSize
 		sourceOpts.ReadBufferSize = transport.SourceBufferSize
-		sourceOpts.StreamWindow, sourceOpts.ConnWindow = transport.SourceWindowSize, transport.SourceWindowSize
 		return func(addr string, agent bool) (rpcClient, error) {
 			if agent {
 				return liteClient{grpclite.NewClient(addr, agentOpts)}, nil
@@ -135,6 +148,10 @@ func (g grpcClient) subscribe(ctx context.Context, req []byte, handle func([]byt
 
 func (g grpcClient) close() { _ = g.cc.Close() }
 
+func (grpcClient) publishAsync([]byte, time.Duration, func(error, bool)) {
+	panic("replay: gRPC-go calls are made on publishing goroutines (asyncTransport)")
+}
+
 // grpcStream drains a gRPC-go stream on the goroutine that waits for it.
 type grpcStream struct {
 	st     grpc.ClientStream
@@ -160,6 +177,14 @@ type liteClient struct{ c *grpclite.Client }
 func (l liteClient) publish(ctx context.Context, ce []byte) error {
 	var buf [16]byte // a tag and a varint
 	return l.c.Invoke(ctx, transport.MethodPublish, wire.AppendPublishHead(buf[:0], len(ce)), ce)
+}
+
+func (l liteClient) publishAsync(ce []byte, timeout time.Duration, done func(err error, timedOut bool)) {
+	var buf [16]byte // a tag and a varint
+	head := wire.AppendPublishHead(buf[:0], len(ce))
+	l.c.Go(transport.MethodPublish, [][]byte{head, ce}, timeout, func(err error) {
+		done(err, err == grpclite.ErrTimeout)
+	})
 }
 
 func (l liteClient) subscribe(ctx context.Context, req []byte, handle func([]byte)) (rpcStream, error) {

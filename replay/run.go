@@ -162,7 +162,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		remap:       newRemapper(cfg.RunID),
 		mult:        mult,
 		seq:         maestro.NewSequenceIDs(),
-		sendPath:    newSendPath(cfg.MaxInflight),
+		sendPath:    newSendPath(cfg.MaxInflight, asyncTransport(cfg.Transport)),
 		connections: newConnections(dial),
 		tlsCfg:      tlsCfg,
 	}

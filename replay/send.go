@@ -17,6 +17,8 @@ import (
 // sendPath is what the send path (release) holds besides the accounting:
 // the in-flight slots, the publishes in flight, the events' buffers.
 type sendPath struct {
+	// async says calls start on the releasing goroutine (startPublish).
+	async bool
 	sem   chan struct{} // Publish calls in flight: specs and other sends
 	stSem chan struct{} // Publish calls in flight: status replies
 	sends counter       // publish goroutines in flight
@@ -27,8 +29,8 @@ type sendPath struct {
 	idle   []chan publishing
 }
 
-func newSendPath(inflight int) sendPath {
-	return sendPath{sem: make(chan struct{}, inflight), stSem: make(chan struct{}, inflight)}
+func newSendPath(inflight int, async bool) sendPath {
+	return sendPath{async: async, sem: make(chan struct{}, inflight), stSem: make(chan struct{}, inflight)}
 }
 
 // take and give hold an in-flight slot of sem: r.sem for specs and other
@@ -60,7 +62,14 @@ func (r *runner) call(c *caller, parent context.Context, cc rpcClient, addr stri
 		return 0, uint32(codes.Unavailable), "no connection to " + addr
 	}
 	err := cc.publish(c.arm(parent, r.cfg.PublishTimeout), ce)
-	if timedOut := c.disarm(); err != nil && timedOut {
+	return r.called(addr, start, err, c.disarm())
+}
+
+// called records a Publish call's end and returns its latency (from start),
+// its gRPC code and its error message; timedOut says --publish-timeout
+// ended it.
+func (r *runner) called(addr string, start time.Time, err error, timedOut bool) (time.Duration, uint32, string) {
+	if err != nil && timedOut {
 		err = status.Errorf(codes.DeadlineExceeded, "no answer within %v (--publish-timeout)", r.cfg.PublishTimeout)
 	}
 	// The call's latency is real time whatever clock paces the run (the
@@ -172,13 +181,13 @@ func (r *runner) sendSpec(ctx context.Context, m recMeta, rec *format.Record, du
 		// One line per created resource; only the reading goroutine writes.
 		fmt.Fprintf(r.idmap, "%s\t%s\n", rec.ResourceID, s.wireRID)
 	}
-	j := sendJob{due: r.t0.Add(due), slots: r.sem, publish: func(c *caller, late time.Duration, sentAt, released time.Time) {
+	j := sendJob{due: r.t0.Add(due), slots: r.sem, prepare: func(late time.Duration, sentAt time.Time) (outCall, bool) {
 		if tracked {
 			s.sentAt, s.lateness = sentAt, late
 			r.tr.addSpec(s)
 		}
-		lat, code, msg := r.call(c, r.streamCtx, src.cc, addr, ce, released)
-		r.recycle(ce, code)
+		return outCall{cc: src.cc, addr: addr, ce: ce}, true
+	}, sent: func(late, lat time.Duration, code uint32, msg string) {
 		r.specsSent.Add(1)
 		if tracked {
 			r.tr.specSent(s, lat, code, msg)
@@ -228,20 +237,21 @@ func (r *runner) sendPlain(ctx context.Context, m recMeta, rec *format.Record, d
 	}
 	isResync := rec.EventType == maestro.TypeSpecResyncRequest
 	j := sendJob{due: r.t0.Add(due), slots: r.sem, notSent: func(o format.Outcome) { r.out.emit(m, o) }}
-	j.publish = func(c *caller, late time.Duration, _, released time.Time) {
+	j.prepare = func(time.Duration, time.Time) (outCall, bool) {
 		if isResync {
 			// The agent lists what it holds now, under the ids on the
 			// wire: the trace's list names the trace's ids and versions.
 			req, err := a.resyncRequest()
 			if err != nil {
 				r.out.emit(m, format.Outcome{Status: format.OutcomeFailed, Code: uint32(codes.InvalidArgument), Note: err.Error()})
-				return
+				return outCall{}, false
 			}
 			r.bufs.put(ce)
 			ce = req
 		}
-		lat, code, msg := r.call(c, r.streamCtx, a.cc, a.addr, ce, released)
-		r.recycle(ce, code)
+		return outCall{cc: a.cc, addr: a.addr, ce: ce}, true
+	}
+	j.sent = func(late, lat time.Duration, code uint32, msg string) {
 		if isResync && code == 0 {
 			r.resynced()
 		}
@@ -268,7 +278,7 @@ func (r *runner) fireStatus(st *statusState) {
 	a := r.agentFor(st.agent)
 	r.release(r.streamCtx, sendJob{due: st.due, slots: r.stSem, reply: true,
 		notSent: func(o format.Outcome) { r.tr.statusNotSent(st, o) },
-		publish: func(c *caller, late time.Duration, _, released time.Time) {
+		prepare: func(late time.Duration, _ time.Time) (outCall, bool) {
 			version, has := r.tr.statusVersion(st)
 			seq := r.seq.Next()
 			ce, err := r.remap.event(r.bufs.get(len(st.data)), st.data, st.meta.rid, version, has, seq)
@@ -276,15 +286,16 @@ func (r *runner) fireStatus(st *statusState) {
 			st.data = nil
 			if err != nil {
 				r.tr.statusNotSent(st, format.Outcome{Status: format.OutcomeFailed, Code: uint32(codes.InvalidArgument), Note: err.Error()})
-				return
+				return outCall{}, false
 			}
 			st.seq, st.sentAt, st.lateness = seq, r.clock.Now(), late
 			if !r.tr.statusSending(st) {
 				r.recycle(ce, 0)
-				return
+				return outCall{}, false
 			}
-			lat, code, msg := r.call(c, r.streamCtx, a.cc, a.addr, ce, released)
-			r.recycle(ce, code)
+			return outCall{cc: a.cc, addr: a.addr, ce: ce}, true
+		},
+		sent: func(_, lat time.Duration, code uint32, msg string) {
 			r.statusesSent.Add(1)
 			r.tr.statusSent(st, lat, code, msg)
 		}})
@@ -359,11 +370,20 @@ type sendJob struct {
 	// now; if not, ungate waits until it may (or reports false: never).
 	gate   func(late time.Duration) bool
 	ungate func() bool
-	// publish makes the call on its own goroutine (whose caller c is),
-	// holding the slot and one count of r.sends. late is the release's
-	// lateness; sentAt the run's clock when the event left; released the
-	// real instant the call's latency runs from.
-	publish func(c *caller, late time.Duration, sentAt, released time.Time)
+	// prepare readies the call when the event is released, late by late,
+	// at sentAt on the run's clock; it reports false when the event
+	// ended without a call (it gave the outcome itself).
+	prepare func(late time.Duration, sentAt time.Time) (outCall, bool)
+	// sent takes the call's result: its latency, gRPC code (0 when OK)
+	// and error message. It may run on a connection's reader goroutine.
+	sent func(late, lat time.Duration, code uint32, msg string)
+}
+
+// outCall is the Publish call a released event makes.
+type outCall struct {
+	cc   rpcClient
+	addr string
+	ce   []byte
 }
 
 // release runs at an event's due time (on the pacer, or the dispatcher for
@@ -395,22 +415,55 @@ func (r *runner) release(ctx context.Context, j sendJob) {
 				return
 			}
 			r.sends.add()
-			r.publish(j, late, r.clock.Now(), time.Now())
+			r.startPublish(publishing{j, late, r.clock.Now(), time.Now()})
 		}()
 		return
 	}
 	r.sends.add()
-	r.publishOn(publishing{j, late, now, released})
+	r.startPublish(publishing{j, late, now, released})
 }
 
-// publish runs a released event's call and gives back its slot and its
-// count of r.sends.
-func (r *runner) publish(j sendJob, late time.Duration, sentAt, released time.Time) {
-	defer r.sends.done()
-	defer r.give(j.slots)
-	var c caller
-	defer c.release()
-	j.publish(&c, late, sentAt, released)
+// startPublish starts a released event's call, holding its slot and a
+// count of r.sends, which its end gives back. A transport that can start
+// a call without waiting for its answer (grpclite) starts it here, on the
+// pacer or the dispatcher: no goroutine is woken to make it, and the call
+// ends on the connection's reader. gRPC-go's calls are handed to a
+// publishing goroutine (publishOn).
+func (r *runner) startPublish(p publishing) {
+	if !r.async {
+		r.publishOn(p)
+		return
+	}
+	call, ok := p.j.prepare(p.late, p.sentAt)
+	if !ok {
+		r.give(p.j.slots)
+		r.sends.done()
+		return
+	}
+	end := func(lat time.Duration, code uint32, msg string) {
+		r.recycle(call.ce, code)
+		p.j.sent(p.late, lat, code, msg)
+		r.give(p.j.slots)
+		r.sends.done()
+	}
+	if call.cc == nil {
+		end(r.call(nil, nil, nil, call.addr, nil, p.released))
+		return
+	}
+	call.cc.publishAsync(call.ce, r.cfg.PublishTimeout, func(err error, timedOut bool) {
+		end(r.called(call.addr, p.released, err, timedOut))
+	})
+}
+
+// publishNow makes p's call on the calling goroutine (whose caller c is).
+func (r *runner) publishNow(c *caller, p publishing) {
+	call, ok := p.j.prepare(p.late, p.sentAt)
+	if !ok {
+		return
+	}
+	lat, code, msg := r.call(c, r.streamCtx, call.cc, call.addr, call.ce, p.released)
+	r.recycle(call.ce, code)
+	p.j.sent(p.late, lat, code, msg)
 }
 
 // publishing is a released send on its way to a publishing goroutine.
@@ -452,7 +505,7 @@ func (r *runner) publisher(p publishing) {
 	var c caller
 	defer c.release()
 	for {
-		p.j.publish(&c, p.late, p.sentAt, p.released)
+		r.publishNow(&c, p)
 		waits := r.offer(next)
 		r.give(p.j.slots)
 		r.sends.done()

@@ -118,10 +118,11 @@ func TestPublishersWaitForTheNextSend(t *testing.T) {
 	streams, endStreams := context.WithCancel(context.Background())
 	defer endStreams()
 	r := &runner{cfg: Config{Max: true}, clock: pace.NewFakeClock(time.Now()), accounting: newAccounting(),
-		sendPath: newSendPath(4), streamCtx: streams}
+		sendPath: newSendPath(4, false), streamCtx: streams}
 	var ran atomic.Int64
 	for range 100 {
-		r.release(context.Background(), sendJob{slots: r.sem, publish: func(*caller, time.Duration, time.Time, time.Time) { ran.Add(1) }})
+		r.release(context.Background(), sendJob{slots: r.sem,
+			prepare: func(time.Duration, time.Time) (outCall, bool) { ran.Add(1); return outCall{}, false }})
 	}
 	r.sends.wait()
 	if n := ran.Load(); n != 100 {

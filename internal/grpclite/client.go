@@ -125,6 +125,42 @@ func (c *Client) Invoke(ctx context.Context, method string, parts ...[]byte) err
 	return s.err
 }
 
+// ErrTimeout is the error Go's done gets for a call that had no answer
+// within its timeout (the call is reset). Compare with ==.
+var ErrTimeout = status.Error(codes.DeadlineExceeded, "grpclite: no answer within the call's timeout")
+
+// Go starts a unary call as Invoke does, but returns as soon as the
+// request is queued on the connection; done runs once, when the call
+// ends, with the error Invoke would return (or ErrTimeout): on the
+// connection's reader goroutine, on the timeout's timer, or on the
+// calling goroutine when the call cannot start. done must not block. The
+// parts must not change until done runs. A call that would wait (for a
+// connection being dialed, or for flow-control window) waits on a
+// goroutine of its own, never on the caller's: a pacer that calls Go is
+// never held up.
+func (c *Client) Go(method string, parts [][]byte, timeout time.Duration, done func(error)) {
+	c.mu.Lock()
+	cn := c.cur
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		done(errClosed)
+		return
+	}
+	if cn != nil && cn.openNow(newAsyncStream(c.opts.MaxRecvMsgSize, done), method, parts, timeout) {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		err := c.Invoke(ctx, method, parts...)
+		if ctx.Err() == context.DeadlineExceeded && status.Code(err) == codes.DeadlineExceeded {
+			err = ErrTimeout
+		}
+		cancel()
+		done(err)
+	}()
+}
+
 // Stream opens a server-streaming call of method with request req and
 // returns once the server has sent its response headers. Each message the
 // server sends then goes to onMsg, on the connection's reader goroutine:

@@ -162,11 +162,31 @@ type stream struct {
 	body        []byte // the message, when it spans frames and has a reader
 
 	err  error
-	done chan struct{}
+	done chan struct{} // nil for a call started by Go: onDone runs instead
+	// onDone and timer belong to a call started by Go.
+	onDone func(error)
+	timer  *time.Timer
 }
 
 func newStream(maxRecv int, onMsg func([]byte)) *stream {
 	return &stream{onMsg: onMsg, maxRecv: maxRecv, done: make(chan struct{})}
+}
+
+func newAsyncStream(maxRecv int, onDone func(error)) *stream {
+	return &stream{maxRecv: maxRecv, onDone: onDone}
+}
+
+// over runs what waits for the end of s, which finish or fail has
+// recorded. Call without locks.
+func (s *stream) over() {
+	if s.done != nil {
+		close(s.done)
+		return
+	}
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.onDone(s.err)
 }
 
 // open starts a call: it sends the request headers and the message, as
@@ -230,6 +250,34 @@ func (cn *conn) waitLocked(ctx context.Context) error {
 	case <-cn.done:
 		return unavailable(cn.err)
 	}
+}
+
+// openNow starts a call of Go's if it can without waiting: a stream slot
+// is free and the windows take the whole request. It reports whether it
+// did. The call's timer is set before the call can end.
+func (cn *conn) openNow(s *stream, method string, parts [][]byte, timeout time.Duration) bool {
+	size := int64(5)
+	for _, p := range parts {
+		size += int64(len(p))
+	}
+	cn.wmu.Lock()
+	defer cn.wmu.Unlock()
+	cn.mu.Lock()
+	if cn.err != nil || cn.goaway || cn.nextID > maxStreamID || uint32(len(cn.streams)) >= cn.peerMaxStreams ||
+		size > cn.sendWin || size > cn.peerInitWin {
+		cn.mu.Unlock()
+		return false
+	}
+	s.id = cn.nextID
+	cn.nextID += 2
+	s.sendWin = cn.peerInitWin
+	s.timer = time.AfterFunc(timeout, func() { cn.cancel(s, ErrTimeout) }) // it waits for mu
+	cn.streams[s.id] = s
+	cn.mu.Unlock()
+	cn.appendHeaders(s.id, method)
+	_ = cn.appendMessage(context.Background(), s, parts) // the windows take it: no wait
+	cn.flushLocked()
+	return true
 }
 
 // waitSlotLocked waits, with wmu released, until a call ends or the
@@ -427,9 +475,9 @@ func (cn *conn) finish(s *stream, err error) bool {
 	delete(cn.streams, s.id)
 	s.err = err
 	s.ended.Store(true)
-	close(s.done)
 	last := cn.goaway && len(cn.streams) == 0
 	cn.mu.Unlock()
+	s.over()
 	if last {
 		go cn.fail(status.Error(codes.Unavailable, "grpclite: connection closed after GOAWAY"))
 	}
@@ -461,14 +509,18 @@ func (cn *conn) fail(err error) {
 	}
 	cn.err = err
 	uerr := unavailable(err)
+	lost := make([]*stream, 0, len(cn.streams))
 	for id, s := range cn.streams {
 		delete(cn.streams, id)
 		s.err = uerr
 		s.ended.Store(true)
-		close(s.done)
+		lost = append(lost, s)
 	}
 	close(cn.done)
 	cn.mu.Unlock()
+	for _, s := range lost {
+		s.over()
+	}
 	cn.cl.drop(cn)
 	cn.nc.Close()
 }

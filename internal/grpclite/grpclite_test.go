@@ -387,3 +387,56 @@ func TestClosedClientRefusesCalls(t *testing.T) {
 		t.Fatalf("call after Close: %v", err)
 	}
 }
+
+func TestGoCallsEndOnceEach(t *testing.T) {
+	ts := startServer(t)
+	c := NewClient(ts.addr, Options{})
+	defer c.Close()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ends := map[int]error{}
+	for i := range 300 {
+		// The first call finds no connection and dials on a goroutine
+		// of its own; calls larger than the 64 KiB window wait there too.
+		n := i * 997 % (100 << 10)
+		wg.Add(1)
+		c.Go(mCheck, checked(n), time.Minute, func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if _, twice := ends[i]; twice {
+				t.Errorf("call %d ended twice", i)
+			}
+			ends[i] = err
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	for i, err := range ends {
+		if err != nil {
+			t.Errorf("call %d: %v", i, err)
+		}
+	}
+	if got := ts.checked.Load(); got != 300 {
+		t.Fatalf("server checked %d calls, want 300", got)
+	}
+}
+
+func TestGoTimesOut(t *testing.T) {
+	ts := startServer(t)
+	c := NewClient(ts.addr, Options{})
+	defer c.Close()
+	if err := c.Invoke(context.Background(), mCheck, checked(1)...); err != nil {
+		t.Fatal(err) // connected: the next call starts on the caller
+	}
+	got := make(chan error, 1)
+	c.Go(mBlock, [][]byte{[]byte("x")}, 50*time.Millisecond, func(err error) { got <- err })
+	if err := <-got; err != ErrTimeout {
+		t.Fatalf("got %v, want ErrTimeout", err)
+	}
+	testwait.Until(t, "the server to see the call cancelled", func() bool { return ts.cancelled.Load() == 1 })
+	c.Close()
+	c.Go(mCheck, checked(1), time.Minute, func(err error) { got <- err })
+	if err := <-got; status.Code(err) != codes.Canceled {
+		t.Fatalf("after Close: %v", err)
+	}
+}
