@@ -44,24 +44,25 @@ type conn struct {
 	hbuf     bytes.Buffer
 	nextID   uint32
 	sendWin  int64 // the connection's send window
-	// The peer's settings.
-	peerFrame      int
-	peerInitWin    int64
-	peerMaxStreams uint32
+	// The peer's settings (peerMaxStreams is under mu).
+	peerFrame   int
+	peerInitWin int64
 	// wake is closed and replaced when a window grows, a stream ends or
 	// the settings change, for writers waiting on one (waiters counts
 	// them; nobody pays for the channel when nobody waits).
 	wake    chan struct{}
 	waiters atomic.Int32
 	// slotFreed wakes a writer waiting for the server's stream limit
-	// (slotWaiters of them) when a call ends; finish may run under wmu,
-	// so it cannot use wake.
+	// when a call ends (finish may run under wmu, so it cannot use
+	// wake). Every end under a limit signals it and every writer that
+	// takes a slot passes the signal on, so none is lost.
 	slotFreed   chan struct{}
 	slotWaiters atomic.Int32
 
 	// Under mu: the calls.
-	mu      sync.Mutex
-	streams map[uint32]*stream
+	mu             sync.Mutex
+	streams        map[uint32]*stream
+	peerMaxStreams uint32
 	goaway  bool  // the server said GOAWAY: no new streams
 	err     error // why the connection is dead; set once
 	done    chan struct{}
@@ -476,12 +477,13 @@ func (cn *conn) finish(s *stream, err error) bool {
 	s.err = err
 	s.ended.Store(true)
 	last := cn.goaway && len(cn.streams) == 0
+	limited := cn.peerMaxStreams != ^uint32(0)
 	cn.mu.Unlock()
 	s.over()
 	if last {
 		go cn.fail(status.Error(codes.Unavailable, "grpclite: connection closed after GOAWAY"))
 	}
-	if cn.slotWaiters.Load() > 0 {
+	if limited {
 		cn.freeSlot()
 	}
 	return true
@@ -727,7 +729,9 @@ func (cn *conn) onSettings(flags http2.Flags, id uint32, p []byte) error {
 		case http2.SettingHeaderTableSize:
 			cn.henc.SetMaxDynamicTableSizeLimit(v)
 		case http2.SettingMaxConcurrentStreams:
+			cn.mu.Lock()
 			cn.peerMaxStreams = v
+			cn.mu.Unlock()
 		case http2.SettingInitialWindowSize:
 			if v > maxWindow {
 				return connError{http2.ErrCodeFlowControl, "initial window over 2^31-1"}

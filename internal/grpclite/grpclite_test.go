@@ -440,3 +440,39 @@ func TestGoTimesOut(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
+
+// The server's stream limit holds calls back, Invoke's and Go's alike,
+// instead of sending streams the server would refuse.
+func TestServerStreamLimit(t *testing.T) {
+	ts := startServer(t, grpc.MaxConcurrentStreams(2))
+	c := NewClient(ts.addr, Options{})
+	defer c.Close()
+	if err := c.Invoke(context.Background(), mCheck, checked(1)...); err != nil {
+		t.Fatal(err) // connected, with the server's settings
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 80)
+	for i := range 40 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := c.Invoke(context.Background(), mCheck, checked(i*100)...); err != nil {
+				errs <- err
+			}
+		}()
+		c.Go(mCheck, checked(i*100+1), time.Minute, func(err error) {
+			if err != nil {
+				errs <- err
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := ts.checked.Load(); got != 81 {
+		t.Fatalf("server checked %d calls, want 81", got)
+	}
+}
