@@ -63,9 +63,9 @@ type conn struct {
 	mu             sync.Mutex
 	streams        map[uint32]*stream
 	peerMaxStreams uint32
-	goaway  bool  // the server said GOAWAY: no new streams
-	err     error // why the connection is dead; set once
-	done    chan struct{}
+	goaway         bool  // the server said GOAWAY: no new streams
+	err            error // why the connection is dead; set once
+	done           chan struct{}
 
 	// The reader goroutine's own.
 	ready       chan struct{} // closed at the server's first SETTINGS
