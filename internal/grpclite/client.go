@@ -147,7 +147,7 @@ func (c *Client) Go(method string, parts [][]byte, timeout time.Duration, done f
 		done(errClosed)
 		return
 	}
-	if cn != nil && cn.openNow(newAsyncStream(c.opts.MaxRecvMsgSize, done), method, parts, timeout) {
+	if cn != nil && cn.openNow(newAsyncStream(c.opts.MaxRecvMsgSize, timeout, done), method, parts) {
 		return
 	}
 	go func() {

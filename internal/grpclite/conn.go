@@ -164,17 +164,18 @@ type stream struct {
 
 	err  error
 	done chan struct{} // nil for a call started by Go: onDone runs instead
-	// onDone and timer belong to a call started by Go.
-	onDone func(error)
-	timer  *time.Timer
+	// onDone, timeout and timer belong to a call started by Go.
+	onDone  func(error)
+	timeout time.Duration
+	timer   *time.Timer
 }
 
 func newStream(maxRecv int, onMsg func([]byte)) *stream {
 	return &stream{onMsg: onMsg, maxRecv: maxRecv, done: make(chan struct{})}
 }
 
-func newAsyncStream(maxRecv int, onDone func(error)) *stream {
-	return &stream{maxRecv: maxRecv, onDone: onDone}
+func newAsyncStream(maxRecv int, timeout time.Duration, onDone func(error)) *stream {
+	return &stream{maxRecv: maxRecv, timeout: timeout, onDone: onDone}
 }
 
 // over runs what waits for the end of s, which finish or fail has
@@ -196,26 +197,14 @@ func (cn *conn) open(ctx context.Context, s *stream, method string, parts [][]by
 	cn.wmu.Lock()
 	defer cn.wmu.Unlock()
 	for {
-		cn.mu.Lock()
-		err, full := cn.err, uint32(len(cn.streams)) >= cn.peerMaxStreams
-		goaway := cn.goaway || cn.nextID > maxStreamID
-		if err == nil && !goaway && !full {
-			s.id = cn.nextID
-			cn.nextID += 2
-			s.sendWin = cn.peerInitWin
-			cn.streams[s.id] = s
-			cn.mu.Unlock()
+		admitted, full, err := cn.admitLocked(s, 0)
+		if admitted {
 			break
 		}
-		cn.mu.Unlock()
-		switch {
-		case err != nil:
-			return unavailable(err)
-		case goaway:
-			cn.goAway()
-			return status.Error(codes.Unavailable, "grpclite: the connection takes no new calls (GOAWAY)")
+		if !full {
+			return err
 		}
-		if err := cn.waitSlotLocked(ctx); err != nil {
+		if err := cn.waitLocked(ctx, cn.slotFreed); err != nil {
 			return err
 		}
 	}
@@ -232,18 +221,56 @@ func (cn *conn) open(ctx context.Context, s *stream, method string, parts [][]by
 	return nil
 }
 
+// admitLocked gives s the next stream id and makes it one of the
+// connection's calls, if the connection takes it now: it is alive, not
+// going away, under the server's stream limit (else full) and, when
+// size > 0, has the window for size bytes. A call of Go's gets its timer
+// here, before anything can end it. Call with wmu held.
+func (cn *conn) admitLocked(s *stream, size int64) (admitted, full bool, err error) {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	switch {
+	case cn.err != nil:
+		return false, false, unavailable(cn.err)
+	case cn.goaway || cn.nextID > maxStreamID:
+		defer func() { go cn.goAway() }() // it takes locks held here
+		return false, false, status.Error(codes.Unavailable, "grpclite: the connection takes no new calls (GOAWAY)")
+	case uint32(len(cn.streams)) >= cn.peerMaxStreams:
+		return false, true, nil
+	case size > 0 && (size > cn.sendWin || size > cn.peerInitWin):
+		return false, false, nil
+	}
+	s.id = cn.nextID
+	cn.nextID += 2
+	s.sendWin = cn.peerInitWin
+	if s.onDone != nil {
+		s.timer = time.AfterFunc(s.timeout, func() { cn.cancel(s, ErrTimeout) }) // it waits for mu
+	}
+	cn.streams[s.id] = s
+	return true, false, nil
+}
+
 // waitLocked waits, with wmu released, until a window grows, a stream
-// ends or the settings change.
-func (cn *conn) waitLocked(ctx context.Context) error {
+// ends under a limit (when slot is cn.slotFreed; nil waits for no slot)
+// or the settings change.
+func (cn *conn) waitLocked(ctx context.Context, slot chan struct{}) error {
 	cn.flushLocked()
 	wake := cn.wake
 	cn.waiters.Add(1)
+	if slot != nil {
+		cn.slotWaiters.Add(1)
+	}
 	cn.wmu.Unlock()
 	defer func() {
 		cn.wmu.Lock()
 		cn.waiters.Add(-1)
+		if slot != nil {
+			cn.slotWaiters.Add(-1)
+		}
 	}()
 	select {
+	case <-slot:
+		return nil
 	case <-wake:
 		return nil
 	case <-ctx.Done():
@@ -253,57 +280,22 @@ func (cn *conn) waitLocked(ctx context.Context) error {
 	}
 }
 
-// openNow starts a call of Go's if it can without waiting: a stream slot
-// is free and the windows take the whole request. It reports whether it
-// did. The call's timer is set before the call can end.
-func (cn *conn) openNow(s *stream, method string, parts [][]byte, timeout time.Duration) bool {
+// openNow starts a call of Go's if it can without waiting (admitLocked
+// with the request's size) and reports whether it did.
+func (cn *conn) openNow(s *stream, method string, parts [][]byte) bool {
 	size := int64(5)
 	for _, p := range parts {
 		size += int64(len(p))
 	}
 	cn.wmu.Lock()
 	defer cn.wmu.Unlock()
-	cn.mu.Lock()
-	if cn.err != nil || cn.goaway || cn.nextID > maxStreamID || uint32(len(cn.streams)) >= cn.peerMaxStreams ||
-		size > cn.sendWin || size > cn.peerInitWin {
-		cn.mu.Unlock()
+	if admitted, _, _ := cn.admitLocked(s, size); !admitted {
 		return false
 	}
-	s.id = cn.nextID
-	cn.nextID += 2
-	s.sendWin = cn.peerInitWin
-	s.timer = time.AfterFunc(timeout, func() { cn.cancel(s, ErrTimeout) }) // it waits for mu
-	cn.streams[s.id] = s
-	cn.mu.Unlock()
 	cn.appendHeaders(s.id, method)
 	_ = cn.appendMessage(context.Background(), s, parts) // the windows take it: no wait
 	cn.flushLocked()
 	return true
-}
-
-// waitSlotLocked waits, with wmu released, until a call ends or the
-// settings change.
-func (cn *conn) waitSlotLocked(ctx context.Context) error {
-	cn.flushLocked()
-	wake := cn.wake
-	cn.waiters.Add(1)
-	cn.slotWaiters.Add(1)
-	cn.wmu.Unlock()
-	defer func() {
-		cn.wmu.Lock()
-		cn.waiters.Add(-1)
-		cn.slotWaiters.Add(-1)
-	}()
-	select {
-	case <-cn.slotFreed:
-		return nil
-	case <-wake:
-		return nil
-	case <-ctx.Done():
-		return fromContext(ctx)
-	case <-cn.done:
-		return unavailable(cn.err)
-	}
 }
 
 // freeSlot wakes a writer waiting for a stream slot, if none is woken yet.
@@ -379,7 +371,7 @@ func (cn *conn) appendMessage(ctx context.Context, s *stream, parts [][]byte) er
 		}
 		n := int(min(int64(rest), int64(cn.peerFrame), cn.sendWin, s.sendWin))
 		if n <= 0 {
-			if err := cn.waitLocked(ctx); err != nil {
+			if err := cn.waitLocked(ctx, nil); err != nil {
 				return err
 			}
 			continue

@@ -147,11 +147,18 @@ func TestInvokeManyConcurrentCallsBeyondTheWindows(t *testing.T) {
 	}
 	wg.Wait()
 	close(errs)
+	wantChecked(t, ts, errs, 400)
+}
+
+// wantChecked fails t for each error in errs (closed) and unless the
+// server checked want calls.
+func wantChecked(t *testing.T, ts *testServer, errs <-chan error, want int64) {
+	t.Helper()
 	for err := range errs {
 		t.Error(err)
 	}
-	if got := ts.checked.Load(); got != 400 {
-		t.Fatalf("server checked %d calls, want 400", got)
+	if got := ts.checked.Load(); got != want {
+		t.Fatalf("server checked %d calls, want %d", got, want)
 	}
 }
 
@@ -235,15 +242,24 @@ func TestStreamRefusedWithTrailersOnly(t *testing.T) {
 	}
 }
 
-func TestStreamEndsWithItsContext(t *testing.T) {
-	ts := startServer(t)
-	c := NewClient(ts.addr, Options{})
-	defer c.Close()
+// openForever opens an mForever stream on a new server and client, which
+// the test's end closes; cancel ends the stream.
+func openForever(t *testing.T) (ts *testServer, c *Client, st *Stream, cancel context.CancelFunc) {
+	t.Helper()
+	ts = startServer(t)
+	c = NewClient(ts.addr, Options{})
+	t.Cleanup(func() { c.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	st, err := c.Stream(ctx, mForever, nil, func([]byte) {})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ts, c, st, cancel
+}
+
+func TestStreamEndsWithItsContext(t *testing.T) {
+	ts, _, st, cancel := openForever(t)
 	cancel()
 	if err := st.Wait(); status.Code(err) != codes.Canceled {
 		t.Fatalf("Wait: %v, want Canceled", err)
@@ -316,14 +332,7 @@ func TestConnectionLostThenDialedAgain(t *testing.T) {
 }
 
 func TestGracefulStopLetsCallsFinish(t *testing.T) {
-	ts := startServer(t)
-	c := NewClient(ts.addr, Options{})
-	defer c.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := c.Stream(ctx, mForever, nil, func([]byte) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ts, c, st, cancel := openForever(t)
 	stopped := make(chan struct{})
 	go func() { ts.srv.GracefulStop(); close(stopped) }()
 	// GOAWAY reaches the client: new calls fail, the stream goes on.
@@ -411,14 +420,14 @@ func TestGoCallsEndOnceEach(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	errs := make(chan error, len(ends))
 	for i, err := range ends {
 		if err != nil {
-			t.Errorf("call %d: %v", i, err)
+			errs <- fmt.Errorf("call %d: %w", i, err)
 		}
 	}
-	if got := ts.checked.Load(); got != 300 {
-		t.Fatalf("server checked %d calls, want 300", got)
-	}
+	close(errs)
+	wantChecked(t, ts, errs, 300)
 }
 
 func TestGoTimesOut(t *testing.T) {
@@ -469,10 +478,5 @@ func TestServerStreamLimit(t *testing.T) {
 	}
 	wg.Wait()
 	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	if got := ts.checked.Load(); got != 81 {
-		t.Fatalf("server checked %d calls, want 81", got)
-	}
+	wantChecked(t, ts, errs, 81)
 }
