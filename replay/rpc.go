@@ -86,6 +86,10 @@ func newDialer(name string, tlsCfg *tls.Config, token string, cfg Config) (diale
 		// receives.
 		base := grpclite.Options{TLS: tlsCfg, Token: token, UserAgent: "cereplay",
 			ReconnectMin: cfg.ReconnectMin, ReconnectMax: cfg.ReconnectMax,
+			// A target that reads nothing for as long as a call may take
+			// loses the connection rather than holding the pacer, which
+			// writes (Client.Go).
+			WriteTimeout: cfg.PublishTimeout,
 			StreamWindow: transport.SourceWindowSize, ConnWindow: transport.SourceWindowSize}
 		agentOpts, sourceOpts := base, base
 		agentOpts.ReadBufferSize = transport.AgentBufferSize

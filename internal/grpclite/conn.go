@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -422,7 +424,11 @@ func (cn *conn) flushLocked() {
 		b := cn.wbuf
 		cn.wbuf = nil
 		cn.wmu.Unlock()
+		_ = cn.nc.SetWriteDeadline(time.Now().Add(cn.cl.opts.WriteTimeout))
 		_, err := cn.nc.Write(*b)
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("the server read nothing for %v (write timeout): %w", cn.cl.opts.WriteTimeout, err)
+		}
 		*b = (*b)[:0]
 		if cap(*b) <= 256<<10 {
 			writeBufs.Put(b)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -479,4 +480,57 @@ func TestServerStreamLimit(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	wantChecked(t, ts, errs, 81)
+}
+
+// A server that stops reading costs the connection after WriteTimeout:
+// its calls fail and the goroutine calling Go is not held.
+func TestServerThatStopsReading(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	testOver := make(chan struct{})
+	defer close(testOver)
+	go func() {
+		c, err := lis.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		// Settings with the largest windows, then nothing read at all.
+		b := appendFrameHeader(nil, 6, http2.FrameSettings, 0, 0)
+		b = appendSetting(b, http2.SettingInitialWindowSize, maxWindow)
+		b = appendWindowUpdate(b, 0, maxWindow-defaultWindow)
+		_, _ = c.Write(b)
+		<-testOver
+	}()
+	// The listener takes no second connection: a dial after the first is
+	// lost times out.
+	c := NewClient(lis.Addr().String(), Options{WriteTimeout: 200 * time.Millisecond, DialTimeout: 200 * time.Millisecond})
+	defer c.Close()
+	testwait.Until(t, "a connection with the server's settings", func() bool {
+		c.Go(mCheck, checked(1), time.Hour, func(error) {})
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.cur != nil
+	})
+	big := checked(1 << 20)
+	ended := make(chan error, 64)
+	for range 64 { // far more than the sockets' buffers hold
+		c.Go(mCheck, big, time.Hour, func(err error) { ended <- err })
+	}
+	timedOut := 0
+	for range 64 {
+		err := <-ended
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("call on a server that reads nothing: %v", err)
+		}
+		if strings.Contains(err.Error(), "write timeout") {
+			timedOut++
+		}
+	}
+	if timedOut == 0 {
+		t.Fatal("no call says the write timed out")
+	}
 }
