@@ -99,7 +99,7 @@ func replayCommand() *cli.Command {
 			&cli.StringFlag{Name: "run-id", Usage: "remap resource ids under this id, to replay into the same Maestro again"},
 			&cli.IntFlag{Name: "clusters-multiplier", Value: 1, Usage: "play every cluster `K` times, copy c >= 1 as <cluster>-x<c+1> with resource ids UUIDv5 of the original and c: K times the agents, works and statuses from the same trace (outcomes numbered record×K+copy; run.json names the rewrite)"},
 			&cli.DurationFlag{Name: "settle", Value: replay.DefaultSettle, Usage: "how long to wait at the end for deliveries"},
-			&cli.DurationFlag{Name: "publish-timeout", Value: replay.DefaultPublishTimeout, Usage: "a Publish call not answered within this fails (DeadlineExceeded); the replayer keeps the time, the call carries no grpc-timeout, as the SDK's do not"},
+			&cli.DurationFlag{Name: "publish-timeout", Value: replay.DefaultPublishTimeout, Usage: "a Publish call not answered within this fails (DeadlineExceeded); the replayer keeps the time, the call carries no grpc-timeout, as the SDK's do not; with --transport lite, a connection the target reads nothing from for this long is closed"},
 			&cli.DurationFlag{Name: "reconnect-min", Value: replay.DefaultReconnectMin, Usage: "first wait before re-subscribing a lost stream"},
 			&cli.DurationFlag{Name: "reconnect-max", Value: replay.DefaultReconnectMax, Usage: "longest wait between re-subscribe attempts"},
 			&cli.DurationFlag{Name: "connect-timeout", Value: replay.DefaultConnectTimeout, Usage: "stop the run when streams cannot subscribe within this (naming each address and the cause: connection refused, DNS, TLS)"},
