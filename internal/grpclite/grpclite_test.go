@@ -31,6 +31,7 @@ import (
 // The tests run against gRPC-go's own server (Maestro's), with a handler
 // for any method: what it does is chosen by the method name.
 const (
+	mPublish = "/test.T/Publish" // unary: answers an empty message, as Maestro's Publish
 	mCheck   = "/test.T/Check"   // unary: the request ends with the SHA-256 of what precedes it
 	mFail    = "/test.T/Fail"    // unary: fails with the code and message in the request
 	mBlock   = "/test.T/Block"   // unary: waits for the client to give up
@@ -46,7 +47,7 @@ type testServer struct {
 	cancelled atomic.Int64
 }
 
-func startServer(t *testing.T, opts ...grpc.ServerOption) *testServer {
+func startServer(t testing.TB, opts ...grpc.ServerOption) *testServer {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -66,6 +67,8 @@ func (ts *testServer) handle(_ any, ss grpc.ServerStream) error {
 		return err
 	}
 	switch method {
+	case mPublish:
+		return ss.SendMsg(&transport.RawMsg{})
 	case mCheck:
 		b := req.B
 		if len(b) < sha256.Size {
