@@ -36,7 +36,6 @@ const (
 type conn struct {
 	cl *Client
 	nc net.Conn
-	fr frameReader
 
 	// Under wmu: the write side.
 	wmu      sync.Mutex
@@ -80,12 +79,12 @@ type conn struct {
 	hblock      []byte // a header block gathered from HEADERS and CONTINUATION
 	hstream     uint32 // the stream of the block being gathered; 0 when none
 	hflags      http2.Flags
+	pending     *[]byte // a frame cut by the end of a read; nil when none
 }
 
 func newConn(cl *Client, nc net.Conn) *conn {
 	cn := &conn{
 		cl: cl, nc: nc,
-		fr:             frameReader{src: newSource(nc), pool: cl.pool},
 		nextID:         1,
 		sendWin:        defaultWindow,
 		peerFrame:      maxFrameSize,
@@ -533,16 +532,6 @@ func unavailable(err error) error {
 	return status.Error(codes.Unavailable, "grpclite: connection lost: "+err.Error())
 }
 
-// readLoop reads frames until the connection fails.
-func (cn *conn) readLoop() {
-	err := cn.readFrames()
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	cn.fail(err)
-	cn.fr.release()
-}
-
 // connError is an HTTP/2 connection error found in what the server sent.
 type connError struct {
 	code http2.ErrCode
@@ -553,40 +542,6 @@ func (e connError) Error() string { return fmt.Sprintf("HTTP/2 %v from the serve
 
 func protocolError(format string, a ...any) error {
 	return connError{http2.ErrCodeProtocol, fmt.Sprintf(format, a...)}
-}
-
-func (cn *conn) readFrames() error {
-	for {
-		if cn.ctlQueued && cn.fr.buffered() == 0 {
-			cn.ctlQueued = false
-			cn.wmu.Lock()
-			cn.flushLocked()
-			cn.wmu.Unlock()
-		}
-		h, err := cn.fr.next(frameHeaderLen)
-		if err != nil {
-			return err
-		}
-		length := int(h[0])<<16 | int(h[1])<<8 | int(h[2])
-		typ, flags := http2.FrameType(h[3]), http2.Flags(h[4])
-		id := binary.BigEndian.Uint32(h[5:]) & maxStreamID
-		if length > maxFrameSize {
-			return connError{http2.ErrCodeFrameSize, fmt.Sprintf("%v frame of %d bytes", typ, length)}
-		}
-		p, err := cn.fr.next(length)
-		if err != nil {
-			return err
-		}
-		if cn.hstream != 0 && typ != http2.FrameContinuation {
-			return protocolError("%v frame inside a header block", typ)
-		}
-		if !cn.gotSettings && typ != http2.FrameSettings {
-			return protocolError("%v frame before the server's SETTINGS", typ)
-		}
-		if err := cn.onFrame(typ, flags, id, p); err != nil {
-			return err
-		}
-	}
 }
 
 func (cn *conn) onFrame(typ http2.FrameType, flags http2.Flags, id uint32, p []byte) error {

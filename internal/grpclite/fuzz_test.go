@@ -44,8 +44,8 @@ func serverBytes(code string, msgs ...[]byte) []byte {
 }
 
 // FuzzServerBytes feeds the client whatever a server might send after its
-// SETTINGS, during a call: the client must end the call, never panic nor
-// hang.
+// SETTINGS, during a call, in writes of any size (which/2 bytes, or all at
+// once): the client must end the call, never panic nor hang.
 func FuzzServerBytes(f *testing.F) {
 	f.Add(byte(0), serverBytes("0", nil))
 	f.Add(byte(1), serverBytes("0", []byte("hello"), nil, bytes.Repeat([]byte{7}, 3000)))
@@ -53,7 +53,11 @@ func FuzzServerBytes(f *testing.F) {
 	f.Add(byte(0), []byte{0, 0, 4, 3, 0, 0, 0, 0, 1, 0, 0, 0, 8})             // RST_STREAM(CANCEL)
 	f.Add(byte(0), []byte{0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) // GOAWAY
 	f.Fuzz(func(t *testing.T, which byte, in []byte) {
-		if _, err := callPipe(which, in); err == context.DeadlineExceeded {
+		chunk := int(which / 2) // the server's writes, in bytes; 0: all at once
+		if chunk == 0 {
+			chunk = len(in)
+		}
+		if _, err := callPipe(which, in, chunk); err == context.DeadlineExceeded {
 			t.Fatalf("the call did not end when the server closed the connection")
 		}
 	})
@@ -63,7 +67,7 @@ func FuzzServerBytes(f *testing.F) {
 // whose server sends SETTINGS and then in, and closes. It returns the
 // messages the stream got and how the call ended (DeadlineExceeded if it
 // did not).
-func callPipe(which byte, in []byte) ([][]byte, error) {
+func callPipe(which byte, in []byte, chunk int) ([][]byte, error) {
 	client, server := net.Pipe()
 	headers := make(chan struct{}) // closed when the call's HEADERS came
 	go func() {
@@ -95,8 +99,14 @@ func callPipe(which byte, in []byte) ([][]byte, error) {
 		if _, err := server.Write(appendFrameHeader(nil, 0, http2.FrameSettings, 0, 0)); err != nil {
 			return
 		}
-		<-headers // answer the call, as a server would
-		_, _ = server.Write(in)
+		<-headers         // answer the call, as a server would
+		for len(in) > 0 { // in writes of chunk bytes: frames cut anywhere
+			n := min(max(chunk, 1), len(in))
+			if _, err := server.Write(in[:n]); err != nil {
+				return
+			}
+			in = in[n:]
+		}
 	}()
 	c := NewClient("fuzz:1", Options{
 		Dial:        func(context.Context, string) (net.Conn, error) { return client, nil },
@@ -121,19 +131,23 @@ func callPipe(which byte, in []byte) ([][]byte, error) {
 	return got, err
 }
 
+// The seeds are whole calls, whether the server's bytes come at once or
+// a byte at a time (every frame then spans reads).
 func TestPipeServerSeeds(t *testing.T) {
-	if _, err := callPipe(0, serverBytes("0", nil)); err != nil {
-		t.Fatalf("unary call: %v", err)
+	for _, chunk := range []int{1 << 20, 1, 7} {
+		if _, err := callPipe(0, serverBytes("0", nil), chunk); err != nil {
+			t.Fatalf("unary call, chunks of %d: %v", chunk, err)
+		}
+		got, err := callPipe(1, serverBytes("0", []byte("hello"), nil, bytes.Repeat([]byte{7}, 3000)), chunk)
+		if err != io.EOF || len(got) != 3 || string(got[0]) != "hello" || len(got[1]) != 0 || len(got[2]) != 3000 {
+			t.Fatalf("stream, chunks of %d: %d messages, %v", chunk, len(got), err)
+		}
+		_, err = callPipe(0, serverBytes("13", []byte("x")), chunk)
+		if st := status.Convert(err); st.Code() != codes.Internal || st.Message() != "a b" {
+			t.Fatalf("failed call, chunks of %d: %v", chunk, err)
+		}
 	}
-	got, err := callPipe(1, serverBytes("0", []byte("hello"), nil))
-	if err != io.EOF || len(got) != 2 || string(got[0]) != "hello" || len(got[1]) != 0 {
-		t.Fatalf("stream: %q, %v", got, err)
-	}
-	_, err = callPipe(0, serverBytes("13", []byte("x")))
-	if st := status.Convert(err); st.Code() != codes.Internal || st.Message() != "a b" {
-		t.Fatalf("failed call: %v", err)
-	}
-	if _, err := callPipe(0, nil); status.Code(err) != codes.Unavailable {
+	if _, err := callPipe(0, nil, 1); status.Code(err) != codes.Unavailable {
 		t.Fatalf("closed at once: %v", err)
 	}
 }

@@ -1,10 +1,14 @@
 package grpclite
 
 import (
+	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"sync"
 	"syscall"
+
+	"golang.org/x/net/http2"
 )
 
 // bufPool lends read buffers of one size. Thousands of agent connections
@@ -24,157 +28,188 @@ func newBufPool(size int) *bufPool {
 func (bp *bufPool) get() *[]byte  { return bp.p.Get().(*[]byte) }
 func (bp *bufPool) put(b *[]byte) { bp.p.Put(b) }
 
-// source is where a connection's bytes come from: read fills a buffer from
-// the pool when bytes are there to read, and returns n > 0 or an error.
-type source interface {
-	read(pool *bufPool) (*[]byte, int, error)
+// readLoop reads the connection until it fails, handing what it reads to
+// consume, then fails the connection with the reason.
+func (cn *conn) readLoop() {
+	var err error
+	if tc, ok := cn.nc.(*net.TCPConn); ok {
+		err = cn.readTCP(tc)
+	} else {
+		err = cn.readPlain()
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	cn.fail(err)
+	cn.releasePending()
 }
 
-// readySource reads a TCP connection only once the poller says it is
-// readable, so that no buffer is held while the connection waits.
-type readySource struct {
-	raw syscall.RawConn
-	// What the callback leaves behind (reads are serialised by the
-	// connection's reader goroutine).
-	pool *bufPool
-	buf  *[]byte
-	n    int
-	err  error
-	fn   func(fd uintptr) bool
-}
-
-func newSource(c net.Conn) source {
-	if tc, ok := c.(*net.TCPConn); ok {
-		if raw, err := tc.SyscallConn(); err == nil {
-			rs := &readySource{raw: raw}
-			rs.fn = rs.attempt
-			return rs
-		}
-	}
-	return blockingSource{c}
-}
-
-// attempt is the RawConn.Read callback: it reads into a pooled buffer and
-// says whether it is done (false asks the poller to wait for readability).
-func (rs *readySource) attempt(fd uintptr) bool {
-	rs.buf = rs.pool.get()
-	rs.n, rs.err = syscall.Read(int(fd), *rs.buf)
-	if rs.err == syscall.EAGAIN || rs.err == syscall.EWOULDBLOCK {
-		rs.pool.put(rs.buf)
-		rs.buf = nil
-		return false
-	}
-	if rs.err == syscall.EINTR {
-		rs.pool.put(rs.buf)
-		rs.buf = nil
-		return false
-	}
-	return true
-}
-
-func (rs *readySource) read(pool *bufPool) (*[]byte, int, error) {
-	rs.pool = pool
-	err := rs.raw.Read(rs.fn)
-	buf, n, rerr := rs.buf, rs.n, rs.err
-	rs.buf, rs.pool = nil, nil
-	if err == nil {
-		err = rerr
-	}
-	if err == nil && n <= 0 {
-		err = io.EOF
-	}
+// readTCP reads a TCP connection inside one long syscall.RawConn.Read: a
+// buffer is borrowed only once the poller says bytes are there, and a
+// read that returns less than the buffer (the socket is drained) goes
+// straight back to the poller. A read per call to net.Conn.Read would be
+// followed by one more that meets EAGAIN before every wait: Go resets the
+// descriptor's readiness when a read starts, so it must try first. The
+// poller is edge-triggered and keeps the readiness that comes between a
+// short read and the wait, so nothing is missed.
+func (cn *conn) readTCP(tc *net.TCPConn) error {
+	raw, err := tc.SyscallConn()
 	if err != nil {
-		if buf != nil {
-			pool.put(buf)
-		}
-		return nil, 0, err
+		return cn.readPlain()
 	}
-	return buf, n, nil
+	var rerr error
+	werr := raw.Read(func(fd uintptr) bool {
+		for {
+			buf := cn.cl.pool.get()
+			n, err := syscall.Read(int(fd), *buf)
+			switch {
+			case err == syscall.EINTR:
+				cn.cl.pool.put(buf)
+				continue
+			case err == syscall.EAGAIN:
+				cn.cl.pool.put(buf)
+				return false
+			case err != nil:
+				cn.cl.pool.put(buf)
+				rerr = err
+				return true
+			case n == 0:
+				cn.cl.pool.put(buf)
+				rerr = io.EOF
+				return true
+			}
+			rerr = cn.consume((*buf)[:n])
+			cn.cl.pool.put(buf)
+			if rerr != nil {
+				return true
+			}
+			if n < len(*buf) {
+				cn.flushControl() // before the wait
+				return false
+			}
+		}
+	})
+	if rerr != nil {
+		return rerr
+	}
+	return werr
 }
 
-// blockingSource reads any other connection (TLS) the plain way, holding
-// a buffer while it waits.
-type blockingSource struct{ r io.Reader }
-
-func (bs blockingSource) read(pool *bufPool) (*[]byte, int, error) {
-	buf := pool.get()
+// readPlain reads any other connection (TLS, pipes), holding a buffer
+// while it waits.
+func (cn *conn) readPlain() error {
+	buf := cn.cl.pool.get()
+	defer cn.cl.pool.put(buf)
 	for {
-		n, err := bs.r.Read(*buf)
+		n, err := cn.nc.Read(*buf)
 		if n > 0 {
-			return buf, n, nil
-		}
-		if err == nil {
-			continue
-		}
-		pool.put(buf)
-		return nil, 0, err
-	}
-}
-
-// frameReader cuts frames out of a connection's bytes. A frame that lies
-// whole in the read buffer is returned in place; one that spans reads is
-// gathered in a second pooled buffer, given back at the next call.
-type frameReader struct {
-	src     source
-	pool    *bufPool // of buffers larger than any frame allowed
-	buf     *[]byte
-	r, w    int
-	scratch *[]byte
-}
-
-// buffered is how many bytes wait that were already read.
-func (fr *frameReader) buffered() int { return fr.w - fr.r }
-
-// next returns the next n bytes (n at most the pool's buffer size), valid
-// until the following call.
-func (fr *frameReader) next(n int) ([]byte, error) {
-	if fr.scratch != nil {
-		fr.pool.put(fr.scratch)
-		fr.scratch = nil
-	}
-	if fr.buf != nil && fr.r == fr.w {
-		fr.pool.put(fr.buf)
-		fr.buf = nil
-	}
-	if n == 0 {
-		return nil, nil
-	}
-	if fr.w-fr.r >= n {
-		b := (*fr.buf)[fr.r : fr.r+n]
-		fr.r += n
-		return b, nil
-	}
-	fr.scratch = fr.pool.get()
-	s := (*fr.scratch)[:0]
-	for len(s) < n {
-		if fr.r == fr.w {
-			if fr.buf != nil {
-				fr.pool.put(fr.buf)
-				fr.buf = nil
+			if cerr := cn.consume((*buf)[:n]); cerr != nil {
+				return cerr
 			}
-			buf, m, err := fr.src.read(fr.pool)
-			if err != nil {
-				if len(s) > 0 && err == io.EOF {
-					err = io.ErrUnexpectedEOF
+			cn.flushControl()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// flushControl writes the frames the reader queued (acks, window
+// updates), if any.
+func (cn *conn) flushControl() {
+	if !cn.ctlQueued {
+		return
+	}
+	cn.ctlQueued = false
+	cn.wmu.Lock()
+	cn.flushLocked()
+	cn.wmu.Unlock()
+}
+
+// consume handles the frames in b, the next bytes from the server, in
+// place; a frame cut at the end of b is kept in pending until the rest
+// comes. b is not kept.
+func (cn *conn) consume(b []byte) error {
+	if cn.pending != nil {
+		// Complete the frame begun in an earlier read: its header first,
+		// then its payload.
+		p := *cn.pending
+		need := frameHeaderLen
+		if len(p) >= frameHeaderLen {
+			need += frameLength(p)
+		}
+		for {
+			k := min(need-len(p), len(b))
+			p, b = append(p, b[:k]...), b[k:]
+			if len(p) < need {
+				*cn.pending = p
+				return nil // b is used up
+			}
+			if need == frameHeaderLen && frameLength(p) > 0 {
+				if err := checkFrameLength(p); err != nil {
+					return err
 				}
-				return nil, err
+				need += frameLength(p)
+				continue
 			}
-			fr.buf, fr.r, fr.w = buf, 0, m
+			break
 		}
-		k := min(n-len(s), fr.w-fr.r)
-		s = append(s, (*fr.buf)[fr.r:fr.r+k]...)
-		fr.r += k
+		err := cn.frame(p)
+		cn.releasePending()
+		if err != nil {
+			return err
+		}
 	}
-	return s, nil
+	for len(b) >= frameHeaderLen {
+		if err := checkFrameLength(b); err != nil {
+			return err
+		}
+		n := frameHeaderLen + frameLength(b)
+		if len(b) < n {
+			break
+		}
+		if err := cn.frame(b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	if len(b) > 0 {
+		cn.pending = cn.cl.pool.get()
+		*cn.pending = append((*cn.pending)[:0], b...)
+	}
+	return nil
 }
 
-// release returns the buffers held (the connection is done).
-func (fr *frameReader) release() {
-	for _, b := range []**[]byte{&fr.buf, &fr.scratch} {
-		if *b != nil {
-			fr.pool.put(*b)
-			*b = nil
-		}
+// releasePending gives back the buffer of a partial frame, if any.
+func (cn *conn) releasePending() {
+	if cn.pending != nil {
+		*cn.pending = (*cn.pending)[:cap(*cn.pending)]
+		cn.cl.pool.put(cn.pending)
+		cn.pending = nil
 	}
-	fr.r, fr.w = 0, 0
+}
+
+// frameLength is the payload length in a frame header.
+func frameLength(h []byte) int { return int(h[0])<<16 | int(h[1])<<8 | int(h[2]) }
+
+// checkFrameLength refuses a frame larger than this client allows (it
+// advertises the default maximum).
+func checkFrameLength(h []byte) error {
+	if n := frameLength(h); n > maxFrameSize {
+		return connError{http2.ErrCodeFrameSize, fmt.Sprintf("%v frame of %d bytes", http2.FrameType(h[3]), n)}
+	}
+	return nil
+}
+
+// frame handles one whole frame, header and payload.
+func (cn *conn) frame(f []byte) error {
+	typ, flags := http2.FrameType(f[3]), http2.Flags(f[4])
+	id := binary.BigEndian.Uint32(f[5:]) & maxStreamID
+	if cn.hstream != 0 && typ != http2.FrameContinuation {
+		return protocolError("%v frame inside a header block", typ)
+	}
+	if !cn.gotSettings && typ != http2.FrameSettings {
+		return protocolError("%v frame before the server's SETTINGS", typ)
+	}
+	return cn.onFrame(typ, flags, id, f[frameHeaderLen:])
 }
