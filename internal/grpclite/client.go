@@ -37,10 +37,11 @@ type Options struct {
 	// DialTimeout bounds connecting, the TLS handshake and the wait for
 	// the server's settings (default 20 s).
 	DialTimeout time.Duration
-	// WriteTimeout bounds one write to the connection (default 20 s): a
-	// server that reads nothing for that long loses the connection, and
-	// its calls fail, rather than holding the goroutine that writes (a
-	// pacer calling Go) for ever.
+	// WriteTimeout bounds one write to the connection (default 20 s; a
+	// write gets between half of it and all of it): a server that reads
+	// nothing for that long loses the connection, and its calls fail,
+	// rather than holding the goroutine that writes (a pacer calling Go)
+	// for ever.
 	WriteTimeout time.Duration
 	// ReconnectMin and ReconnectMax bound the backoff after a failed
 	// connection attempt, during which calls fail at once (defaults 1 s

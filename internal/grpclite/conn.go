@@ -38,13 +38,14 @@ type conn struct {
 	nc net.Conn
 
 	// Under wmu: the write side.
-	wmu      sync.Mutex
-	wbuf     *[]byte // frames waiting to be written; nil when none
-	flushing bool    // a writer is in nc.Write and writes what others add
-	henc     *hpack.Encoder
-	hbuf     bytes.Buffer
-	nextID   uint32
-	sendWin  int64 // the connection's send window
+	wmu       sync.Mutex
+	wbuf      *[]byte   // frames waiting to be written; nil when none
+	flushing  bool      // a writer is in nc.Write and writes what others add
+	wdeadline time.Time // the write deadline set (the flusher's)
+	henc      *hpack.Encoder
+	hbuf      bytes.Buffer
+	nextID    uint32
+	sendWin   int64 // the connection's send window
 	// The peer's settings (peerMaxStreams is under mu).
 	peerFrame   int
 	peerInitWin int64
@@ -423,7 +424,7 @@ func (cn *conn) flushLocked() {
 		b := cn.wbuf
 		cn.wbuf = nil
 		cn.wmu.Unlock()
-		_ = cn.nc.SetWriteDeadline(time.Now().Add(cn.cl.opts.WriteTimeout))
+		cn.armWriteDeadline()
 		_, err := cn.nc.Write(*b)
 		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 			err = fmt.Errorf("the server read nothing for %v (write timeout): %w", cn.cl.opts.WriteTimeout, err)
@@ -441,6 +442,19 @@ func (cn *conn) flushLocked() {
 		}
 	}
 	cn.flushing = false
+}
+
+// armWriteDeadline makes the next write fail if it cannot finish within
+// WriteTimeout, give or take half of it: the deadline moves only once
+// half of it has passed, since moving it is a timer change in the runtime
+// on every write. Only the flusher calls it.
+func (cn *conn) armWriteDeadline() {
+	now, t := time.Now(), cn.cl.opts.WriteTimeout
+	if now.Add(t / 2).Before(cn.wdeadline) {
+		return
+	}
+	cn.wdeadline = now.Add(t)
+	_ = cn.nc.SetWriteDeadline(cn.wdeadline)
 }
 
 // appendRST queues RST_STREAM. Call with wmu held.
