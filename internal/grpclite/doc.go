@@ -11,8 +11,14 @@
 // finds the connection idle writes for those who queue behind it, so calls
 // that come together leave in one system call; a server stream's messages
 // are handed to the callback on the connection's reader goroutine, without
-// a hop. Read buffers are lent from a pool only while bytes wait, so
-// thousands of idle agent connections hold none.
+// a hop. The reader stays in one RawConn.Read and goes back to the poller
+// as soon as a read drains the socket, without the read that meets EAGAIN
+// net.Conn.Read makes before every wait. Read buffers are lent from a pool
+// only while bytes wait, so thousands of idle agent connections hold none.
+//
+// client.go has the calls and the connection's life (dial, backoff,
+// close); conn.go the HTTP/2 connection: writing frames, flow control,
+// and what each frame from the server does; read.go the reader.
 //
 // What it implements of HTTP/2 and gRPC is what Maestro's gRPC-go server
 // needs: the connection preface and settings, flow control in both
