@@ -78,12 +78,13 @@ func (cn *conn) readTCP(tc *net.TCPConn) error {
 				rerr = io.EOF
 				return true
 			}
+			drained := n < len(*buf) // known before the buffer goes back
 			rerr = cn.consume((*buf)[:n])
 			cn.cl.pool.put(buf)
 			if rerr != nil {
 				return true
 			}
-			if n < len(*buf) {
+			if drained {
 				cn.flushControl() // before the wait
 				return false
 			}
