@@ -254,9 +254,14 @@ func (cn *conn) admitLocked(s *stream, size int64) (admitted, full bool, err err
 
 // waitLocked waits, with wmu released, until a window grows, a stream
 // ends under a limit (when slot is cn.slotFreed; nil waits for no slot)
-// or the settings change.
+// or the settings change. The caller checks its condition again after it.
+// It first writes what is queued; if that released wmu, it returns at
+// once instead of waiting: what the caller waits for may have come
+// meanwhile, and waiting for the next one would be waiting for ever.
 func (cn *conn) waitLocked(ctx context.Context, slot chan struct{}) error {
-	cn.flushLocked()
+	if cn.flushLocked() {
+		return nil
+	}
 	wake := cn.wake
 	cn.waiters.Add(1)
 	if slot != nil {
@@ -414,13 +419,15 @@ var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return
 
 // flushLocked writes the queued frames, unless another writer is at it
 // (it will write them too). Call with wmu held; it is released during the
-// write.
-func (cn *conn) flushLocked() {
+// write, and released says whether it was.
+func (cn *conn) flushLocked() (released bool) {
 	if cn.flushing {
-		return
+		return false
 	}
 	cn.flushing = true
+	defer func() { cn.flushing = false }()
 	for cn.wbuf != nil {
+		released = true
 		b := cn.wbuf
 		cn.wbuf = nil
 		cn.wmu.Unlock()
@@ -435,13 +442,12 @@ func (cn *conn) flushLocked() {
 		}
 		cn.wmu.Lock()
 		if err != nil {
-			cn.flushing = false
 			cn.wbuf = nil
 			go cn.fail(err)
-			return
+			return true
 		}
 	}
-	cn.flushing = false
+	return released
 }
 
 // armWriteDeadline makes the next write fail if it cannot finish within

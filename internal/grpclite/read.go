@@ -68,6 +68,7 @@ func (cn *conn) readTCP(tc *net.TCPConn) error {
 				continue
 			case err == syscall.EAGAIN:
 				cn.cl.pool.put(buf)
+				cn.flushControl() // before the wait
 				return false
 			case err != nil:
 				cn.cl.pool.put(buf)
