@@ -215,8 +215,11 @@ func (cn *conn) open(ctx context.Context, s *stream, method string, parts [][]by
 	}
 	cn.appendHeaders(s.id, method)
 	if err := cn.appendMessage(ctx, s, parts); err != nil {
-		if cn.finish(s, err) {
+		// As reset does, under wmu held; a call of Invoke's has no
+		// callback to run outside it.
+		if e := cn.end(s, err); e.ok {
 			cn.appendRST(s.id, http2.ErrCodeCancel)
+			cn.ended(s, e)
 		}
 	}
 	cn.flushLocked()
@@ -470,40 +473,71 @@ func (cn *conn) appendRST(id uint32, code http2.ErrCode) {
 	*b = binary.BigEndian.AppendUint32(*b, uint32(code))
 }
 
-// cancel ends a call from the client's side: the server is told with
-// RST_STREAM(CANCEL).
-func (cn *conn) cancel(s *stream, err error) {
-	if !cn.finish(s, err) {
-		return
-	}
+// cancel ends a call from the client's side (its context, its timeout)
+// and tells the server at once.
+func (cn *conn) cancel(s *stream, err error) { cn.reset(s, err, true) }
+
+// reset ends a call the server still has open, with err, and queues
+// RST_STREAM(CANCEL) for it in the same hold of wmu: a stream admitted in
+// between would reach the server before the reset, while the ended one
+// still counts against the server's stream limit (REFUSED_STREAM). The
+// reader's resets wait for its next flush (flush false).
+func (cn *conn) reset(s *stream, err error, flush bool) {
 	cn.wmu.Lock()
-	cn.appendRST(s.id, http2.ErrCodeCancel)
-	cn.flushLocked()
+	e := cn.end(s, err)
+	if e.ok {
+		cn.appendRST(s.id, http2.ErrCodeCancel)
+		if flush {
+			cn.flushLocked()
+		} else {
+			cn.ctlQueued = true
+		}
+	}
 	cn.wmu.Unlock()
+	cn.ended(s, e)
 }
 
 // finish ends a call with err, unless it has ended already, and reports
 // whether this call ended it.
 func (cn *conn) finish(s *stream, err error) bool {
+	e := cn.end(s, err)
+	cn.ended(s, e)
+	return e.ok
+}
+
+// ending is what end found: whether it ended the call, and what follows.
+type ending struct {
+	ok      bool // the call was ended by this end
+	last    bool // the last call after GOAWAY: the connection closes
+	limited bool // the server limits streams: a writer may wait for one
+}
+
+// end removes a call from the connection with err, unless it has ended
+// already. ended runs what follows, without locks for a call of Go's.
+func (cn *conn) end(s *stream, err error) ending {
 	cn.mu.Lock()
+	defer cn.mu.Unlock()
 	if s.id == 0 || cn.streams[s.id] != s {
-		cn.mu.Unlock()
-		return false
+		return ending{}
 	}
 	delete(cn.streams, s.id)
 	s.err = err
 	s.ended.Store(true)
-	last := cn.goaway && len(cn.streams) == 0
-	limited := cn.peerMaxStreams != ^uint32(0)
-	cn.mu.Unlock()
+	return ending{ok: true, last: cn.goaway && len(cn.streams) == 0, limited: cn.peerMaxStreams != ^uint32(0)}
+}
+
+// ended wakes what waits for the call's end, after end.
+func (cn *conn) ended(s *stream, e ending) {
+	if !e.ok {
+		return
+	}
 	s.over()
-	if last {
+	if e.last {
 		go cn.fail(status.Error(codes.Unavailable, "grpclite: connection closed after GOAWAY"))
 	}
-	if limited {
+	if e.limited {
 		cn.freeSlot()
 	}
-	return true
 }
 
 // goAway stops new calls on the connection and lets the client dial
@@ -761,7 +795,7 @@ func (cn *conn) onData(flags http2.Flags, id uint32, p []byte) error {
 		return nil // a call already over (cancelled): its data is dropped
 	}
 	if !s.gotHeaders {
-		cn.finish(s, status.Error(codes.Internal, "grpclite: DATA before the response headers"))
+		cn.reset(s, status.Error(codes.Internal, "grpclite: DATA before the response headers"), false)
 		return nil
 	}
 	end := flags.Has(http2.FlagDataEndStream)
@@ -770,12 +804,7 @@ func (cn *conn) onData(flags http2.Flags, id uint32, p []byte) error {
 		s.recvUnacked = 0
 	}
 	if err := s.feed(data); err != nil {
-		if cn.finish(s, err) {
-			cn.wmu.Lock()
-			cn.appendRST(id, http2.ErrCodeCancel)
-			cn.wmu.Unlock()
-			cn.ctlQueued = true
-		}
+		cn.reset(s, err, false)
 		return nil
 	}
 	if end {
@@ -879,7 +908,11 @@ func (cn *conn) onHeaderBlock() error {
 	if !s.gotHeaders {
 		s.gotHeaders = true
 		if err := responseError(cn.fields); err != nil {
-			cn.finish(s, err)
+			if end {
+				cn.finish(s, err)
+			} else {
+				cn.reset(s, err, false) // the server still has it open
+			}
 			return nil
 		}
 		if !end {
@@ -890,7 +923,7 @@ func (cn *conn) onHeaderBlock() error {
 			return nil
 		}
 	} else if !end {
-		cn.finish(s, status.Error(codes.Internal, "grpclite: trailers that do not end the stream"))
+		cn.reset(s, status.Error(codes.Internal, "grpclite: trailers that do not end the stream"), false)
 		return nil
 	}
 	cn.finish(s, s.trailerStatus(cn.fields))

@@ -537,3 +537,54 @@ func TestServerThatStopsReading(t *testing.T) {
 		t.Fatal("no call says the write timed out")
 	}
 }
+
+// Every kind of call at once, on one connection under a stream limit and
+// gRPC-go's dynamic windows, some cut short by their deadline: each ends,
+// and each that succeeds is whole.
+func TestMixedCallsAllEnd(t *testing.T) {
+	ts := startServer(t, grpc.MaxConcurrentStreams(4))
+	c := NewClient(ts.addr, Options{})
+	defer c.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 1000)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 30 {
+				n := (g*31 + i*977) % (150 << 10)
+				switch (g + i) % 4 {
+				case 0:
+					if err := c.Invoke(context.Background(), mCheck, checked(n)...); err != nil {
+						errs <- fmt.Errorf("Invoke of %d bytes: %w", n, err)
+					}
+				case 1:
+					done := make(chan error, 1)
+					c.Go(mCheck, checked(n), time.Minute, func(err error) { done <- err })
+					if err := <-done; err != nil {
+						errs <- fmt.Errorf("Go of %d bytes: %w", n, err)
+					}
+				case 2:
+					done := make(chan error, 1)
+					c.Go(mBlock, [][]byte{[]byte("x")}, time.Millisecond, func(err error) { done <- err })
+					if err := <-done; err != ErrTimeout {
+						errs <- fmt.Errorf("Go that times out: %v", err)
+					}
+				case 3:
+					sizes := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, uint32(n)), 7)
+					var got []int
+					st, err := c.Stream(context.Background(), mStream, sizes, func(b []byte) { got = append(got, len(b)) })
+					if err == nil {
+						err = st.Wait()
+					}
+					if err != io.EOF || len(got) != 2 || got[0] != n || got[1] != 7 {
+						errs <- fmt.Errorf("stream of %d and 7 bytes: got %v, %v", n, got, err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	wantChecked(t, ts, errs, 8*30/2)
+}
