@@ -190,8 +190,12 @@ func (c *Client) Stream(ctx context.Context, method string, req []byte, onMsg fu
 	select {
 	case <-s.headerReady:
 	case <-s.done:
-		stop()
-		return nil, s.err
+		select {
+		case <-s.headerReady: // and ended since: Wait says how
+		default:
+			stop()
+			return nil, s.err
+		}
 	}
 	return &Stream{s: s, stop: stop}, nil
 }
