@@ -116,14 +116,26 @@ func NewClient(addr string, o Options) *Client {
 // Invoke makes a unary call of method with a request message made of
 // parts laid end to end, and discards the answer's message. It returns
 // nil or a gRPC status error. The parts must not change until it returns.
+// A call the server never processed (a GOAWAY's, or REFUSED_STREAM) is
+// made once more, on another connection, as gRPC-go does.
 func (c *Client) Invoke(ctx context.Context, method string, parts ...[]byte) error {
+	again, err := c.invoke(ctx, method, parts)
+	if again {
+		_, err = c.invoke(ctx, method, parts)
+	}
+	return err
+}
+
+// invoke makes one attempt of Invoke and says whether the call may be
+// made again.
+func (c *Client) invoke(ctx context.Context, method string, parts [][]byte) (again bool, err error) {
 	cn, err := c.get(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	s := newStream(c.opts.MaxRecvMsgSize, nil)
 	if err := cn.open(ctx, s, method, parts); err != nil {
-		return err
+		return err == errGoingAway, err
 	}
 	select {
 	case <-s.done:
@@ -131,7 +143,7 @@ func (c *Client) Invoke(ctx context.Context, method string, parts ...[]byte) err
 		cn.cancel(s, fromContext(ctx))
 		<-s.done
 	}
-	return s.err
+	return s.unprocessed, s.err
 }
 
 // ErrTimeout is the error Go's done gets for a call that had no answer
@@ -156,9 +168,19 @@ func (c *Client) Go(method string, parts [][]byte, timeout time.Duration, done f
 		done(errClosed)
 		return
 	}
-	if cn != nil && cn.openNow(newAsyncStream(c.opts.MaxRecvMsgSize, timeout, done), method, parts) {
-		return
+	if cn != nil {
+		s := newAsyncStream(c.opts.MaxRecvMsgSize, timeout, done)
+		s.retry = func() { c.goWaiting(method, parts, timeout, done) }
+		if cn.openNow(s, method, parts) {
+			return
+		}
 	}
+	c.goWaiting(method, parts, timeout, done)
+}
+
+// goWaiting is Go for a call that may have to wait: Invoke, on a
+// goroutine of its own.
+func (c *Client) goWaiting(method string, parts [][]byte, timeout time.Duration, done func(error)) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		err := c.Invoke(ctx, method, parts...)

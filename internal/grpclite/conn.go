@@ -164,12 +164,15 @@ type stream struct {
 	got         int    // bytes of it so far
 	body        []byte // the message, when it spans frames and has a reader
 
-	err  error
-	done chan struct{} // nil for a call started by Go: onDone runs instead
-	// onDone, timeout and timer belong to a call started by Go.
+	err         error
+	unprocessed bool          // the server never processed the call (set with err)
+	done        chan struct{} // nil for a call started by Go: onDone runs instead
+	// onDone, timeout and timer belong to a call started by Go; retry,
+	// when set, makes it again once the server did not process it.
 	onDone  func(error)
 	timeout time.Duration
 	timer   *time.Timer
+	retry   func()
 }
 
 func newStream(maxRecv int, onMsg func([]byte)) *stream {
@@ -189,6 +192,10 @@ func (s *stream) over() {
 	}
 	if s.timer != nil {
 		s.timer.Stop()
+	}
+	if s.unprocessed && s.retry != nil {
+		s.retry()
+		return
 	}
 	s.onDone(s.err)
 }
@@ -217,7 +224,7 @@ func (cn *conn) open(ctx context.Context, s *stream, method string, parts [][]by
 	if err := cn.appendMessage(ctx, s, parts); err != nil {
 		// As reset does, under wmu held; a call of Invoke's has no
 		// callback to run outside it.
-		if e := cn.end(s, err); e.ok {
+		if e := cn.end(s, err, false); e.ok {
 			cn.appendRST(s.id, http2.ErrCodeCancel)
 			cn.ended(s, e)
 		}
@@ -239,7 +246,7 @@ func (cn *conn) admitLocked(s *stream, size int64) (admitted, full bool, err err
 		return false, false, unavailable(cn.err)
 	case cn.goaway || cn.nextID > maxStreamID:
 		defer func() { go cn.goAway() }() // it takes locks held here
-		return false, false, status.Error(codes.Unavailable, "grpclite: the connection takes no new calls (GOAWAY)")
+		return false, false, errGoingAway
 	case uint32(len(cn.streams)) >= cn.peerMaxStreams:
 		return false, true, nil
 	case size > 0 && (size > cn.sendWin || size > cn.peerInitWin):
@@ -254,6 +261,10 @@ func (cn *conn) admitLocked(s *stream, size int64) (admitted, full bool, err err
 	cn.streams[s.id] = s
 	return true, false, nil
 }
+
+// errGoingAway is a call refused before it was sent: its connection takes
+// no new calls. Invoke tries it again on another.
+var errGoingAway = status.Error(codes.Unavailable, "grpclite: the connection takes no new calls (GOAWAY)")
 
 // waitLocked waits, with wmu released, until a window grows, a stream
 // ends under a limit (when slot is cn.slotFreed; nil waits for no slot)
@@ -484,7 +495,7 @@ func (cn *conn) cancel(s *stream, err error) { cn.reset(s, err, true) }
 // reader's resets wait for its next flush (flush false).
 func (cn *conn) reset(s *stream, err error, flush bool) {
 	cn.wmu.Lock()
-	e := cn.end(s, err)
+	e := cn.end(s, err, false)
 	if e.ok {
 		cn.appendRST(s.id, http2.ErrCodeCancel)
 		if flush {
@@ -500,9 +511,16 @@ func (cn *conn) reset(s *stream, err error, flush bool) {
 // finish ends a call with err, unless it has ended already, and reports
 // whether this call ended it.
 func (cn *conn) finish(s *stream, err error) bool {
-	e := cn.end(s, err)
+	e := cn.end(s, err, false)
 	cn.ended(s, e)
 	return e.ok
+}
+
+// finishUnprocessed ends a call the server says it never processed
+// (above a GOAWAY's last stream, or REFUSED_STREAM): it may be made again
+// on another connection, as gRPC-go does once.
+func (cn *conn) finishUnprocessed(s *stream, err error) {
+	cn.ended(s, cn.end(s, err, true))
 }
 
 // ending is what end found: whether it ended the call, and what follows.
@@ -513,15 +531,16 @@ type ending struct {
 }
 
 // end removes a call from the connection with err, unless it has ended
-// already. ended runs what follows, without locks for a call of Go's.
-func (cn *conn) end(s *stream, err error) ending {
+// already; unprocessed says the server never processed it. ended runs
+// what follows, without locks for a call of Go's.
+func (cn *conn) end(s *stream, err error, unprocessed bool) ending {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
 	if s.id == 0 || cn.streams[s.id] != s {
 		return ending{}
 	}
 	delete(cn.streams, s.id)
-	s.err = err
+	s.err, s.unprocessed = err, unprocessed
 	s.ended.Store(true)
 	return ending{ok: true, last: cn.goaway && len(cn.streams) == 0, limited: cn.peerMaxStreams != ^uint32(0)}
 }
@@ -638,7 +657,12 @@ func (cn *conn) onFrame(typ http2.FrameType, flags http2.Flags, id uint32, p []b
 		}
 		code := http2.ErrCode(binary.BigEndian.Uint32(p))
 		if s := cn.lookup(id); s != nil {
-			cn.finish(s, status.Errorf(rstCode(code), "grpclite: stream reset by the server with %v", code))
+			err := status.Errorf(rstCode(code), "grpclite: stream reset by the server with %v", code)
+			if code == http2.ErrCodeRefusedStream {
+				cn.finishUnprocessed(s, err)
+			} else {
+				cn.finish(s, err)
+			}
 		}
 	case http2.FrameSettings:
 		return cn.onSettings(flags, id, p)
@@ -671,7 +695,7 @@ func (cn *conn) onFrame(typ http2.FrameType, flags http2.Flags, id uint32, p []b
 		}
 		cn.mu.Unlock()
 		for _, s := range lost {
-			cn.finish(s, err)
+			cn.finishUnprocessed(s, err)
 		}
 	case http2.FrameWindowUpdate:
 		if len(p) != 4 {

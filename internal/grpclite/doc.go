@@ -25,6 +25,9 @@
 // directions, HPACK, PING acknowledgement, GOAWAY, RST_STREAM, trailers
 // and trailers-only answers, grpc-status and grpc-message, a bearer token,
 // and reconnection with backoff (a call while the backoff runs fails at
-// once with Unavailable, as gRPC-go's does). It does not compress, ping,
-// or retry. Errors are gRPC status errors (google.golang.org/grpc/status).
+// once with Unavailable, as gRPC-go's does). A call the server never
+// processed (above a GOAWAY's last stream, or REFUSED_STREAM) is made
+// once more on another connection, as gRPC-go's transparent retry does;
+// no other call is retried. It does not compress or ping. Errors are gRPC
+// status errors (google.golang.org/grpc/status).
 package grpclite
