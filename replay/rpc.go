@@ -113,15 +113,14 @@ type grpcClient struct{ cc *grpc.ClientConn }
 
 func (g grpcClient) publish(ctx context.Context, ce []byte) error {
 	var resp transport.RawMsg
-	return g.cc.Invoke(ctx, transport.MethodPublish, publishRequest(ce), &resp, transport.RawCall)
+	return g.cc.Invoke(ctx, transport.MethodPublish, &transport.RawMsg{Head: publishHead(ce), B: ce}, &resp, transport.RawCall)
 }
 
-// publishRequest wraps marshalled CloudEvent bytes as a PublishRequest
-// (field 1, length-delimited) without copying them: the tag and length go
-// in head, the event bytes follow.
-func publishRequest(ce []byte) *transport.RawMsg {
-	head := wire.AppendPublishHead(make([]byte, 0, wire.PublishHeadSize(len(ce))), len(ce))
-	return &transport.RawMsg{Head: head, B: ce}
+// publishHead is what makes marshalled CloudEvent bytes a PublishRequest
+// (field 1, length-delimited) when sent before them: the event is never
+// copied to wrap it.
+func publishHead(ce []byte) []byte {
+	return wire.AppendPublishHead(make([]byte, 0, wire.PublishHeadSize(len(ce))), len(ce))
 }
 
 func (g grpcClient) subscribe(ctx context.Context, req []byte, handle func([]byte)) (rpcStream, error) {
@@ -179,14 +178,11 @@ func (s grpcStream) wait() error {
 type liteClient struct{ c *grpclite.Client }
 
 func (l liteClient) publish(ctx context.Context, ce []byte) error {
-	var buf [16]byte // a tag and a varint
-	return l.c.Invoke(ctx, transport.MethodPublish, wire.AppendPublishHead(buf[:0], len(ce)), ce)
+	return l.c.Invoke(ctx, transport.MethodPublish, publishHead(ce), ce)
 }
 
 func (l liteClient) publishAsync(ce []byte, timeout time.Duration, done func(err error, timedOut bool)) {
-	var buf [16]byte // a tag and a varint
-	head := wire.AppendPublishHead(buf[:0], len(ce))
-	l.c.Go(transport.MethodPublish, [][]byte{head, ce}, timeout, func(err error) {
+	l.c.Go(transport.MethodPublish, [][]byte{publishHead(ce), ce}, timeout, func(err error) {
 		done(err, err == grpclite.ErrTimeout)
 	})
 }

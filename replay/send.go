@@ -59,10 +59,16 @@ func (r *runner) give(sem chan struct{}) {
 // lateness and the call. The call runs in c's context, under parent.
 func (r *runner) call(c *caller, parent context.Context, cc rpcClient, addr string, ce []byte, start time.Time) (time.Duration, uint32, string) {
 	if cc == nil {
-		return 0, uint32(codes.Unavailable), "no connection to " + addr
+		return noConnection(addr)
 	}
 	err := cc.publish(c.arm(parent, r.cfg.PublishTimeout), ce)
 	return r.called(addr, start, err, c.disarm())
+}
+
+// noConnection is the result of a call to addr, which could not be
+// dialed.
+func noConnection(addr string) (time.Duration, uint32, string) {
+	return 0, uint32(codes.Unavailable), "no connection to " + addr
 }
 
 // called records a Publish call's end and returns its latency (from start),
@@ -447,7 +453,7 @@ func (r *runner) startPublish(p publishing) {
 		r.sends.done()
 	}
 	if call.cc == nil {
-		end(r.call(nil, nil, nil, call.addr, nil, p.released))
+		end(noConnection(call.addr))
 		return
 	}
 	call.cc.publishAsync(call.ce, r.cfg.PublishTimeout, func(err error, timedOut bool) {

@@ -168,12 +168,8 @@ func (c *Client) Go(method string, parts [][]byte, timeout time.Duration, done f
 		done(errClosed)
 		return
 	}
-	if cn != nil {
-		s := newAsyncStream(c.opts.MaxRecvMsgSize, timeout, done)
-		s.retry = func() { c.goWaiting(method, parts, timeout, done) }
-		if cn.openNow(s, method, parts) {
-			return
-		}
+	if cn != nil && cn.openNow(newAsyncStream(c.opts.MaxRecvMsgSize, method, parts, timeout, done), method, parts) {
+		return
 	}
 	c.goWaiting(method, parts, timeout, done)
 }
@@ -247,7 +243,7 @@ func (c *Client) Close() error {
 	c.cur = nil
 	c.mu.Unlock()
 	if cn != nil {
-		cn.fail(status.Error(codes.Canceled, "grpclite: client closed"))
+		cn.fail(errClosed)
 	}
 	return nil
 }

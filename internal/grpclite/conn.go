@@ -55,7 +55,7 @@ type conn struct {
 	wake    chan struct{}
 	waiters atomic.Int32
 	// slotFreed wakes a writer waiting for the server's stream limit
-	// when a call ends (finish may run under wmu, so it cannot use
+	// when a call ends (a call may end under wmu, so it cannot use
 	// wake). Every end under a limit signals it and every writer that
 	// takes a slot passes the signal on, so none is lost.
 	slotFreed   chan struct{}
@@ -167,25 +167,27 @@ type stream struct {
 	err         error
 	unprocessed bool          // the server never processed the call (set with err)
 	done        chan struct{} // nil for a call started by Go: onDone runs instead
-	// onDone, timeout and timer belong to a call started by Go; retry,
-	// when set, makes it again once the server did not process it.
+	// What follows belongs to a call started by Go: method and parts
+	// make it again when the server did not process it.
 	onDone  func(error)
 	timeout time.Duration
 	timer   *time.Timer
-	retry   func()
+	method  string
+	parts   [][]byte
 }
 
 func newStream(maxRecv int, onMsg func([]byte)) *stream {
 	return &stream{onMsg: onMsg, maxRecv: maxRecv, done: make(chan struct{})}
 }
 
-func newAsyncStream(maxRecv int, timeout time.Duration, onDone func(error)) *stream {
-	return &stream{maxRecv: maxRecv, timeout: timeout, onDone: onDone}
+func newAsyncStream(maxRecv int, method string, parts [][]byte, timeout time.Duration, onDone func(error)) *stream {
+	return &stream{maxRecv: maxRecv, method: method, parts: parts, timeout: timeout, onDone: onDone}
 }
 
 // over runs what waits for the end of s, which finish or fail has
-// recorded. Call without locks.
-func (s *stream) over() {
+// recorded: a call of Go's the server did not process is made again, as
+// Invoke does. Call without locks.
+func (cn *conn) over(s *stream) {
 	if s.done != nil {
 		close(s.done)
 		return
@@ -193,8 +195,8 @@ func (s *stream) over() {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
-	if s.unprocessed && s.retry != nil {
-		s.retry()
+	if s.unprocessed {
+		cn.cl.goWaiting(s.method, s.parts, s.timeout, s.onDone)
 		return
 	}
 	s.onDone(s.err)
@@ -304,13 +306,9 @@ func (cn *conn) waitLocked(ctx context.Context, slot chan struct{}) error {
 // openNow starts a call of Go's if it can without waiting (admitLocked
 // with the request's size) and reports whether it did.
 func (cn *conn) openNow(s *stream, method string, parts [][]byte) bool {
-	size := int64(5)
-	for _, p := range parts {
-		size += int64(len(p))
-	}
 	cn.wmu.Lock()
 	defer cn.wmu.Unlock()
-	if admitted, _, _ := cn.admitLocked(s, size); !admitted {
+	if admitted, _, _ := cn.admitLocked(s, int64(5+messageSize(parts))); !admitted {
 		return false
 	}
 	cn.appendHeaders(s.id, method)
@@ -378,10 +376,7 @@ func (cn *conn) appendHeaders(id uint32, method string) {
 // prefix) as DATA frames, the last ending the stream, waiting for window
 // when it runs out. Call with wmu held.
 func (cn *conn) appendMessage(ctx context.Context, s *stream, parts [][]byte) error {
-	total := 0
-	for _, p := range parts {
-		total += len(p)
-	}
+	total := messageSize(parts)
 	var prefix [5]byte
 	binary.BigEndian.PutUint32(prefix[1:], uint32(total))
 	rest := 5 + total
@@ -417,6 +412,15 @@ func (cn *conn) appendMessage(ctx context.Context, s *stream, parts [][]byte) er
 		}
 	}
 	return nil
+}
+
+// messageSize is the length of a message made of parts.
+func messageSize(parts [][]byte) int {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	return n
 }
 
 // wbufLocked returns the write buffer, borrowing one if none.
@@ -550,7 +554,7 @@ func (cn *conn) ended(s *stream, e ending) {
 	if !e.ok {
 		return
 	}
-	s.over()
+	cn.over(s)
 	if e.last {
 		go cn.fail(status.Error(codes.Unavailable, "grpclite: connection closed after GOAWAY"))
 	}
@@ -591,7 +595,7 @@ func (cn *conn) fail(err error) {
 	close(cn.done)
 	cn.mu.Unlock()
 	for _, s := range lost {
-		s.over()
+		cn.over(s)
 	}
 	cn.cl.drop(cn)
 	cn.nc.Close()
@@ -671,12 +675,8 @@ func (cn *conn) onFrame(typ http2.FrameType, flags http2.Flags, id uint32, p []b
 			return protocolError("malformed PING")
 		}
 		if !flags.Has(http2.FlagPingAck) {
-			cn.wmu.Lock()
-			b := cn.wbufLocked()
-			*b = appendFrameHeader(*b, 8, http2.FramePing, http2.FlagPingAck, 0)
-			*b = append(*b, p...)
-			cn.wmu.Unlock()
-			cn.ctlQueued = true
+			var ack [frameHeaderLen + 8]byte
+			cn.queue(append(appendFrameHeader(ack[:0], 8, http2.FramePing, http2.FlagPingAck, 0), p...))
 		}
 	case http2.FrameGoAway:
 		if id != 0 || len(p) < 8 {
@@ -794,9 +794,16 @@ func (cn *conn) onSettings(flags http2.Flags, id uint32, p []byte) error {
 
 // queueWindowUpdate queues a WINDOW_UPDATE for the reader's next flush.
 func (cn *conn) queueWindowUpdate(id uint32, inc int64) {
+	var f [frameHeaderLen + 4]byte
+	cn.queue(appendWindowUpdate(f[:0], id, uint32(inc)))
+}
+
+// queue adds a frame the reader owes the server (an ack, a window
+// update) to the write buffer, for the reader's next flush.
+func (cn *conn) queue(frame []byte) {
 	cn.wmu.Lock()
 	b := cn.wbufLocked()
-	*b = appendWindowUpdate(*b, id, uint32(inc))
+	*b = append(*b, frame...)
 	cn.wmu.Unlock()
 	cn.ctlQueued = true
 }
