@@ -135,7 +135,7 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 		r.notef("long waits between sends run at normal priority (%v): at low rates sends are late "+
 			"whenever other processes have the CPUs; grant CAP_SYS_NICE (sudo setcap cap_sys_nice+ep cereplay)", r.realtime)
 	}
-	r.releases = make(chan release, pacerQueue)
+	r.releases = newReleaseQueue()
 	paced := make(chan struct{})
 	go func() {
 		defer close(paced)
@@ -143,7 +143,7 @@ func (r *runner) play(ctx context.Context, rd *format.Reader, man *format.Manife
 	}()
 	readAll := false
 	defer func() {
-		close(r.releases)
+		close(r.releases.ch)
 		<-paced
 		if readAll && r.pacerSkips.Load() == 0 {
 			r.playedAll.Store(true)
@@ -351,13 +351,57 @@ type release struct {
 // keep it fed between reads of the trace, a few hundred kilobytes of events.
 const pacerQueue = 256
 
-// pace hands a prepared send to the pacer. It blocks while the pacer's
-// queue is full, which keeps the trace reader a bounded distance ahead.
+// refillBatch is how many sends the pacer takes from a full queue before
+// it wakes the reader to refill it. The reader then prepares them in one
+// run on a processor, during which the connections' readers wait for it
+// when the process has one CPU: a few dozen keeps that run well under a
+// millisecond.
+const refillBatch = 32
+
+// releaseQueue carries prepared sends to the pacer. The reader that fills
+// it is woken by the pacer only once refillBatch slots are free, not after
+// every send: on a paced run the queue is full, and a reader woken for
+// each slot made every send cost the pacer's thread a hand-over of a
+// processor to another thread to run the reader.
+type releaseQueue struct {
+	ch   chan release
+	room chan struct{} // a token once the pacer has freed refillBatch slots
+}
+
+func newReleaseQueue() *releaseQueue {
+	return &releaseQueue{ch: make(chan release, pacerQueue), room: make(chan struct{}, 1)}
+}
+
+// taken tells the queue the pacer has just taken a release.
+func (q *releaseQueue) taken() {
+	// While the reader waits, only the pacer changes the length, one at a
+	// time, so it passes the mark exactly. A token left from a time the
+	// reader was not waiting only makes it look again.
+	if len(q.ch) == pacerQueue-refillBatch {
+		select {
+		case q.room <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// pace hands a prepared send to the pacer. While the pacer's queue is full
+// it waits for refillBatch free slots, which keeps the trace reader a
+// bounded distance ahead.
 func (r *runner) pace(ctx context.Context, due time.Time, skip, send func()) {
-	select {
-	case r.releases <- release{due: due, send: send, skip: skip}:
-	case <-ctx.Done():
-		skip()
+	rel := release{due: due, send: send, skip: skip}
+	for {
+		select {
+		case r.releases.ch <- rel:
+			return
+		default:
+		}
+		select {
+		case <-r.releases.room:
+		case <-ctx.Done():
+			skip()
+			return
+		}
 	}
 }
 
@@ -366,12 +410,13 @@ func (r *runner) pace(ctx context.Context, due time.Time, skip, send func()) {
 // and copying events happen on the reading goroutine, so the pacer is
 // ready when a send is due instead of busy (or waiting for a lock that
 // the agents' streams hold) with the records around it. It returns when
-// in is closed; after an interrupt it skips what is left.
-func (r *runner) pacer(ctx context.Context, in <-chan release) {
+// q is closed; after an interrupt it skips what is left.
+func (r *runner) pacer(ctx context.Context, q *releaseQueue) {
 	var thread pace.Thread
 	dedicate := pace.Dedicated(r.clock, r.cfg.Pacer)
 	defer thread.Release()
-	for rel := range in {
+	for rel := range q.ch {
+		q.taken()
 		if dedicate {
 			thread.Fit(time.Until(rel.due))
 		}

@@ -62,7 +62,7 @@ type runner struct {
 
 	streamCtx context.Context // subscriptions live until the end of the run
 	wg        sync.WaitGroup  // stream goroutines
-	releases  chan release    // prepared sends, to the pacer (play)
+	releases  *releaseQueue   // prepared sends, to the pacer (play)
 
 	connections
 	mu sync.Mutex // guards health and the stop fields
