@@ -353,10 +353,10 @@ const pacerQueue = 256
 
 // refillBatch is how many sends the pacer takes from a full queue before
 // it wakes the reader to refill it. The reader then prepares them in one
-// run on a processor, during which the connections' readers wait for it
-// when the process has one CPU: a few dozen keeps that run well under a
-// millisecond.
-const refillBatch = 32
+// run on a processor, during which, on a process with one CPU, the
+// connections' readers wait for it and a yielding pacer waits for its
+// thread: a dozen or two keeps that run to a few hundred microseconds.
+const refillBatch = 16
 
 // releaseQueue carries prepared sends to the pacer. The reader that fills
 // it is woken by the pacer only once refillBatch slots are free, not after
