@@ -23,7 +23,7 @@ func TestReleaseQueueRefillsInBatches(t *testing.T) {
 		}
 		close(q.ch)
 	}()
-	waitFor(t, "a full queue", func() bool { return len(q.ch) == pacerQueue })
+	waitFor(t, "a full queue", func() bool { return len(q.ch) == pacerQueue && put.Load() == pacerQueue })
 
 	taken := 0
 	take := func() {
