@@ -522,7 +522,13 @@ func testReplaySurvivesSimRestart(t *testing.T, transport string) {
 
 	restarted := make(chan *sim.Server, 1)
 	go func() {
-		time.Sleep(200 * time.Millisecond)
+		// Stop sim once the schedule is under way (on a busy machine the
+		// connect phase alone can outlast a fixed delay, and an outage
+		// before T0 loses nothing).
+		deadline := time.Now().Add(time.Minute)
+		for simReceived(s1) < 10 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
 		_ = s1.Close()
 		time.Sleep(150 * time.Millisecond)
 		s2, err := sim.Start(context.Background(), c)
