@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cereplay/cereplay/internal/testwait"
 )
 
 // A reader that finds the pacer's queue full waits until the pacer has
@@ -23,7 +25,7 @@ func TestReleaseQueueRefillsInBatches(t *testing.T) {
 		}
 		close(q.ch)
 	}()
-	waitFor(t, "a full queue", func() bool { return len(q.ch) == pacerQueue && put.Load() == pacerQueue })
+	testwait.Until(t, "a full queue", func() bool { return len(q.ch) == pacerQueue && put.Load() == pacerQueue })
 
 	taken := 0
 	take := func() {
@@ -41,7 +43,7 @@ func TestReleaseQueueRefillsInBatches(t *testing.T) {
 		}
 	}
 	take()
-	waitFor(t, "the reader to refill", func() bool { return put.Load() >= pacerQueue+refillBatch })
+	testwait.Until(t, "the reader to refill", func() bool { return put.Load() >= pacerQueue+refillBatch })
 	for range total - taken {
 		take()
 		if ahead := put.Load() - int64(taken); ahead > pacerQueue+1 {
@@ -71,17 +73,5 @@ func TestReleaseQueueSkipsWhenInterrupted(t *testing.T) {
 	}
 	if len(r.releases.ch) != pacerQueue {
 		t.Fatalf("queue holds %d, want %d: the skipped release was queued", len(r.releases.ch), pacerQueue)
-	}
-}
-
-// waitFor waits for cond, polling, and fails after a minute naming what.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
