@@ -67,6 +67,7 @@ replay() {
 	echo "wall ${wall}s, CPU ${cpu_u}s user ${cpu_s}s sys, peak RSS $((rss_kb / 1024)) MiB, exit $rc"
 	jq -r '"records \(.records), outcomes \(.outcomes), \(.events_per_second|floor) events/s over \(.send_seconds|floor)s of sending",
 		"send lateness us: p50 \(.send_lateness.p50_us) p99 \(.send_lateness.p99_us) p99.9 \(.send_lateness.p99_9_us) max \(.send_lateness.max_us) (n=\(.send_lateness.count))",
+		"reply lateness us: p50 \(.reply_lateness.p50_us) p99 \(.reply_lateness.p99_us) p99.9 \(.reply_lateness.p99_9_us) max \(.reply_lateness.max_us) (n=\(.reply_lateness.count))",
 		"spec delivery ms: p50 \(.spec_delivery_latency.p50_us/1000) p99 \(.spec_delivery_latency.p99_us/1000)",
 		"status forward ms: p50 \(.status_forward_latency.p50_us/1000) p99 \(.status_forward_latency.p99_us/1000)"' \
 		"$work/run/summary.json"

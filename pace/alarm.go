@@ -88,7 +88,7 @@ func pollSleepUntil(ctx context.Context, t time.Time) {
 	if pt == nil {
 		var err error
 		if pt, err = newPollTimer(); err != nil {
-			kernelSleepUntil(ctx, t)
+			kernelSleepUntil(ctx, t, nil)
 			return
 		}
 	}

@@ -202,10 +202,10 @@ func (c PreciseClock) woke(spinFrom time.Time) {
 // also takes a real-time thread of its own for such waits (Thread).
 // bench/RESULTS.md has the side-by-side figures.
 func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
-	spinFrom := t.Add(-c.spinFor(time.Until(t)))
+	spinFrom := c.SpinStart(t)
 	sleep := time.Until(spinFrom)
 	if kernelSleeps && sleep >= dedicateAbove {
-		sleepDedicated(ctx, spinFrom, c.yielded)
+		sleepDedicated(ctx, spinFrom, c.yielded, nil)
 	} else if kernelSleeps {
 		pollSleepUntil(ctx, spinFrom)
 	} else if sleep > 0 {
@@ -224,6 +224,39 @@ func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 	return ctx.Err()
 }
 
+// SpinStart is when SleepUntil(t), called now, stops sleeping and starts
+// spinning: t less the spin window.
+func (c PreciseClock) SpinStart(t time.Time) time.Time {
+	return t.Add(-c.spinFor(time.Until(t)))
+}
+
+// Await is SleepUntil for a goroutine that waits for more than one kind of
+// event on a Thread, such as a replay's pacer that also fires status
+// replies: its sleeps end early, with rung true, when bell rings (another
+// goroutine has something due sooner), and with spin false it does not
+// spin before t but returns when the kernel wakes it, tens of
+// microseconds after t. It always sleeps as SleepUntil sleeps a long wait
+// (sleepDedicated), whose last holdSpan keeps the processor: meant for a
+// goroutine whose waits are long, on a Thread that Held.
+func (c PreciseClock) Await(ctx context.Context, t time.Time, bell *Bell, spin bool) (rung bool, err error) {
+	spinFrom := t
+	if spin {
+		spinFrom = c.SpinStart(t)
+	}
+	if time.Until(spinFrom) > 0 {
+		if sleepDedicated(ctx, spinFrom, c.yielded, bell) {
+			return true, nil
+		}
+		if spin && ctx.Err() == nil {
+			c.woke(spinFrom)
+		}
+	}
+	if spin {
+		spinUntil(ctx, t)
+	}
+	return false, ctx.Err()
+}
+
 // Priority says, for run.json, at what priority a Thread's long waits
 // run, given what CheckRealtime returned: "realtime", or "normal" and why.
 func Priority(realtime error) string {
@@ -238,15 +271,19 @@ func Priority(realtime error) string {
 const sleepChunk = 50 * time.Millisecond
 
 // kernelSleepUntil sleeps in the kernel (fineSleep) until t, in chunks of
-// sleepChunk, and returns early when ctx ends.
-func kernelSleepUntil(ctx context.Context, t time.Time) {
+// sleepChunk, and returns early when ctx ends, or with true when b (nil:
+// none) rings.
+func kernelSleepUntil(ctx context.Context, t time.Time, b *Bell) bool {
 	for ctx.Err() == nil && time.Until(t) > 0 {
 		step := time.Now().Add(sleepChunk)
 		if t.Before(step) {
 			step = t
 		}
-		fineSleep(step)
+		if fineSleep(step, b) {
+			return true
+		}
 	}
+	return false
 }
 
 // spinUntil busy-waits until t, yielding the processor while more than

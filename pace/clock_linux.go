@@ -21,25 +21,44 @@ const DefaultSpinWindow = 100 * time.Microsecond
 const kernelSleeps = true
 
 // fineSleep sleeps until t (at most sleepChunk away) with the kernel's
-// high-resolution timer. A Go timer cannot: the runtime waits for timers
-// with millisecond resolution. The thread's timer slack, 50 µs by default,
-// is set to 1 ns first; the goroutine is locked to its thread so the slack
+// high-resolution timer, or until b rings (b may be nil), and reports
+// whether b rang. A Go timer cannot: the runtime waits for timers with
+// millisecond resolution. The thread's timer slack, 50 µs by default, is
+// set to 1 ns first; the goroutine is locked to its thread so the slack
 // applies to the sleep.
-func fineSleep(t time.Time) {
+func fineSleep(t time.Time, b *Bell) bool {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
-	// A relative sleep, recomputed after an interruption: an absolute one
-	// would need CLOCK_MONOTONIC, which x/sys reads with a syscall rather
-	// than the vDSO.
+	return kernelSleep(t, false, b)
+}
+
+// kernelSleep sleeps until t in the kernel, or until b rings, and reports
+// whether b rang (taking the ring). Without a bell the sleep is a
+// clock_nanosleep; with one it is a futex wait on the bell's word with a
+// timeout, which Ring ends. Both wait on the same high-resolution timer.
+// A relative timeout, recomputed after an interruption: an absolute one
+// would need CLOCK_MONOTONIC, which x/sys reads with a syscall rather than
+// the vDSO. hold sleeps in a raw system call: the goroutine keeps its
+// processor (the scheduler does not see the sleep), so it goes on at once
+// when the kernel wakes it, and the processor does no other work
+// meanwhile (see holdSpan).
+func kernelSleep(t time.Time, hold bool, b *Bell) bool {
 	for {
+		if b.take() {
+			return true
+		}
 		d := time.Until(t)
 		if d <= 0 {
-			return
+			return false
 		}
 		ts := unix.NsecToTimespec(int64(d))
-		if unix.ClockNanosleep(unix.CLOCK_MONOTONIC, 0, &ts, nil) != unix.EINTR {
-			return
+		errno := sleepCall(&ts, hold, b)
+		switch errno {
+		case 0, unix.EINTR, unix.EAGAIN, unix.ETIMEDOUT:
+			// Slept, or woken: look at the bell and the time again.
+		default:
+			return false
 		}
 	}
 }
@@ -72,7 +91,8 @@ const dedicateAbove = 1 * time.Millisecond
 const holdSpan = 2 * time.Millisecond
 
 // sleepDedicated sleeps a long wait until spinFrom, where PreciseClock's
-// spin takes over. Runtime traces of late sends at
+// spin takes over, or until b rings (b may be nil), and reports whether it
+// rang. Runtime traces of late sends at
 // --rate 20 against sim showed the pacer waiting for a CPU three ways;
 // with a Thread, each is gone:
 //
@@ -94,16 +114,18 @@ const holdSpan = 2 * time.Millisecond
 // can hold for milliseconds, so yielding before every send of a high rate
 // made the slowest sends late; once in yieldEvery keeps the monitor's
 // count far from its 10 ms.
-func sleepDedicated(ctx context.Context, spinFrom time.Time, yielded *lastYield) {
-	kernelSleepUntil(ctx, spinFrom.Add(-holdSpan))
+func sleepDedicated(ctx context.Context, spinFrom time.Time, yielded *lastYield, b *Bell) bool {
+	if kernelSleepUntil(ctx, spinFrom.Add(-holdSpan), b) {
+		return true
+	}
 	if ctx.Err() != nil {
-		return
+		return false
 	}
 	if yielded.due() {
 		runtime.Gosched()
 		yielded.mark()
 	}
-	holdSleep(spinFrom)
+	return holdSleep(spinFrom, b)
 }
 
 // Thread puts the goroutine that releases sends on a thread of its own at
@@ -155,27 +177,35 @@ func (p *Thread) Release() {
 	p.restore, p.short = nil, 0
 }
 
-// holdSleep sleeps until t like fineSleep, but in a raw system call: the
-// goroutine keeps its processor (the scheduler does not see the sleep), so
-// it goes on at once when the kernel wakes it. The processor does no other
-// work meanwhile, which is why only the last holdSpan of a wait is slept
-// so. On a Thread the timer slack is the 1 ns the fineSleep before
-// it set; a goroutine not locked to its thread may sleep here with the
-// default 50 µs, which the spin window (1 ms for such waits) covers.
-func holdSleep(t time.Time) {
-	for {
-		d := time.Until(t)
-		if d <= 0 {
-			return
-		}
-		ts := unix.NsecToTimespec(int64(d))
-		_, _, errno := syscall.RawSyscall6(unix.SYS_CLOCK_NANOSLEEP, unix.CLOCK_MONOTONIC, 0,
-			uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
-		if errno != unix.EINTR {
-			return
-		}
+// sleepCall makes kernelSleep's system call: a clock_nanosleep without b,
+// a futex wait on b's word (while it is 0) with it, for the relative
+// timeout ts; raw (the processor kept) with hold.
+func sleepCall(ts *unix.Timespec, hold bool, b *Bell) syscall.Errno {
+	var errno syscall.Errno
+	switch {
+	case b == nil && hold:
+		_, _, errno = syscall.RawSyscall6(unix.SYS_CLOCK_NANOSLEEP, unix.CLOCK_MONOTONIC, 0, uintptr(unsafe.Pointer(ts)), 0, 0, 0)
+	case b == nil:
+		_, _, errno = syscall.Syscall6(unix.SYS_CLOCK_NANOSLEEP, unix.CLOCK_MONOTONIC, 0, uintptr(unsafe.Pointer(ts)), 0, 0, 0)
+	case hold:
+		_, _, errno = syscall.RawSyscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&b.word)), futexWait, 0, uintptr(unsafe.Pointer(ts)), 0, 0)
+	default:
+		_, _, errno = syscall.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&b.word)), futexWait, 0, uintptr(unsafe.Pointer(ts)), 0, 0)
 	}
+	return errno
 }
+
+// holdSleep sleeps until t like fineSleep, or until b rings, but holding
+// the processor (kernelSleep's hold), which is why only the last holdSpan
+// of a wait is slept so. On a Thread the timer slack is the 1 ns the
+// fineSleep before it set; a goroutine not locked to its thread may sleep
+// here with the default 50 µs, which the spin window (1 ms for such
+// waits) covers.
+func holdSleep(t time.Time, b *Bell) bool { return kernelSleep(t, true, b) }
+
+// Held reports whether the goroutine is on its real-time thread (its last
+// waits were long).
+func (p *Thread) Held() bool { return p.restore != nil }
 
 // raisePriority puts the calling thread (locked by the caller) at the
 // lowest real-time priority, SCHED_FIFO 1: above every ordinary thread,

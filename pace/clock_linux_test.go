@@ -51,3 +51,33 @@ func TestPacerThread(t *testing.T) {
 		t.Fatalf("after release: policy %d, want %d", got, before)
 	}
 }
+
+// A Ring wakes a kernel sleep on the bell itself, the held one and the
+// one that lets the processor go, not only at the next look after a
+// chunk of sleep: each sleeps an hour here unless the ring's futex wake
+// reaches it.
+func TestKernelSleepWakesOnRing(t *testing.T) {
+	t.Parallel()
+	for _, hold := range []bool{true, false} {
+		var b Bell
+		started, rung := make(chan struct{}), make(chan bool, 1)
+		go func() {
+			close(started)
+			if hold {
+				rung <- holdSleep(time.Now().Add(time.Hour), &b)
+			} else {
+				rung <- fineSleep(time.Now().Add(time.Hour), &b)
+			}
+		}()
+		<-started
+		b.Ring()
+		select {
+		case r := <-rung:
+			if !r {
+				t.Fatalf("hold %v: the sleep ended without the ring", hold)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("hold %v: the ring did not wake the sleep", hold)
+		}
+	}
+}

@@ -7,5 +7,7 @@
 // PreciseClock sleeps in the kernel and spins the last stretch, FakeClock
 // jumps, so schedules are testable without sleeping. A Thread gives the
 // goroutine that releases sends a real-time thread of its own for long
-// waits.
+// waits; there PreciseClock.Await lets it wait for other events too (a
+// replay's status replies), its sleep cut short by a Bell when one falls
+// due sooner.
 package pace

@@ -300,3 +300,77 @@ func TestSpinForWidensLongWaitsOnly(t *testing.T) {
 		t.Errorf("--spin-window 300µs, wait 50ms: spin %v, want 300µs", got)
 	}
 }
+
+// awaitResult is what one Await returned, and when.
+type awaitResult struct {
+	rung bool
+	err  error
+	at   time.Time
+}
+
+// goAwait runs Await on a goroutine locked to its thread, as a replay's
+// pacer on its Thread does, and says on started when it is about to call
+// it.
+func goAwait(ctx context.Context, c PreciseClock, t time.Time, b *Bell, spin bool) (started <-chan struct{}, result <-chan awaitResult) {
+	s, r := make(chan struct{}), make(chan awaitResult, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		close(s)
+		rung, err := c.Await(ctx, t, b, spin)
+		r <- awaitResult{rung, err, time.Now()}
+	}()
+	return s, r
+}
+
+// receive waits for an Await's result, failing the test after a minute (a
+// ring that was lost sleeps an hour).
+func receive(t *testing.T, what string, result <-chan awaitResult) awaitResult {
+	t.Helper()
+	select {
+	case r := <-result:
+		return r
+	case <-time.After(time.Minute):
+		t.Fatalf("%s: Await did not return", what)
+		return awaitResult{}
+	}
+}
+
+// A Ring ends an Await at once, whether it comes during the sleep or just
+// before it; without one, Await returns at its time and never early, with
+// or without its spin; a cancelled context ends it too.
+func TestAwaitBell(t *testing.T) {
+	t.Parallel()
+	c := NewPreciseClock(0)
+	ctx := context.Background()
+	var b Bell
+	for i := 0; i < 50; i++ {
+		started, result := goAwait(ctx, c, time.Now().Add(time.Hour), &b, i%2 == 0)
+		<-started
+		b.Ring()
+		if r := receive(t, "a ring", result); !r.rung || r.err != nil {
+			t.Fatalf("ring %d: Await = %v, %v; want rung", i, r.rung, r.err)
+		}
+	}
+	// Rings while nobody waits are kept, as one.
+	b.Ring()
+	b.Ring()
+	if rung, err := c.Await(ctx, time.Now().Add(time.Hour), &b, false); !rung || err != nil {
+		t.Fatalf("a ring kept: Await = %v, %v; want rung", rung, err)
+	}
+	for _, spin := range []bool{true, false} {
+		due := time.Now().Add(20 * time.Millisecond)
+		_, result := goAwait(ctx, c, due, &b, spin)
+		r := receive(t, "no ring", result)
+		if r.rung || r.err != nil || r.at.Before(due) {
+			t.Fatalf("spin %v: Await = %v, %v at %v, want not rung at or after %v", spin, r.rung, r.err, r.at, due)
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	started, result := goAwait(cctx, c, time.Now().Add(time.Hour), &b, true)
+	<-started
+	cancel()
+	if r := receive(t, "a cancel", result); r.rung || r.err != context.Canceled {
+		t.Fatalf("cancelled: Await = %v, %v; want context.Canceled", r.rung, r.err)
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cereplay/cereplay/internal/queue"
 	"github.com/cereplay/cereplay/pace"
@@ -18,14 +20,36 @@ import (
 // scheduled while it sleeps wakes it only when it is due before the one
 // it sleeps for: at hundreds of replies a second, waking for each one
 // cost more than firing them.
+//
+// While a paced replay's pacer waits on its real-time Thread, the pacer
+// fires the replies instead (hostUntil), between its sends, and the
+// goroutine waits for it to stop (unhost). The pacer's kernel sleep then
+// ends at the next reply as at the next send: no timer is armed for a
+// reply and no goroutine woken through the network poller, which a
+// paced run paid at every reply, and a reply leaves as soon as the thread
+// wakes instead of after the poller's wake-up. The goroutine keeps the
+// replies the pacer cannot take: at high rates and at --max, where the
+// pacer is not on its Thread, and after it has stopped.
 type dispatcher struct {
-	fire  func(*statusState)
-	h     statusHeap
-	alarm *pace.Alarm
+	fire func(*statusState)
+	// canFire says whether a reply may be fired without waiting (an
+	// in-flight slot is free): a hosting pacer must never wait for one.
+	canFire func() bool
+	alarm   *pace.Alarm
+	bell    pace.Bell // rung for a hosting pacer as alarm is woken for the goroutine
 
-	// sleepsFor is the due time (Unix nanoseconds) the dispatcher sleeps
-	// for, or math.MinInt64 while it waits on the queue with nothing in
-	// its heap (then every push wakes it).
+	mu sync.Mutex // guards h between the goroutine and a hosting pacer
+	h  statusHeap
+
+	// hosted is true while the pacer fires the replies; the goroutine
+	// then waits on unhosted.
+	hosted   atomic.Bool
+	unhosted chan struct{}
+
+	// sleepsFor is the due time (Unix nanoseconds) the dispatcher (or a
+	// hosting pacer) sleeps for, or math.MinInt64 while the goroutine
+	// waits on the queue with nothing in its heap (then every push wakes
+	// it).
 	sleepsFor atomic.Int64
 
 	// Statuses are handed over through an unbounded queue, never a
@@ -35,34 +59,50 @@ type dispatcher struct {
 	taken []*statusState // reused by drainAdds
 }
 
-func newDispatcher(c pace.Clock, fire func(*statusState)) (*dispatcher, error) {
+func newDispatcher(c pace.Clock, fire func(*statusState), canFire func() bool) (*dispatcher, error) {
 	alarm, err := pace.NewAlarm(c)
 	if err != nil {
 		return nil, fmt.Errorf("replay: reply dispatcher: %w", err)
 	}
-	d := &dispatcher{fire: fire, alarm: alarm, in: queue.New[*statusState]()}
+	d := &dispatcher{fire: fire, canFire: canFire, alarm: alarm, in: queue.New[*statusState](), unhosted: make(chan struct{}, 1)}
 	d.sleepsFor.Store(math.MinInt64)
 	return d, nil
 }
 
-// schedule queues s without blocking, and wakes the dispatcher if s is due
-// before what it sleeps for.
+// schedule queues s without blocking, and wakes whoever fires the replies
+// if s is due before what it sleeps for.
 func (d *dispatcher) schedule(s *statusState) {
 	d.in.Push(s)
 	if s.due.UnixNano() < d.sleepsFor.Load() {
-		d.alarm.Wake()
+		if d.hosted.Load() {
+			d.bell.Ring()
+		} else {
+			d.alarm.Wake()
+		}
 	}
 }
 
-// run fires queued statuses until ctx ends.
+// run fires queued statuses until ctx ends, except while a pacer hosts
+// the dispatcher.
 func (d *dispatcher) run(ctx context.Context) {
 	defer d.alarm.Close()
 	for {
+		if d.hosted.Load() {
+			select {
+			case <-d.unhosted:
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		d.mu.Lock()
 		d.drainAdds()
 		if d.h.Len() == 0 {
 			d.sleepsFor.Store(math.MinInt64)
+			d.mu.Unlock()
 			select {
 			case <-d.in.Ready():
+			case <-d.unhosted:
 			case <-ctx.Done():
 				return
 			}
@@ -70,6 +110,7 @@ func (d *dispatcher) run(ctx context.Context) {
 		}
 		next := d.h[0]
 		d.sleepsFor.Store(next.due.UnixNano())
+		d.mu.Unlock()
 		// A status pushed since the drain may have compared its due time
 		// with the one before: take it into the heap first.
 		if d.in.Len() > 0 {
@@ -79,11 +120,82 @@ func (d *dispatcher) run(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		if woken {
-			continue // something due earlier was queued
+		if woken || !d.pop(next) {
+			continue // something due earlier was queued, or the pacer hosts
 		}
-		heap.Pop(&d.h)
 		d.fire(next)
+	}
+}
+
+// pop takes next off the heap if it is still the earliest there and the
+// goroutine still fires the replies.
+func (d *dispatcher) pop(next *statusState) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.hosted.Load() || d.h.Len() == 0 || d.h[0] != next {
+		return false
+	}
+	heap.Pop(&d.h)
+	return true
+}
+
+// fireGuard is how long before a spec's spin a reply must be due for a
+// hosting pacer to fire it first: firing takes tens of microseconds,
+// and a reply due later waits for the spec rather than making it late.
+const fireGuard = 50 * time.Microsecond
+
+// hostUntil is the pacer's wait for a spec due at t, on its Thread: it
+// fires the replies due before the spec meanwhile, sleeping on c.Await
+// until each, and then waits for t with the clock's spin. The goroutine
+// stops firing until unhost.
+func (d *dispatcher) hostUntil(ctx context.Context, c pace.PreciseClock, t time.Time) error {
+	if !d.hosted.Swap(true) {
+		d.alarm.Wake() // the goroutine may sleep for a reply
+	}
+	for {
+		d.mu.Lock()
+		d.drainAdds()
+		target, spin := t, true
+		if d.h.Len() > 0 && d.h[0].due.Before(c.SpinStart(t).Add(-fireGuard)) {
+			next := d.h[0]
+			if !next.due.After(c.Now()) {
+				if !d.canFire() {
+					// Fire it on the goroutine, which may wait for a
+					// slot; the spec waits as without a host.
+					d.mu.Unlock()
+					d.unhost()
+					return c.SleepUntil(ctx, t)
+				}
+				heap.Pop(&d.h)
+				d.mu.Unlock()
+				d.fire(next)
+				continue
+			}
+			target, spin = next.due, false
+		}
+		d.sleepsFor.Store(target.UnixNano())
+		d.mu.Unlock()
+		if d.in.Len() > 0 {
+			continue // see run
+		}
+		rung, err := c.Await(ctx, target, &d.bell, spin)
+		if err != nil {
+			return err
+		}
+		if !rung && spin {
+			return nil
+		}
+	}
+}
+
+// unhost hands the replies back to the goroutine: the pacer calls it
+// before it waits other than in hostUntil, and when it stops.
+func (d *dispatcher) unhost() {
+	if d.hosted.Swap(false) {
+		select {
+		case d.unhosted <- struct{}{}:
+		default:
+		}
 	}
 }
 

@@ -409,24 +409,60 @@ func (r *runner) pace(ctx context.Context, due time.Time, skip, send func()) {
 // goroutine and does nothing else: reading the trace, matching records
 // and copying events happen on the reading goroutine, so the pacer is
 // ready when a send is due instead of busy (or waiting for a lock that
-// the agents' streams hold) with the records around it. It returns when
-// q is closed; after an interrupt it skips what is left.
+// the agents' streams hold) with the records around it. While it waits
+// on its Thread it also fires the status replies due before its next
+// send (dispatcher.hostUntil). It returns when q is closed; after an
+// interrupt it skips what is left.
 func (r *runner) pacer(ctx context.Context, q *releaseQueue) {
 	var thread pace.Thread
 	dedicate := pace.Dedicated(r.clock, r.cfg.Pacer)
+	precise, _ := r.clock.(pace.PreciseClock)
 	defer thread.Release()
-	for rel := range q.ch {
+	defer r.disp.unhost()
+	for {
+		rel, ok := r.nextRelease(q)
+		if !ok {
+			return
+		}
 		q.taken()
 		if dedicate {
 			thread.Fit(time.Until(rel.due))
 		}
-		if ctx.Err() != nil || r.clock.SleepUntil(ctx, rel.due) != nil {
+		var err error
+		if thread.Held() && ctx.Err() == nil {
+			err = r.disp.hostUntil(ctx, precise, rel.due)
+		} else {
+			r.disp.unhost()
+			err = r.clock.SleepUntil(ctx, rel.due)
+		}
+		if ctx.Err() != nil || err != nil {
+			r.disp.unhost()
 			r.pacerSkips.Add(1)
 			rel.skip()
 			continue
 		}
+		if len(r.sem) == cap(r.sem) {
+			// The send will wait for an in-flight slot: the replies
+			// must not wait with it.
+			r.disp.unhost()
+		}
 		rel.send()
 	}
+}
+
+// nextRelease takes the next release from q, handing the replies back to
+// the dispatcher's goroutine first if it must wait for one: the reader
+// may be far from the next send (at the end of the trace, or reading
+// records that are not sends), and replies fall due meanwhile.
+func (r *runner) nextRelease(q *releaseQueue) (release, bool) {
+	select {
+	case rel, ok := <-q.ch:
+		return rel, ok
+	default:
+	}
+	r.disp.unhost()
+	rel, ok := <-q.ch
+	return rel, ok
 }
 
 // backpressure holds the reader at --max while too many specs wait for

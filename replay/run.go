@@ -199,7 +199,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.out = newOutbox(r.start, r.clock, r.m)
 	r.tr = newTracker(r.out.emit, func(s *statusState) { r.disp.schedule(s) }, r.replyDelay)
 	r.tr.side = cfg.Only
-	if r.disp, err = newDispatcher(r.clock, r.fireStatus); err != nil {
+	if r.disp, err = newDispatcher(r.clock, r.fireStatus, func() bool { return len(r.stSem) < cap(r.stSem) }); err != nil {
 		return nil, err
 	}
 
