@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/cereplay/cereplay/format"
 	"github.com/cereplay/cereplay/internal/sdkclient"
+	"github.com/cereplay/cereplay/internal/testnet"
 	"github.com/cereplay/cereplay/internal/transport"
 	"github.com/cereplay/cereplay/maestro"
 	"github.com/cereplay/cereplay/maestro/wire"
@@ -181,12 +181,7 @@ func scrape(t *testing.T, url string) string {
 // TestUpstreamDown: with Maestro unreachable, clients get Unavailable on
 // both RPCs, and the Publish is recorded with a failed outcome.
 func TestUpstreamDown(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := l.Addr().String()
-	l.Close()
+	down := testnet.DeadAddr(t)
 	out := filepath.Join(t.TempDir(), "rec")
 	rec, err := record.Start(context.Background(), record.Config{Out: out,
 		SourceListen: "127.0.0.1:0", SourceUpstream: down, BrokerListen: "127.0.0.1:0", BrokerUpstream: down})

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cereplay/cereplay/internal/testnet"
 )
 
 // Specs refused because their consumer does not exist say how to fix it.
@@ -37,7 +39,7 @@ func TestReplayCreateConsumersFailsCleanly(t *testing.T) {
 	testTrace{Clusters: 2, Works: 1}.write(t, trace)
 	out := filepath.Join(t.TempDir(), "run")
 	cfg := baseConfig(s, trace, out)
-	cfg.Max, cfg.CreateConsumers, cfg.RESTURL = true, true, "http://"+deadAddr(t)
+	cfg.Max, cfg.CreateConsumers, cfg.RESTURL = true, true, "http://"+testnet.DeadAddr(t)
 	res, err := Run(context.Background(), cfg)
 	if res != nil || err == nil {
 		t.Fatalf("result %v, error %v: want the consumers' error", res, err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -12,21 +11,9 @@ import (
 	"time"
 
 	"github.com/cereplay/cereplay/format"
+	"github.com/cereplay/cereplay/internal/testnet"
 	"github.com/cereplay/cereplay/sim"
 )
-
-// deadAddr is a loopback address nothing listens on: a port that was free
-// a moment ago.
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
 
 // Against addresses where nothing listens the run stops after the connect
 // phase (and its --connect-timeout), names each address and the cause,
@@ -35,7 +22,7 @@ func TestReplayNothingListening(t *testing.T) {
 	t.Parallel()
 	trace, out := t.TempDir(), filepath.Join(t.TempDir(), "run")
 	testTrace{Clusters: 2, Works: 3}.write(t, trace)
-	src, broker := deadAddr(t), deadAddr(t)
+	src, broker := testnet.DeadAddr(t), testnet.DeadAddr(t)
 	cfg := Config{Trace: trace, Out: out, SourceAddrs: []string{src}, BrokerAddrs: []string{broker},
 		Max: true, ConnectTimeout: 300 * time.Millisecond, ReconnectMin: 50 * time.Millisecond, ReconnectMax: 100 * time.Millisecond}
 	start := time.Now()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cereplay/cereplay/generate"
+	"github.com/cereplay/cereplay/internal/testnet"
 	"github.com/cereplay/cereplay/report/scrape"
 	"github.com/cereplay/cereplay/report/timeline"
 )
@@ -15,7 +16,7 @@ import (
 // closedURL returns a metrics URL on a loopback port nothing listens on.
 func closedURL(t *testing.T) string {
 	t.Helper()
-	return "http://" + deadAddr(t) + "/metrics"
+	return "http://" + testnet.DeadAddr(t) + "/metrics"
 }
 
 // A replay with --target-metrics stores sim's CPU and RSS samples in the

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/cereplay/cereplay/internal/testnet"
 	"github.com/cereplay/cereplay/internal/testpki"
 	"github.com/cereplay/cereplay/internal/testwait"
 	"github.com/cereplay/cereplay/internal/transport"
@@ -285,21 +286,16 @@ func TestMessageOverTheLimitIsRefused(t *testing.T) {
 }
 
 func TestNoServerFailsFastDuringTheBackoff(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	lis.Close()
+	addr := testnet.DeadAddr(t)
 	c := NewClient(addr, Options{ReconnectMin: time.Hour})
 	defer c.Close()
-	err = c.Invoke(context.Background(), mCheck, checked(1)...)
+	err := c.Invoke(context.Background(), mCheck, checked(1)...)
 	if st := status.Convert(err); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), addr) {
 		t.Fatalf("got %v, want Unavailable naming %s", err, addr)
 	}
 	// A second call does not dial again: the backoff runs for an hour.
 	ts := &testServer{}
-	lis, err = net.Listen("tcp", addr)
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Skipf("the port was taken meanwhile: %v", err)
 	}
