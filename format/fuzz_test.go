@@ -78,7 +78,7 @@ func FuzzSegmentFile(f *testing.F) {
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		recs, err := readSegment(dec, path, nil)
+		recs, err := readSegment(readerDecoders{checked: dec}, path, nil)
 		if err != nil {
 			if _, ok := err.(*CorruptionError); !ok {
 				t.Fatalf("error %v is not a *CorruptionError", err)

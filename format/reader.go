@@ -25,7 +25,7 @@ type Reader struct {
 	st    store
 	infos []*SegmentInfo // per segment; nil entries for OpenSegment
 
-	dec     *zstd.Decoder
+	dec     readerDecoders
 	results chan chan segResult // one per segment, in order
 	done    chan struct{}
 	wg      sync.WaitGroup
@@ -100,7 +100,7 @@ func OpenSegment(path string) (*Reader, error) {
 // segment of an OpenSegment when m is nil.
 func newReader(m *Manifest, st store) (*Reader, error) {
 	ahead := max(2, runtime.GOMAXPROCS(0))
-	dec, err := newDecoder(ahead + 1)
+	dec, err := newReaderDecoders(ahead + 1)
 	if err != nil {
 		return nil, err
 	}
@@ -127,15 +127,47 @@ func newReader(m *Manifest, st store) (*Reader, error) {
 	return r, nil
 }
 
-func newDecoder(concurrency int) (*zstd.Decoder, error) {
-	dec, err := zstd.NewReader(nil,
+func newDecoder(concurrency int, opts ...zstd.DOption) (*zstd.Decoder, error) {
+	dec, err := zstd.NewReader(nil, append([]zstd.DOption{
 		zstd.WithDecoderConcurrency(concurrency),
 		zstd.WithDecoderMaxMemory(MaxSegmentSize),
-		zstd.WithDecoderLowmem(false))
+		zstd.WithDecoderLowmem(false)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("format: zstd decoder: %w", err)
 	}
 	return dec, nil
+}
+
+// readerDecoders are a Reader's two zstd decoders. A segment file whose
+// SHA-256 matches the manifest's holds exactly the bytes its writer
+// wrote, so the zstd content checksum and the records' CRC-32C, which
+// only find damage the SHA-256 finds first, are not checked again:
+// together they took a third of the reader's CPU (FORMAT.md §5). A
+// segment without a manifest, or one that fails its SHA-256, is checked
+// in full, which names the damaged record. Verify checks everything.
+type readerDecoders struct {
+	checked *zstd.Decoder // checks the content checksum
+	matched *zstd.Decoder // for files that matched their SHA-256; nil: none
+}
+
+func newReaderDecoders(concurrency int) (readerDecoders, error) {
+	checked, err := newDecoder(concurrency)
+	if err != nil {
+		return readerDecoders{}, err
+	}
+	matched, err := newDecoder(concurrency, zstd.IgnoreChecksum(true))
+	if err != nil {
+		checked.Close()
+		return readerDecoders{}, err
+	}
+	return readerDecoders{checked, matched}, nil
+}
+
+func (d readerDecoders) Close() {
+	d.checked.Close()
+	if d.matched != nil {
+		d.matched.Close()
+	}
 }
 
 // feed loads segments in order (a packed stream can only be read in
@@ -273,7 +305,7 @@ func (r *Reader) Close() error {
 
 // readSegment reads, checks and decodes one segment file. info, when not
 // nil, is what the manifest says about it.
-func readSegment(dec *zstd.Decoder, path string, info *SegmentInfo) ([]Record, error) {
+func readSegment(dec readerDecoders, path string, info *SegmentInfo) ([]Record, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -289,9 +321,10 @@ func readSegment(dec *zstd.Decoder, path string, info *SegmentInfo) ([]Record, e
 // decompressing into buf when it is big enough; it also returns the
 // decompressed stream the records point into. No record is returned
 // unless the file's SHA-256 matches info's.
-func decodeSegmentFile(dec *zstd.Decoder, path string, b []byte, info *SegmentInfo, buf segBuf) ([]Record, []byte, error) {
+func decodeSegmentFile(dec readerDecoders, path string, b []byte, info *SegmentInfo, buf segBuf) ([]Record, []byte, error) {
 	shaOK := true
 	dst := buf.raw[:0]
+	zd := dec.checked
 	if info != nil {
 		if n := int64(len(b)); n < info.CompressedBytes {
 			return nil, nil, fileErr(path, n, fmt.Errorf("%w: file is %d bytes, the manifest says %d", ErrTruncated, n, info.CompressedBytes))
@@ -300,6 +333,9 @@ func decodeSegmentFile(dec *zstd.Decoder, path string, b []byte, info *SegmentIn
 		}
 		sum := sha256.Sum256(b)
 		shaOK = hex.EncodeToString(sum[:]) == info.SHA256
+		if shaOK && dec.matched != nil {
+			zd = dec.matched
+		}
 		if int64(cap(dst)) < info.RawBytes {
 			// An eighth more than this segment: the segments of a trace
 			// differ in size by up to a record, and a buffer that fits
@@ -307,11 +343,11 @@ func decodeSegmentFile(dec *zstd.Decoder, path string, b []byte, info *SegmentIn
 			dst = make([]byte, 0, info.RawBytes+info.RawBytes/8)
 		}
 	}
-	raw, err := dec.DecodeAll(b, dst)
+	raw, err := zd.DecodeAll(b, dst)
 	if err != nil {
 		return nil, nil, zstdError(path, b, err)
 	}
-	recs, err := decodeSegmentInto(path, raw, buf.recs[:0])
+	recs, err := decodeSegmentInto(path, raw, buf.recs[:0], zd == dec.checked)
 	if err != nil {
 		return nil, nil, err
 	}

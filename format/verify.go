@@ -41,11 +41,12 @@ func VerifyAll(dir string) []error {
 // Segments are loaded in order and checked in parallel.
 func verifyStore(m *Manifest, st store) []error {
 	workers := runtime.GOMAXPROCS(0)
-	dec, err := newDecoder(workers)
+	checked, err := newDecoder(workers)
 	if err != nil {
 		return []error{err}
 	}
-	defer dec.Close()
+	defer checked.Close()
+	dec := readerDecoders{checked: checked} // every checksum, SHA-256 or not
 
 	type segCheck struct {
 		tally       tally
