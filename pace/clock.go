@@ -208,14 +208,8 @@ func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 		sleepDedicated(ctx, spinFrom, c.yielded, nil)
 	} else if kernelSleeps {
 		pollSleepUntil(ctx, spinFrom)
-	} else if sleep > 0 {
-		timer := time.NewTimer(sleep)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return ctx.Err()
-		case <-timer.C:
-		}
+	} else if sleep > 0 && timerSleep(ctx, sleep) != nil {
+		return ctx.Err()
 	}
 	if sleep > 0 && ctx.Err() == nil {
 		c.woke(spinFrom)
@@ -232,17 +226,17 @@ func (c PreciseClock) SpinStart(t time.Time) time.Time {
 
 // Await is SleepUntil for a goroutine that waits for more than one kind of
 // event on a Thread, such as a replay's pacer that also fires status
-// replies: its sleeps end early, with rung true, when bell rings (another
-// goroutine has something due sooner), and with spin false it does not
-// spin before t but returns when the kernel wakes it, tens of
-// microseconds after t. It always sleeps as SleepUntil sleeps a long wait
-// (sleepDedicated), whose last holdSpan keeps the processor: meant for a
-// goroutine whose waits are long, on a Thread that Held.
-func (c PreciseClock) Await(ctx context.Context, t time.Time, bell *Bell, spin bool) (rung bool, err error) {
-	spinFrom := t
-	if spin {
-		spinFrom = c.SpinStart(t)
-	}
+// replies: it sleeps until spinFrom and spins from there until t, but its
+// sleep ends early, with rung true, when bell rings (another goroutine
+// has something due sooner). The caller says where the spin starts
+// (SpinStart, taken when its wait began: a wait resumed after another
+// event is still as long as the whole, and its spin as wide); spinFrom
+// equal to t does not spin, and returns when the kernel wakes it, tens
+// of microseconds after t. It always sleeps as SleepUntil sleeps a long
+// wait (sleepDedicated), whose last holdSpan keeps the processor: meant
+// for a goroutine whose waits are long, on a Thread that Held.
+func (c PreciseClock) Await(ctx context.Context, t, spinFrom time.Time, bell *Bell) (rung bool, err error) {
+	spin := spinFrom.Before(t)
 	if time.Until(spinFrom) > 0 {
 		if sleepDedicated(ctx, spinFrom, c.yielded, bell) {
 			return true, nil
@@ -255,6 +249,18 @@ func (c PreciseClock) Await(ctx context.Context, t time.Time, bell *Bell, spin b
 		spinUntil(ctx, t)
 	}
 	return false, ctx.Err()
+}
+
+// timerSleep sleeps d on a Go timer, or until ctx ends.
+func timerSleep(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
 }
 
 // Priority says, for run.json, at what priority a Thread's long waits

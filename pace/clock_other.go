@@ -38,16 +38,16 @@ func sleepDedicated(ctx context.Context, spinFrom time.Time, _ *lastYield, b *Be
 	if b.take() {
 		return true
 	}
-	var rung chan struct{}
-	if b != nil {
-		rung = b.ch()
+	if b == nil {
+		_ = timerSleep(ctx, time.Until(spinFrom))
+		return false
 	}
 	t := time.NewTimer(time.Until(spinFrom))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 	case <-t.C:
-	case <-rung:
+	case <-b.ch():
 		return true
 	}
 	return false

@@ -312,12 +312,16 @@ type awaitResult struct {
 // pacer on its Thread does, and says on started when it is about to call
 // it.
 func goAwait(ctx context.Context, c PreciseClock, t time.Time, b *Bell, spin bool) (started <-chan struct{}, result <-chan awaitResult) {
+	spinFrom := t
+	if spin {
+		spinFrom = c.SpinStart(t)
+	}
 	s, r := make(chan struct{}), make(chan awaitResult, 1)
 	go func() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		close(s)
-		rung, err := c.Await(ctx, t, b, spin)
+		rung, err := c.Await(ctx, t, spinFrom, b)
 		r <- awaitResult{rung, err, time.Now()}
 	}()
 	return s, r
@@ -355,7 +359,8 @@ func TestAwaitBell(t *testing.T) {
 	// Rings while nobody waits are kept, as one.
 	b.Ring()
 	b.Ring()
-	if rung, err := c.Await(ctx, time.Now().Add(time.Hour), &b, false); !rung || err != nil {
+	hour := time.Now().Add(time.Hour)
+	if rung, err := c.Await(ctx, hour, hour, &b); !rung || err != nil {
 		t.Fatalf("a ring kept: Await = %v, %v; want rung", rung, err)
 	}
 	for _, spin := range []bool{true, false} {

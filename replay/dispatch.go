@@ -96,6 +96,12 @@ func (d *dispatcher) run(ctx context.Context) {
 			continue
 		}
 		d.mu.Lock()
+		if d.hosted.Load() {
+			// Became the host's since the look above: sleepsFor is the
+			// pacer's now, which a store here would hide from schedule.
+			d.mu.Unlock()
+			continue
+		}
 		d.drainAdds()
 		if d.h.Len() == 0 {
 			d.sleepsFor.Store(math.MinInt64)
@@ -145,18 +151,31 @@ func (d *dispatcher) pop(next *statusState) bool {
 const fireGuard = 50 * time.Microsecond
 
 // hostUntil is the pacer's wait for a spec due at t, on its Thread: it
-// fires the replies due before the spec meanwhile, sleeping on c.Await
-// until each, and then waits for t with the clock's spin. The goroutine
-// stops firing until unhost.
+// fires the replies due before the spec meanwhile (host), and then waits
+// for t with the clock's spin.
 func (d *dispatcher) hostUntil(ctx context.Context, c pace.PreciseClock, t time.Time) error {
+	return d.host(ctx, c, t, c.SpinStart(t))
+}
+
+// hostNow makes the pacer the host: the goroutine stops firing.
+func (d *dispatcher) hostNow() {
 	if !d.hosted.Swap(true) {
 		d.alarm.Wake() // the goroutine may sleep for a reply
 	}
+}
+
+// host fires the replies due before spinFrom (less fireGuard), sleeping
+// on c.Await until each, and then waits for t, spinning from spinFrom:
+// the spin is as wide as for the whole wait, not for what is left of it
+// after the last reply (a wait of 10 ms or more spins 2 % of it). The
+// goroutine stops firing until unhost.
+func (d *dispatcher) host(ctx context.Context, c pace.PreciseClock, t, spinFrom time.Time) error {
+	d.hostNow()
 	for {
 		d.mu.Lock()
 		d.drainAdds()
-		target, spin := t, true
-		if d.h.Len() > 0 && d.h[0].due.Before(c.SpinStart(t).Add(-fireGuard)) {
+		target, from := t, spinFrom
+		if d.h.Len() > 0 && d.h[0].due.Before(spinFrom.Add(-fireGuard)) {
 			next := d.h[0]
 			if !next.due.After(c.Now()) {
 				if !d.canFire() {
@@ -171,18 +190,18 @@ func (d *dispatcher) hostUntil(ctx context.Context, c pace.PreciseClock, t time.
 				d.fire(next)
 				continue
 			}
-			target, spin = next.due, false
+			target, from = next.due, next.due
 		}
 		d.sleepsFor.Store(target.UnixNano())
 		d.mu.Unlock()
 		if d.in.Len() > 0 {
 			continue // see run
 		}
-		rung, err := c.Await(ctx, target, &d.bell, spin)
+		rung, err := c.Await(ctx, target, from, &d.bell)
 		if err != nil {
 			return err
 		}
-		if !rung && spin {
+		if !rung && target.Equal(t) {
 			return nil
 		}
 	}

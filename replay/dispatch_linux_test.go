@@ -10,10 +10,9 @@ import (
 	"github.com/cereplay/cereplay/pace"
 )
 
-// hostOnThread runs d.hostUntil(t) as the pacer does, on a goroutine
-// locked to its thread; it returns that thread's id, and when hostUntil
-// returned.
-func hostOnThread(d *dispatcher, t time.Time) (tid int, returned <-chan time.Time) {
+// onThread runs wait as the pacer runs its waits, on a goroutine locked
+// to its thread; it returns that thread's id, and when wait returned.
+func onThread(wait func()) (tid int, returned <-chan time.Time) {
 	tids, r := make(chan int), make(chan time.Time, 1)
 	go func() {
 		// Never unlocked: the thread ends with the goroutine, so no other
@@ -21,17 +20,32 @@ func hostOnThread(d *dispatcher, t time.Time) (tid int, returned <-chan time.Tim
 		// pacer's.
 		runtime.LockOSThread()
 		tids <- threadID()
-		_ = d.hostUntil(context.Background(), pace.NewPreciseClock(0), t)
+		wait()
 		r <- time.Now()
 	}()
 	return <-tids, r
 }
 
-// A pacer waiting for a spec fires the replies due before it, in due
-// order and never early, including one scheduled while it sleeps for a
-// later one (the bell wakes it: the reply leaves long before the one the
-// pacer slept for); the dispatcher's goroutine fires none of them. A reply due after the spec is left to the goroutine once the
-// pacer stops hosting.
+// returnedAt waits for a wait started by onThread to return, and fails
+// the test if it returned before t.
+func returnedAt(t *testing.T, returned <-chan time.Time, due time.Time) {
+	t.Helper()
+	select {
+	case at := <-returned:
+		if at.Before(due) {
+			t.Fatalf("the wait returned at %v, before the spec's due time %v", at, due)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the wait did not return")
+	}
+}
+
+// A hosting pacer waiting for a spec fires the replies due before it, in
+// due order and never early, including one scheduled while it sleeps for
+// a later one (the bell wakes it: the reply leaves long before the one
+// the pacer slept for); the dispatcher's goroutine fires none of them. A
+// reply due after the spec is left to the goroutine once the pacer stops
+// hosting.
 func TestPacerHostsTheDispatcher(t *testing.T) {
 	t.Parallel()
 	d, fired := runDispatcher(t, nil)
@@ -41,7 +55,8 @@ func TestPacerHostsTheDispatcher(t *testing.T) {
 	after := &statusState{meta: recMeta{index: 3}, due: spec.Add(20 * time.Millisecond)}
 	d.schedule(second)
 	d.schedule(after)
-	pacer, returned := hostOnThread(d, spec)
+	c := pace.NewPreciseClock(0)
+	pacer, returned := onThread(func() { _ = d.hostUntil(context.Background(), c, spec) })
 	testwait.Until(t, "the pacer to sleep for the second reply", func() bool {
 		return d.hosted.Load() && d.sleepsFor.Load() == second.due.UnixNano()
 	})
@@ -57,15 +72,7 @@ func TestPacerHostsTheDispatcher(t *testing.T) {
 			t.Fatalf("index 1 fired at %v, with index 2: the pacer slept on for it", f.at)
 		}
 	}
-	var at time.Time
-	select {
-	case at = <-returned:
-	case <-time.After(time.Minute):
-		t.Fatal("hostUntil did not return at the spec's due time")
-	}
-	if at.Before(spec) {
-		t.Fatalf("hostUntil returned at %v, before the spec's due time %v", at, spec)
-	}
+	returnedAt(t, returned, spec)
 	select {
 	case f := <-fired:
 		t.Fatalf("index %d fired while the pacer waited, due after its spec", f.s.meta.index)
@@ -87,16 +94,10 @@ func TestPacerLeavesAReplyWithoutASlotToTheGoroutine(t *testing.T) {
 	spec := now.Add(200 * time.Millisecond)
 	reply := &statusState{meta: recMeta{index: 1}, due: now.Add(20 * time.Millisecond)}
 	d.schedule(reply)
-	pacer, returned := hostOnThread(d, spec)
+	c := pace.NewPreciseClock(0)
+	pacer, returned := onThread(func() { _ = d.hostUntil(context.Background(), c, spec) })
 	if f := next(t, fired); f.s != reply || f.tid == pacer {
 		t.Fatalf("fired index %d on thread %d, want index 1 by the goroutine, not the pacer's %d", f.s.meta.index, f.tid, pacer)
 	}
-	select {
-	case at := <-returned:
-		if at.Before(spec) {
-			t.Fatalf("hostUntil returned at %v, before the spec's due time %v", at, spec)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("hostUntil did not return")
-	}
+	returnedAt(t, returned, spec)
 }
