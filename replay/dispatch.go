@@ -151,26 +151,16 @@ func (d *dispatcher) pop(next *statusState) bool {
 const fireGuard = 50 * time.Microsecond
 
 // hostUntil is the pacer's wait for a spec due at t, on its Thread: it
-// fires the replies due before the spec meanwhile (host), and then waits
-// for t with the clock's spin.
+// fires the replies due before the spec's spin (less fireGuard), sleeping
+// on c.Await until each, and then waits for t with the clock's spin. The
+// spin is as wide as for the whole wait, not for what is left of it after
+// the last reply (a wait of 10 ms or more spins 2 % of it). The goroutine
+// stops firing until unhost.
 func (d *dispatcher) hostUntil(ctx context.Context, c pace.PreciseClock, t time.Time) error {
-	return d.host(ctx, c, t, c.SpinStart(t))
-}
-
-// hostNow makes the pacer the host: the goroutine stops firing.
-func (d *dispatcher) hostNow() {
+	spinFrom := c.SpinStart(t)
 	if !d.hosted.Swap(true) {
 		d.alarm.Wake() // the goroutine may sleep for a reply
 	}
-}
-
-// host fires the replies due before spinFrom (less fireGuard), sleeping
-// on c.Await until each, and then waits for t, spinning from spinFrom:
-// the spin is as wide as for the whole wait, not for what is left of it
-// after the last reply (a wait of 10 ms or more spins 2 % of it). The
-// goroutine stops firing until unhost.
-func (d *dispatcher) host(ctx context.Context, c pace.PreciseClock, t, spinFrom time.Time) error {
-	d.hostNow()
 	for {
 		d.mu.Lock()
 		d.drainAdds()
