@@ -14,9 +14,10 @@
 # replayer each on a core:
 #   SIM_PREFIX="taskset -c 1" REPLAY_PREFIX="taskset -c 0" RATE=500 DUR=30s \
 #       bench/ab.sh main HEAD bench/replay-cpu.sh
-# Per run it prints the replayer's CPU (user + sys), wall, peak RSS and send
-# lateness p99 and p99.9; the medians follow. For CPU per event, run
-# RATE=1 the same way and subtract (bench/replay-cpu.sh says why).
+# Per run it prints the replayer's CPU (user + sys), wall, peak RSS, send
+# lateness p99 and p99.9 and reply lateness p99; the medians follow. For
+# CPU per event, run RATE=1 the same way and subtract (bench/replay-cpu.sh
+# says why).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 3 ] || { sed -n '2,20p' "$0"; exit 2; }
@@ -51,14 +52,16 @@ run() {
 	w=$(sed -nE 's/^wall ([0-9.]+)s, CPU ([0-9.]+)s user ([0-9.]+)s sys, peak RSS ([0-9]+) MiB, exit ([0-9]+).*/\1 \2 \3 \4 \5/p' <<< "$out" | tail -n 1)
 	# send lateness us: p50 1.867 p99 2854.911 p99.9 14827.519 max ...
 	l=$(sed -nE 's/^send lateness us: .* p99 ([0-9.]+) p99\.9 ([0-9.]+) .*/\1 \2/p' <<< "$out" | tail -n 1)
+	# reply lateness us: p50 36.447 p99 134.143 p99.9 ...
+	rl=$(sed -nE 's/^reply lateness us: .* p99 ([0-9.]+) p99\.9 .*/\1/p' <<< "$out" | tail -n 1)
 	[ -n "$w" ] || { echo "$name: no result from $script:"; tail -n 20 <<< "$out"; exit 1; }
 	read -r wall user sys rss rc <<< "$w"
 	read -r p99 p999 <<< "${l:-- -}"
-	echo "$(awk -v u="$user" -v s="$sys" 'BEGIN {printf "%.2f", u + s}') $wall $rss $p99 $p999" >> "$tmp/$name"
-	read -r cpu wall rss p99 p999 < <(tail -n 1 "$tmp/$name")
+	echo "$(awk -v u="$user" -v s="$sys" 'BEGIN {printf "%.2f", u + s}') $wall $rss $p99 $p999 ${rl:--}" >> "$tmp/$name"
+	read -r cpu wall rss p99 p999 rp99 < <(tail -n 1 "$tmp/$name")
 	# A run that did not account for every event (replay exit 1) is
 	# still counted, and marked: its CPU is not a finished run's.
-	echo "$name round $round: CPU $cpu s, wall $wall s, RSS $rss MiB, lateness p99 $p99 us, p99.9 $p999 us, exit $rc (load $(cut -d' ' -f1 /proc/loadavg))"
+	echo "$name round $round: CPU $cpu s, wall $wall s, RSS $rss MiB, lateness p99 $p99 us, p99.9 $p999 us, reply p99 $rp99 us, exit $rc (load $(cut -d' ' -f1 /proc/loadavg))"
 }
 for round in $(seq "$ROUNDS"); do
 	if (( round % 2 )); then
@@ -74,8 +77,8 @@ median() {
 		if (NR == 0) { print "-"; exit }
 		if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
-echo "medians of $ROUNDS: CPU s, wall s, RSS MiB, lateness p99 us, p99.9 us"
+echo "medians of $ROUNDS: CPU s, wall s, RSS MiB, lateness p99 us, p99.9 us, reply lateness p99 us"
 for n in A B; do
 	label=$a; [ $n = B ] && label=$b
-	echo "$n ($label): $(median "$tmp/$n" 1) $(median "$tmp/$n" 2) $(median "$tmp/$n" 3) $(median "$tmp/$n" 4) $(median "$tmp/$n" 5)"
+	echo "$n ($label): $(median "$tmp/$n" 1) $(median "$tmp/$n" 2) $(median "$tmp/$n" 3) $(median "$tmp/$n" 4) $(median "$tmp/$n" 5) $(median "$tmp/$n" 6)"
 done
