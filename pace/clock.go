@@ -208,8 +208,14 @@ func (c PreciseClock) SleepUntil(ctx context.Context, t time.Time) error {
 		sleepDedicated(ctx, spinFrom, c.yielded, nil)
 	} else if kernelSleeps {
 		pollSleepUntil(ctx, spinFrom)
-	} else if sleep > 0 && timerSleep(ctx, sleep) != nil {
-		return ctx.Err()
+	} else if sleep > 0 {
+		timer := time.NewTimer(sleep)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		case <-timer.C:
+		}
 	}
 	if sleep > 0 && ctx.Err() == nil {
 		c.woke(spinFrom)
@@ -249,18 +255,6 @@ func (c PreciseClock) Await(ctx context.Context, t, spinFrom time.Time, bell *Be
 		spinUntil(ctx, t)
 	}
 	return false, ctx.Err()
-}
-
-// timerSleep sleeps d on a Go timer, or until ctx ends.
-func timerSleep(ctx context.Context, d time.Duration) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
-	}
 }
 
 // Priority says, for run.json, at what priority a Thread's long waits

@@ -38,16 +38,16 @@ func sleepDedicated(ctx context.Context, spinFrom time.Time, _ *lastYield, b *Be
 	if b.take() {
 		return true
 	}
-	if b == nil {
-		_ = timerSleep(ctx, time.Until(spinFrom))
-		return false
+	var rung chan struct{} // nil without a bell: never ready
+	if b != nil {
+		rung = b.ch()
 	}
 	t := time.NewTimer(time.Until(spinFrom))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 	case <-t.C:
-	case <-b.ch():
+	case <-rung:
 		return true
 	}
 	return false
