@@ -87,19 +87,16 @@ func (d *dispatcher) schedule(s *statusState) {
 func (d *dispatcher) run(ctx context.Context) {
 	defer d.alarm.Close()
 	for {
+		d.mu.Lock()
 		if d.hosted.Load() {
+			// Looked at under the lock: while the pacer hosts, sleepsFor
+			// is its, and a store here would hide it from schedule.
+			d.mu.Unlock()
 			select {
 			case <-d.unhosted:
 			case <-ctx.Done():
 				return
 			}
-			continue
-		}
-		d.mu.Lock()
-		if d.hosted.Load() {
-			// Became the host's since the look above: sleepsFor is the
-			// pacer's now, which a store here would hide from schedule.
-			d.mu.Unlock()
 			continue
 		}
 		d.drainAdds()
