@@ -1,6 +1,7 @@
 package maestro
 
 import (
+	"crypto/sha1"
 	"fmt"
 
 	"github.com/bwmarrin/snowflake"
@@ -100,5 +101,13 @@ func (m *RunIDs) ID(rid string) string {
 	if m == nil || rid == "" {
 		return rid
 	}
-	return uuid.NewSHA1(m.ns, []byte(rid)).String()
+	// uuid.NewSHA1(m.ns, []byte(rid)), without the hash object, name copy
+	// and sum it allocates: a replay maps an id at every send.
+	var name [len(m.ns) + 64]byte
+	sum := sha1.Sum(append(append(name[:0], m.ns[:]...), rid...))
+	var u uuid.UUID
+	copy(u[:], sum[:])
+	u[6] = u[6]&0x0f | 0x50 // version 5
+	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+	return u.String()
 }

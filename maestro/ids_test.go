@@ -2,12 +2,37 @@ package maestro
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/bwmarrin/snowflake"
+	"github.com/google/uuid"
 )
+
+// RunIDs.ID is the UUIDv5 of the original id in the run's namespace, as
+// uuid.NewSHA1 makes it (a diff undoes the map with that), for ids shorter
+// and longer than its stack buffer; without a run id, or for "", the id
+// is kept.
+func TestRunIDs(t *testing.T) {
+	m := NewRunIDs("run-7")
+	ns := uuid.NewSHA1(uuid.NameSpaceOID, []byte("cereplay-run:run-7"))
+	for _, rid := range []string{goldenResourceID, "x", strings.Repeat("long-id-", 20)} {
+		if got, want := m.ID(rid), uuid.NewSHA1(ns, []byte(rid)).String(); got != want {
+			t.Errorf("ID(%q) = %s, want %s", rid, got, want)
+		}
+	}
+	if got := m.ID(""); got != "" {
+		t.Errorf(`ID("") = %q, want ""`, got)
+	}
+	if got := NewRunIDs("").ID(goldenResourceID); got != goldenResourceID {
+		t.Errorf("no run id: ID = %s, want the id itself", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = m.ID(goldenResourceID) }); n > 1 {
+		t.Errorf("ID allocates %v times, want 1 (the string)", n)
+	}
+}
 
 func TestResourceID(t *testing.T) {
 	// PROTOCOL.md §6 example, produced by the SDK source client.

@@ -79,7 +79,7 @@ func BenchmarkRewrite(b *testing.B) {
 			b.SetBytes(int64(len(in)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if dst, err = m.event(dst[:0], in, rid, 7, bc.hasVer, bc.seq); err != nil {
+				if dst, err = m.event(dst[:0], in, rid, m.id(rid), 7, bc.hasVer, bc.seq); err != nil {
 					b.Fatal(err)
 				}
 			}

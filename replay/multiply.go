@@ -151,20 +151,18 @@ func (m *multiplier) record(rec *format.Record, c int) (*format.Record, error) {
 func (m *multiplier) event(dst, ce []byte, rid string, c int) ([]byte, error) {
 	var set []wire.Attr
 	str := func(key, v string) wire.Attr { return wire.Attr{Key: key, Kind: wire.AttrString, Str: []byte(v)} }
-	cv, err := wire.StringAttr(ce, maestro.AttrClusterName)
-	if err != nil {
+	var v [2][]byte // the cluster, the metadata
+	if err := wire.StringAttrs(ce, []string{maestro.AttrClusterName, maestro.AttrMetadata}, v[:]); err != nil {
 		return nil, err
 	}
-	cluster := string(cv)
+	cluster := string(v[0])
 	if cluster != "" {
 		set = append(set, str(maestro.AttrClusterName, m.cluster(cluster, c)))
 	}
 	if rid != "" {
 		set = append(set, str(maestro.AttrResourceID, m.rid(rid, c)))
 	}
-	if v, err := wire.StringAttr(ce, maestro.AttrMetadata); err != nil {
-		return nil, err
-	} else if md := string(v); md != "" {
+	if md := string(v[1]); md != "" {
 		if rid != "" {
 			md = strings.ReplaceAll(md, rid, m.rid(rid, c))
 		}

@@ -58,17 +58,18 @@ func (m *remapper) rewrites() []Rewrite {
 }
 
 // event rewrites one CloudEvent for sending, appending the result to dst.
-// ce is not modified. version
-// (when set) and seq (when not "") replace ce-resourceversion and
-// ce-sequenceid; with a run id the resource id and the metadata that
-// carries it are remapped. The attributes are patched in the wire bytes
-// (wire.PatchAttrs), the data is never decoded; without any change the
-// bytes are copied as they are.
-func (m *remapper) event(dst, ce []byte, origRID string, version int64, hasVersion bool, seq string) ([]byte, error) {
+// ce is not modified. version (when set) and seq (when not "") replace
+// ce-resourceversion and ce-sequenceid; with a run id the resource id
+// origRID and the metadata that carries it become wireRID (m.id(origRID),
+// which the caller often holds already). The attributes are patched in
+// the wire bytes (wire.PatchAttrs), the data is never decoded; without any
+// change the bytes are copied as they are.
+func (m *remapper) event(dst, ce []byte, origRID, wireRID string, version int64, hasVersion bool, seq string) ([]byte, error) {
 	if m == nil && !hasVersion && seq == "" {
 		return append(dst, ce...), nil
 	}
-	set := make([]wire.Attr, 0, 4) // the new attribute values
+	var setBuf [4]wire.Attr
+	set := setBuf[:0] // the new attribute values
 	if hasVersion {
 		set = append(set, wire.ResourceVersionAttr(version))
 	}
@@ -76,17 +77,16 @@ func (m *remapper) event(dst, ce []byte, origRID string, version int64, hasVersi
 		set = append(set, wire.Attr{Key: maestro.AttrSequenceID, Kind: wire.AttrString, Str: []byte(seq)})
 	}
 	if m != nil && origRID != "" {
-		newRID := m.id(origRID)
-		if v, err := wire.StringAttr(ce, maestro.AttrResourceID); err != nil {
+		var v [2][]byte // the resource id, the metadata
+		if err := wire.StringAttrs(ce, []string{maestro.AttrResourceID, maestro.AttrMetadata}, v[:]); err != nil {
 			return nil, fmt.Errorf("replay: rewrite: %w", err)
-		} else if len(v) > 0 {
-			set = append(set, wire.Attr{Key: maestro.AttrResourceID, Kind: wire.AttrString, Str: []byte(newRID)})
 		}
-		if md, err := wire.StringAttr(ce, maestro.AttrMetadata); err != nil {
-			return nil, fmt.Errorf("replay: rewrite: %w", err)
-		} else if len(md) > 0 {
+		if len(v[0]) > 0 {
+			set = append(set, wire.Attr{Key: maestro.AttrResourceID, Kind: wire.AttrString, Str: []byte(wireRID)})
+		}
+		if md := v[1]; len(md) > 0 {
 			set = append(set, wire.Attr{Key: maestro.AttrMetadata, Kind: wire.AttrString,
-				Str: bytes.ReplaceAll(md, []byte(origRID), []byte(newRID))})
+				Str: bytes.ReplaceAll(md, []byte(origRID), []byte(wireRID))})
 		}
 	}
 	dst, err := wire.PatchAttrs(dst, ce, set)

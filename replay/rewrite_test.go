@@ -46,7 +46,7 @@ func TestRewriteMatchesDecodeSetEncode(t *testing.T) {
 				t.Fatal(err)
 			}
 			m := newRemapper(tc.runID)
-			got, err := m.event(nil, in, rid, tc.version, tc.hasVer, tc.seq)
+			got, err := m.event(nil, in, rid, m.id(rid), tc.version, tc.hasVer, tc.seq)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -103,7 +103,7 @@ func TestPatchRejectsGarbage(t *testing.T) {
 	t.Parallel()
 	m := newRemapper("x")
 	for _, b := range [][]byte{{0x2a, 0xff}, {0xff}, {0x2a, 0x02, 0x0a, 0x7f}} {
-		if _, err := m.event(nil, b, "r", 1, true, "1"); err == nil {
+		if _, err := m.event(nil, b, "r", m.id("r"), 1, true, "1"); err == nil {
 			t.Errorf("%x: accepted", b)
 		}
 	}

@@ -172,13 +172,14 @@ func (r *runner) sendSpec(ctx context.Context, m recMeta, rec *format.Record, du
 		addr = r.sourceAddrFor(r.agentFor(k.ClusterName))
 	}
 	src := r.sourceFor(rec.Actor, addr)
-	ce, err := r.remap.event(r.bufs.get(len(rec.Data)), rec.Data, rec.ResourceID, 0, false, "")
+	wireRID := r.remap.id(rec.ResourceID)
+	ce, err := r.remap.event(r.bufs.get(len(rec.Data)), rec.Data, rec.ResourceID, wireRID, 0, false, "")
 	if err != nil {
 		r.out.emit(m, format.Outcome{Status: format.OutcomeFailed, Code: uint32(codes.InvalidArgument), Note: err.Error()})
 		return
 	}
 	tracked := isSpecRequest(rec.EventType)
-	s := &specState{meta: m, cluster: k.ClusterName, wireRID: r.remap.id(rec.ResourceID)}
+	s := &specState{meta: m, cluster: k.ClusterName, wireRID: wireRID}
 	if tracked {
 		// Known before the records that answer it are read.
 		r.tr.register(s)
@@ -236,7 +237,7 @@ func (r *runner) sendPlain(ctx context.Context, m recMeta, rec *format.Record, d
 	if rec.EventType == maestro.TypeStatusUpdate {
 		seq = r.seq.Next()
 	}
-	ce, err := r.remap.event(r.bufs.get(len(rec.Data)), rec.Data, rec.ResourceID, 0, false, seq)
+	ce, err := r.remap.event(r.bufs.get(len(rec.Data)), rec.Data, rec.ResourceID, r.remap.id(rec.ResourceID), 0, false, seq)
 	if err != nil {
 		r.out.emit(m, format.Outcome{Status: format.OutcomeFailed, Code: uint32(codes.InvalidArgument), Note: err.Error()})
 		return
@@ -287,7 +288,7 @@ func (r *runner) fireStatus(st *statusState) {
 		prepare: func(late time.Duration, _ time.Time) (outCall, bool) {
 			version, has := r.tr.statusVersion(st)
 			seq := r.seq.Next()
-			ce, err := r.remap.event(r.bufs.get(len(st.data)), st.data, st.meta.rid, version, has, seq)
+			ce, err := r.remap.event(r.bufs.get(len(st.data)), st.data, st.meta.rid, r.remap.id(st.meta.rid), version, has, seq)
 			r.bufs.put(st.data)
 			st.data = nil
 			if err != nil {
@@ -567,14 +568,24 @@ func (r *runner) idlePublishers() int {
 // a status is patched into a second buffer at send time: a full replay
 // made 3 GB of garbage this way without the pool, and the garbage
 // collection it cost was a large share of the replayer's CPU.
-type bufPool struct{ p sync.Pool }
+type bufPool struct {
+	p sync.Pool // of *[]byte holding a buffer
+	// holders keeps the *[]byte that get emptied, for put to fill again:
+	// a *[]byte made at every put cost one allocation per send.
+	holders sync.Pool
+}
 
 // get returns an empty buffer with room for n bytes and a few patched
 // attributes.
 func (b *bufPool) get(n int) []byte {
 	n += 512
-	if v, ok := b.p.Get().(*[]byte); ok && cap(*v) >= n {
-		return (*v)[:0]
+	if v, ok := b.p.Get().(*[]byte); ok {
+		buf := *v
+		*v = nil
+		b.holders.Put(v)
+		if cap(buf) >= n {
+			return buf[:0]
+		}
 	}
 	return make([]byte, 0, (n+4095)&^4095)
 }
@@ -584,7 +595,12 @@ func (b *bufPool) put(buf []byte) {
 	if cap(buf) == 0 || cap(buf) > maxPooledBuffer {
 		return
 	}
-	b.p.Put(&buf)
+	v, ok := b.holders.Get().(*[]byte)
+	if !ok {
+		v = new([]byte)
+	}
+	*v = buf
+	b.p.Put(v)
 }
 
 // recycle returns a sent event's buffer to the pool once gRPC is surely
@@ -604,16 +620,16 @@ const maxPooledBuffer = 256 << 10
 // incremented while someone waits for zero (statuses fire during the
 // settle wait).
 type counter struct {
-	mu   sync.Mutex
-	n    int64
-	idle chan struct{} // closed when n falls to zero; nil while it is zero
+	mu sync.Mutex
+	n  int64
+	// idle is closed when n falls to zero. It is made by the first wait
+	// while n is not zero (nil otherwise): one made at every rise from
+	// zero cost an allocation per send of a paced run.
+	idle chan struct{}
 }
 
 func (c *counter) add() {
 	c.mu.Lock()
-	if c.n == 0 {
-		c.idle = make(chan struct{})
-	}
 	c.n++
 	c.mu.Unlock()
 }
@@ -621,22 +637,25 @@ func (c *counter) add() {
 func (c *counter) done() {
 	c.mu.Lock()
 	c.n--
-	if c.n == 0 {
+	if c.n == 0 && c.idle != nil {
 		close(c.idle)
 		c.idle = nil
 	}
 	c.mu.Unlock()
 }
 
-// wait returns once nothing is in flight.
 func (c *counter) wait() {
 	for {
 		c.mu.Lock()
-		idle := c.idle
-		c.mu.Unlock()
-		if idle == nil {
+		if c.n == 0 {
+			c.mu.Unlock()
 			return
 		}
+		if c.idle == nil {
+			c.idle = make(chan struct{})
+		}
+		idle := c.idle
+		c.mu.Unlock()
 		<-idle
 	}
 }

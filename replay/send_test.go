@@ -107,6 +107,10 @@ func TestCounterWaitsForLateAdds(t *testing.T) {
 	}
 	c.done()
 	<-waited
+	// With no one waiting, counting costs no allocation.
+	if n := testing.AllocsPerRun(100, func() { c.add(); c.done() }); n != 0 {
+		t.Errorf("add and done allocate %v times, want 0", n)
+	}
 }
 
 // Released sends run on goroutines that, after their call, wait for the
@@ -239,5 +243,27 @@ func TestRestarter(t *testing.T) {
 	x.attach(cancel)
 	if x.detach() || cancelled != 2 {
 		t.Fatal("a pending restart applied twice")
+	}
+}
+
+// A bufPool hands out empty buffers with room for the event and its
+// patched attributes, and a buffer given back serves the next get without
+// an allocation (the race detector's pool drops some on purpose).
+func TestBufPool(t *testing.T) {
+	var p bufPool
+	b := p.get(5000)
+	if len(b) != 0 || cap(b) < 5000+512 {
+		t.Fatalf("get(5000): len %d cap %d", len(b), cap(b))
+	}
+	p.put(append(b, "event"...))
+	if b := p.get(100_000); cap(b) < 100_000 {
+		t.Fatalf("get(100000) after a smaller put: cap %d", cap(b))
+	}
+	if raceEnabled {
+		return
+	}
+	p.put(make([]byte, 0, 8192))
+	if n := testing.AllocsPerRun(100, func() { p.put(p.get(4000)) }); n != 0 {
+		t.Errorf("a get and put allocate %v times, want 0", n)
 	}
 }

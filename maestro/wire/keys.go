@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -92,17 +93,24 @@ func Extract(ce []byte) (Keys, error) {
 	var k Keys
 	var rv attrValue
 	hasRV := false
+	// Views into ce, made strings at the end. ClusterName and ResourceID
+	// get an allocation each, as callers keep them (maps by resource,
+	// a spec's cluster); the rest share one, as a message's keys are
+	// read and dropped together: seven allocations per message were most
+	// of what reading the keys cost a replay.
+	var cluster, rid []byte
+	var shared [5][]byte // ID, Source, Type, OriginalSource, SequenceID
 	err := Walk(ce, func(num int32, typ int8, v []byte, _ uint64) error {
 		if typ != WireBytes {
 			return nil
 		}
 		switch num {
 		case fieldID:
-			k.ID = string(v)
+			shared[0] = v
 		case fieldSource:
-			k.Source = string(v)
+			shared[1] = v
 		case fieldType:
-			k.Type = string(v)
+			shared[2] = v
 		case fieldAttributes:
 			key, val, err := parseAttrEntry(v)
 			if err != nil {
@@ -110,13 +118,13 @@ func Extract(ce []byte) (Keys, error) {
 			}
 			switch string(key) {
 			case AttrClusterName:
-				k.ClusterName = val.str()
+				cluster = val.str()
 			case AttrResourceID:
-				k.ResourceID = val.str()
+				rid = val.str()
 			case AttrOriginalSource:
-				k.OriginalSource = val.str()
+				shared[3] = val.str()
 			case AttrSequenceID:
-				k.SequenceID = val.str()
+				shared[4] = val.str()
 			case AttrResourceVersion:
 				rv, hasRV = val, true
 			case AttrDeletionTimestamp:
@@ -135,7 +143,29 @@ func Extract(ce []byte) (Keys, error) {
 		}
 		k.ResourceVersion, k.HasResourceVersion = v, true
 	}
+	k.ClusterName, k.ResourceID = string(cluster), string(rid)
+	joinStrings([...]*string{&k.ID, &k.Source, &k.Type, &k.OriginalSource, &k.SequenceID}, shared)
 	return k, nil
+}
+
+// joinStrings sets *dst[i] to string(src[i]) with one allocation for all.
+func joinStrings(dst [5]*string, src [5][]byte) {
+	n := 0
+	for _, b := range src {
+		n += len(b)
+	}
+	if n == 0 {
+		return
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, b := range src {
+		sb.Write(b)
+	}
+	all := sb.String()
+	for i, b := range src {
+		*dst[i], all = all[:len(b)], all[len(b):]
+	}
 }
 
 // attrValue is the set member of a CloudEventAttributeValue oneof.
@@ -145,11 +175,12 @@ type attrValue struct {
 	bytes []byte
 }
 
-func (a attrValue) str() string {
+// str is the ce_string member, nil when another is set.
+func (a attrValue) str() []byte {
 	if a.field != fieldCeString {
-		return ""
+		return nil
 	}
-	return string(a.bytes)
+	return a.bytes
 }
 
 func (a attrValue) integer() (int64, error) {

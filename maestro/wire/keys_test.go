@@ -64,6 +64,11 @@ func TestExtractMatchesReferenceOnGolden(t *testing.T) {
 		if got.Type == "" || got.ID == "" {
 			t.Errorf("%s: no type or id: %+v", name, got)
 		}
+		// The cluster name and the resource id, which callers keep, have
+		// an allocation each; the other strings share one.
+		if n := testing.AllocsPerRun(20, func() { _, _ = Extract(b) }); n > 3 {
+			t.Errorf("%s: Extract allocates %v times, want at most 3", name, n)
+		}
 	}
 }
 

@@ -51,32 +51,47 @@ func PatchAttrs(dst, ce []byte, set []Attr) ([]byte, error) {
 // holds another type (the last entry of a key wins, as in a map). It
 // fails on malformed bytes on the way to the value.
 func StringAttr(ce []byte, key string) ([]byte, error) {
-	var found []byte
-	has := false
+	var v [1][]byte
+	err := StringAttrs(ce, []string{key}, v[:])
+	return v[0], err
+}
+
+// StringAttrs is StringAttr for several keys in one walk over the event:
+// vals[i] gets the value of keys[i] (len(vals) must be len(keys)). A
+// rewrite that reads two attributes walked the event twice, once per key.
+func StringAttrs(ce []byte, keys []string, vals [][]byte) error {
+	vals = vals[:len(keys)]
+	clear(vals)
 	for off := 0; off < len(ce); {
 		f, err := next(ce, off)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		off += f.size
-		if f.num == fieldAttributes && f.typ == protowire.BytesType {
-			k, v, err := attrEntry(f.v)
-			if err != nil {
-				return nil, err
-			}
+		if f.num != fieldAttributes || f.typ != protowire.BytesType {
+			continue
+		}
+		k, v, err := attrEntry(f.v)
+		if err != nil {
+			return err
+		}
+		for i, key := range keys {
 			if string(k) == key {
-				found, has = v, true
+				vals[i] = v // the last entry of a key wins
 			}
 		}
 	}
-	if !has {
-		return nil, nil
+	for i, v := range vals {
+		if v == nil {
+			continue
+		}
+		s, err := stringValue(v)
+		if err != nil {
+			return fmt.Errorf("attribute %s: %w", keys[i], err)
+		}
+		vals[i] = s
 	}
-	s, err := stringValue(found)
-	if err != nil {
-		return nil, fmt.Errorf("attribute %s: %w", key, err)
-	}
-	return s, nil
+	return nil
 }
 
 // ResourceVersionAttr is ce-resourceversion as the SDK writes an int64:

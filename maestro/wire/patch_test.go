@@ -77,3 +77,49 @@ func TestStringAttr(t *testing.T) {
 		t.Errorf("malformed value: err %v, want one naming %s", err, AttrSequenceID)
 	}
 }
+
+// StringAttrs reads several keys in one walk with StringAttr's answer for
+// each: on the golden events, on an event where a key repeats, and with a
+// key asked for twice.
+func TestStringAttrs(t *testing.T) {
+	repeated := AppendEvent(nil, &Event{ID: []byte("1"), Attrs: []Attr{
+		{Key: AttrClusterName, Kind: AttrString, Str: []byte("first")},
+		{Key: AttrResourceID, Kind: AttrString, Str: []byte("rid")},
+	}})
+	repeated = appendAttrEntry(repeated, &Attr{Key: AttrClusterName, Kind: AttrString, Str: []byte("last")})
+	var events [][]byte
+	for _, ev := range goldenEvents(t) {
+		events = append(events, ev)
+	}
+	events = append(events, repeated)
+	keys := []string{AttrResourceID, "ce-metadata", AttrClusterName, AttrResourceVersion, AttrClusterName, "absent"}
+	withBoth := 0 // events with a resource id and metadata, as a rewrite reads them
+	for i, ev := range events {
+		vals := make([][]byte, len(keys))
+		if err := StringAttrs(ev, keys, vals); err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		found := 0
+		for j, key := range keys {
+			want, err := StringAttr(ev, key)
+			if err != nil {
+				t.Fatalf("event %d: StringAttr(%s): %v", i, key, err)
+			}
+			if string(vals[j]) != string(want) || (vals[j] == nil) != (want == nil) {
+				t.Errorf("event %d: StringAttrs[%s] = %q, StringAttr = %q", i, key, vals[j], want)
+			}
+			if want != nil {
+				found++
+			}
+		}
+		if vals[0] != nil && vals[1] != nil {
+			withBoth++
+		}
+		if i == len(events)-1 && (found != 3 || string(vals[2]) != "last") {
+			t.Errorf("repeated key: found %d values, cluster %q; want 3 and %q", found, vals[2], "last")
+		}
+	}
+	if withBoth == 0 {
+		t.Error("no golden event has both a resource id and metadata")
+	}
+}
