@@ -644,6 +644,7 @@ func (c *counter) done() {
 	c.mu.Unlock()
 }
 
+// wait returns once nothing is in flight.
 func (c *counter) wait() {
 	for {
 		c.mu.Lock()
