@@ -20,7 +20,7 @@
 # followed at once by one of the same build at RATE=$BASE_RATE, whose CPU
 # (the run's fixed cost: connecting, consumers, idle streams) is taken
 # from the run's before dividing by its events (specs and statuses), so
-# that the two runs of a difference are minutes apart, not a set apart.
+# that the two runs of a difference come one after the other, not a set apart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 3 ] || { sed -n '2,20p' "$0"; exit 2; }
