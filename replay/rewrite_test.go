@@ -108,3 +108,28 @@ func TestPatchRejectsGarbage(t *testing.T) {
 		}
 	}
 }
+
+// A status goes under its spec's mapped resource id, taken from the spec
+// rather than hashed again, and under its own when it names another
+// resource or answers no spec.
+func TestStatusWireRID(t *testing.T) {
+	r := &runner{remap: newRemapper("run-2")}
+	spec := &specState{meta: recMeta{rid: "rid-1"}, wireRID: r.remap.id("rid-1")}
+	for _, tc := range []struct {
+		st   *statusState
+		want string
+	}{
+		{&statusState{meta: recMeta{rid: "rid-1"}, spec: spec}, spec.wireRID},
+		{&statusState{meta: recMeta{rid: "rid-2"}, spec: spec}, r.remap.id("rid-2")},
+		{&statusState{meta: recMeta{rid: "rid-3"}}, r.remap.id("rid-3")},
+	} {
+		if got := r.statusWireRID(tc.st); got != tc.want {
+			t.Errorf("status of %s: %s, want %s", tc.st.meta.rid, got, tc.want)
+		}
+	}
+	if n := testing.AllocsPerRun(20, func() {
+		_ = r.statusWireRID(&statusState{meta: recMeta{rid: "rid-1"}, spec: spec})
+	}); n != 0 {
+		t.Errorf("a status of its spec's resource: %v allocations, want 0 (no hash)", n)
+	}
+}

@@ -279,6 +279,16 @@ func (r *runner) addStatus(m recMeta, rec *format.Record) {
 	r.tr.addStatus(st, rec.Trigger, true)
 }
 
+// statusWireRID is the resource id a status is sent under: that of the
+// spec it answers, mapped when the spec was read, when both name one
+// resource (as a status names its spec's); else mapped now.
+func (r *runner) statusWireRID(st *statusState) string {
+	if st.spec != nil && st.spec.meta.rid == st.meta.rid {
+		return st.spec.wireRID
+	}
+	return r.remap.id(st.meta.rid)
+}
+
 // fireStatus runs on the dispatcher when a status is due: it rewrites the
 // version and sequence id and publishes it on the agent's connection.
 func (r *runner) fireStatus(st *statusState) {
@@ -288,7 +298,7 @@ func (r *runner) fireStatus(st *statusState) {
 		prepare: func(late time.Duration, _ time.Time) (outCall, bool) {
 			version, has := r.tr.statusVersion(st)
 			seq := r.seq.Next()
-			ce, err := r.remap.event(r.bufs.get(len(st.data)), st.data, st.meta.rid, r.remap.id(st.meta.rid), version, has, seq)
+			ce, err := r.remap.event(r.bufs.get(len(st.data)), st.data, st.meta.rid, r.statusWireRID(st), version, has, seq)
 			r.bufs.put(st.data)
 			st.data = nil
 			if err != nil {
